@@ -1,0 +1,21 @@
+//! iamwatchd tells an AWS administrator, fast and exactly once, whenever anyone changes IAM
+//! (users, roles, groups, policies, keys, MFA, trust policies, identity providers) and whenever
+//! someone tampers with the monitoring itself.
+//!
+//! Two paths watch the same CloudTrail records. The classic stack (trail → CloudWatch Logs →
+//! metric filter → alarm → SNS) is complete but slow and says nothing about who did what; the
+//! daemon polls CloudTrail `LookupEvents` for the detail and the speed, and deduplicates both
+//! paths by `eventID`. See `../shared/DESIGN.md` for the facts about AWS that shape the code.
+//!
+//! # Layout
+//!
+//! In data-flow order:
+//!
+//! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
+//!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
+//!   the same code.
+//!
+//! The local AWS emulator the tests and the demo run on lives in `tests/emulator/` (Python,
+//! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
+
+pub mod aws;
