@@ -1,0 +1,200 @@
+"""The WSGI layer in front of moto: faults, LookupEvents, CloudTrail recording, control endpoint.
+
+Every request passes here first. The caller's service, region and access key come from the
+SigV4 credential scope (``Credential=AKID/DATE/REGION/SERVICE/aws4_request``), the operation from
+``X-Amz-Target`` (JSON protocols) or the ``Action`` form field (query protocol). Requests for the
+services CloudTrail must record (IAM, STS, CloudTrail, CloudWatch Logs, CloudWatch, SNS) are
+buffered, handed to moto, and turned into a CloudTrail record from the request and moto's answer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+import uuid
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+from . import control
+from .lookup import ApiError, lookup_events
+from .records import EVENT_SOURCES, Call, build_record, camel, query_params
+from .state import EmulatorState, clock
+
+CREDENTIAL = re.compile(r"Credential=([^/\s,]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+
+#: Services answered in a JSON protocol (errors as ``{"__type": …}``); the rest speak query/XML.
+JSON_SERVICES = {"cloudtrail", "logs", "sqs", "dynamodb"}
+
+StartResponse = Callable[..., Any]
+
+
+def _credential_scope(environ: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(access key, region, service) of a SigV4-signed request (header or presigned URL)."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    match = CREDENTIAL.search(header)
+    if match is None:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        credential = (query.get("X-Amz-Credential") or [""])[0]
+        match = CREDENTIAL.search(f"Credential={credential}")
+    if match is None:
+        return None
+    return match.group(1), match.group(2), match.group(3)
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Reads the request body and puts a fresh stream back for moto."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _camel_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {camel(k): (v if k.lower() == "tags" else _camel_keys(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel_keys(v) for v in value]
+    return value
+
+
+def _operation(environ: dict[str, Any], body: bytes) -> tuple[str | None, dict[str, Any]]:
+    """The operation name and its parameters (camelCase, as CloudTrail records them)."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError:
+            params = {}
+        return target.rsplit(".", 1)[-1], params if isinstance(params, dict) else {}
+    form = body.decode("utf-8", "replace")
+    action = (parse_qs(form).get("Action") or [None])[0]
+    if action is None:
+        action = (parse_qs(environ.get("QUERY_STRING", "")).get("Action") or [None])[0]
+    return action, query_params(form)
+
+
+def _error_response(service: str, code: str, message: str, status: int) -> tuple[str, list, bytes]:
+    request_id = str(uuid.uuid4())
+    if service in JSON_SERVICES:
+        body = json.dumps({"__type": code, "message": message}).encode()
+        headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", request_id)]
+    else:
+        body = (
+            "<ErrorResponse><Error><Type>Sender</Type>"
+            f"<Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+        headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+    return f"{status} {'Internal Server Error' if status >= 500 else 'Bad Request'}", headers, body
+
+
+class Gateway:
+    """WSGI middleware wrapping moto's application."""
+
+    def __init__(self, app: Callable, state: EmulatorState, pump: Any) -> None:
+        self.app = app
+        self.state = state
+        self.pump = pump
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(control.PREFIX):
+            return control.handle(self, environ, start_response)
+        scope = _credential_scope(environ)
+        if scope is None:
+            return self.app(environ, start_response)
+        access_key, region, service = scope
+        fault = self._fault(service)
+        if fault is not None:
+            status, headers, body = fault
+            start_response(status, headers)
+            return [body]
+        if service not in EVENT_SOURCES:
+            return self.app(environ, start_response)
+        return self._recorded(environ, start_response, access_key, region, service)
+
+    def _fault(self, service: str) -> tuple[str, list, bytes] | None:
+        with self.state.lock:
+            faults = self.state.faults
+            if not faults.applies_to(service):
+                return None
+            latency = faults.latency_ms
+            if faults.throttle:
+                self.state.counters["faults_throttled"] += 1
+                code = "ThrottlingException" if service in JSON_SERVICES else "Throttling"
+                answer = _error_response(service, code, "Rate exceeded", 400)
+            elif faults.fail_next > 0:
+                faults.fail_next -= 1
+                self.state.counters["faults_failed"] += 1
+                answer = _error_response(service, "InternalFailure", "Injected fault", 500)
+            elif faults.error_rate and faults.rng.random() < faults.error_rate:
+                self.state.counters["faults_failed"] += 1
+                answer = _error_response(service, "ServiceUnavailable", "Injected fault", 503)
+            else:
+                answer = None
+        if latency:
+            time.sleep(latency / 1000)  # the injected fault itself, not synchronisation
+        return answer
+
+    def _recorded(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        access_key: str,
+        region: str,
+        service: str,
+    ) -> Iterable[bytes]:
+        body = _read_body(environ)
+        action, params = _operation(environ, body)
+        if action is None:
+            return self.app(environ, start_response)
+        call = Call(
+            service=service,
+            action=action,
+            region=region,
+            access_key=access_key,
+            params=_camel_keys(params) if environ.get("HTTP_X_AMZ_TARGET") else params,
+            source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
+            user_agent=environ.get("HTTP_USER_AGENT", ""),
+        )
+        if service == "cloudtrail" and action == "LookupEvents":
+            status, headers, response = self._lookup_events(call, params)
+            record_it = self.state.settings.record_lookups
+        else:
+            status, headers, response = self._call_moto(environ)
+            record_it = True
+        call.status = int(status.split(" ", 1)[0])
+        call.response_body = response
+        call.request_id = dict((k.lower(), v) for k, v in headers).get("x-amzn-requestid")
+        if record_it:
+            self.state.add_event(build_record(call, clock()), call.account, call.record_region)
+        start_response(status, headers)
+        return [response]
+
+    def _call_moto(self, environ: dict[str, Any]) -> tuple[str, list, bytes]:
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list, exc_info: Any = None) -> Callable:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = self.app(environ, capture)
+        try:
+            response = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+        return captured["status"], list(captured["headers"]), response
+
+    def _lookup_events(self, call: Call, params: dict[str, Any]) -> tuple[str, list, bytes]:
+        request_id = str(uuid.uuid4())
+        headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", request_id)]
+        try:
+            result = lookup_events(self.state, call.account, call.region, params, clock())
+        except ApiError as error:
+            return f"{error.status} Bad Request", headers, error.body()
+        return "200 OK", headers, json.dumps(result).encode()

@@ -1,0 +1,97 @@
+"""The control endpoint: injection, faults, counters, settings, reset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import lookup_all, records_of
+
+RECORD = {
+    "eventTime": "2030-01-01T00:00:00Z",
+    "eventSource": "iam.amazonaws.com",
+    "eventName": "PutRolePolicy",
+    "awsRegion": "us-east-1",
+    "recipientAccountId": "123456789012",
+    "readOnly": False,
+}
+
+
+def test_injects_json_list_trail_file_and_jsonl(emulator):
+    as_list = emulator.control("POST", "events", [RECORD, RECORD], query="retime=1")
+    as_trail_file = emulator.control("POST", "events", {"Records": [RECORD]}, query="retime=1")
+    jsonl = (json.dumps(RECORD) + "\n\n" + json.dumps(RECORD) + "\n").encode()
+    as_jsonl = emulator.control("POST", "events", raw=jsonl, query="retime=1")
+    assert [a[1]["accepted"] for a in (as_list, as_trail_file, as_jsonl)] == [2, 1, 2]
+    events = lookup_all(emulator.client("cloudtrail"))
+    assert len([e for e in events if e["EventName"] == "PutRolePolicy"]) == 5
+    assert len({e["EventId"] for e in events}) == len(events), "injection assigns eventIDs"
+
+
+def test_bad_input_is_refused_whole_with_a_reason(emulator):
+    status, answer = emulator.control("POST", "events", [RECORD, {"eventSource": "x"}])
+    assert status == 400 and "item 1" in answer["error"]
+    status, answer = emulator.control("POST", "events", raw=b'{"eventName": "A"}\nnot json\n')
+    assert status == 400 and "line 2" in answer["error"]
+    assert emulator.counters().get("records", 0) == 0
+
+
+def test_account_and_region_overrides_and_delays(emulator):
+    status, _ = emulator.control("POST", "events", [RECORD], query="retime=1&region=eu-west-1")
+    assert status == 200
+    west = records_of(lookup_all(emulator.client("cloudtrail", "eu-west-1")))
+    assert [r["awsRegion"] for r in west if r["eventName"] == "PutRolePolicy"] == ["eu-west-1"]
+    _, answer = emulator.control("POST", "events", [{"record": RECORD, "lookupDelay": 3600}],
+                                 query="retime=1")
+    hidden = answer["eventIds"][0]
+    assert hidden not in [e["EventId"] for e in lookup_all(emulator.client("cloudtrail"))]
+    [stored] = [e for e in emulator.control("GET", "events")[1]
+                if e["record"]["eventID"] == hidden]
+    assert stored["visibleAt"] > stored["logAt"]
+
+
+def test_throttle_fault_applies_to_the_chosen_services_only(emulator):
+    status, _ = emulator.control("POST", "faults", {"services": ["iam"], "throttle": True})
+    assert status == 200
+    with pytest.raises(ClientError) as excinfo:
+        emulator.client("iam").list_users()
+    assert excinfo.value.response["Error"]["Code"] == "Throttling"
+    emulator.client("sns").list_topics()  # not in scope
+    emulator.control("DELETE", "faults")
+    emulator.client("iam").list_users()
+
+
+def test_fail_next_is_deterministic_and_json_services_get_json_errors(emulator):
+    emulator.control("POST", "faults", {"services": ["cloudtrail"], "fail_next": 2})
+    trail = emulator.client("cloudtrail")
+    for _ in range(2):
+        with pytest.raises(ClientError) as excinfo:
+            trail.lookup_events()
+        assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        assert excinfo.value.response["Error"]["Code"] == "InternalFailure"
+    trail.lookup_events()
+    assert emulator.counters()["faults_failed"] == 2
+
+
+def test_unknown_fault_or_setting_is_refused(emulator):
+    status, answer = emulator.control("POST", "faults", {"throttel": True})
+    assert status == 400 and "throttel" in answer["error"]
+    status, answer = emulator.control("POST", "settings", {"lookup_dealy": 1})
+    assert status == 400 and "lookup_dealy" in answer["error"]
+
+
+def test_reset_forgets_records_and_moto_resources(emulator):
+    emulator.client("iam").create_user(UserName="temp")
+    emulator.settings(lookup_delay=99)
+    assert emulator.control("POST", "reset")[0] == 200
+    assert emulator.client("iam").list_users()["Users"] == []
+    assert emulator.control("GET", "settings")[1]["lookup_delay"] == 0
+    names = {e["EventName"] for e in lookup_all(emulator.client("cloudtrail"))}
+    assert "CreateUser" not in names
+
+
+def test_unknown_control_path_is_404(emulator):
+    status, answer = emulator.control("GET", "nope")
+    assert status == 404 and "nope" in answer["error"]
