@@ -1,0 +1,181 @@
+//! Starts the local AWS emulator (`tests/emulator/run`) for one test and stops it on drop.
+//!
+//! Each test gets its own emulator on kernel-chosen ports (read back from the emulator's
+//! `READY` line), its own mail directory, and nothing left behind: the emulator is killed on
+//! drop and, as a backstop, exits by itself when the test process dies (its stdin closes).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_sdk_cloudtrail::config::Credentials;
+
+/// How long a first start may take: it can include creating the Python venv.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(300);
+
+/// The access key tests use unless they act as a specific IAM user; the emulator attributes its
+/// calls to the account root, like real AWS does for unknown keys in moto's default account.
+pub const ROOT_ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+
+/// Options for [`Emulator::start_with`]; the defaults suit fast tests (no rate limit, no
+/// delays) — tests about those behaviours switch them on.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub lookup_rate: f64,
+    pub lookup_delay: f64,
+    pub log_delay: f64,
+    pub tick: f64,
+    pub extra_args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            lookup_rate: 0.0,
+            lookup_delay: 0.0,
+            log_delay: 0.0,
+            tick: 0.1,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+pub struct Emulator {
+    child: Child,
+    _stdin: ChildStdin,
+    /// `http://127.0.0.1:PORT`, the value for `AWS_ENDPOINT_URL`.
+    pub endpoint: String,
+    dir: tempfile::TempDir,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        Emulator::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Emulator {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let maildir = dir.path().join("mail");
+        let log_path = dir.path().join("emulator.log");
+        let log = std::fs::File::create(&log_path).expect("emulator log file");
+        let mut command = Command::new(repo_root().join("tests/emulator/run"));
+        command
+            .args(["--port", "0", "--smtp-port", "0", "--exit-with-stdin"])
+            .arg("--maildir")
+            .arg(&maildir)
+            .args(["--lookup-rate", &options.lookup_rate.to_string()])
+            .args(["--lookup-delay", &options.lookup_delay.to_string()])
+            .args(["--log-delay", &options.log_delay.to_string()])
+            .args(["--tick", &options.tick.to_string()])
+            .args(&options.extra_args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = command.spawn().expect("spawn tests/emulator/run");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("READY ") {
+                    let _ = tx.send(line);
+                    break;
+                }
+            }
+        });
+        let ready = match rx.recv_timeout(STARTUP_DEADLINE) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("the emulator did not become ready; its log:\n{log}");
+            }
+        };
+        let field = |name: &str| -> String {
+            ready
+                .split_whitespace()
+                .find_map(|part| part.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("READY line without {name}: {ready}"))
+                .to_owned()
+        };
+        Emulator {
+            child,
+            _stdin: stdin,
+            endpoint: field("aws"),
+            dir,
+        }
+    }
+
+    /// SDK configuration for the emulator, acting with `access_key` (secret irrelevant: the
+    /// emulator does not verify signatures).
+    pub async fn sdk_config_as(&self, access_key: &str, region: &str) -> SdkConfig {
+        iamwatchd::aws::loader(region, 1)
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(access_key, "secret", None, None, "e2e"))
+            .load()
+            .await
+    }
+
+    /// SDK configuration as the account root in us-east-1.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_as(ROOT_ACCESS_KEY, iamwatchd::aws::IAM_EVENTS_REGION)
+            .await
+    }
+
+    /// A control-endpoint call (`/_iamwatchd/<path>`); returns the status and the JSON answer.
+    pub fn control(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let address = self.endpoint.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(address).expect("connect to the emulator");
+        let request = format!(
+            "{method} /_iamwatchd/{path} HTTP/1.1\r\nHost: {address}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .expect("send control request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read control response");
+        let (head, payload) = response
+            .split_once("\r\n\r\n")
+            .expect("HTTP response with a body");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("HTTP status");
+        let value = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
+        (status, value)
+    }
+
+    /// A counter of the emulator (LookupEvents calls, throttled calls, …), 0 when never counted.
+    pub fn counter(&self, name: &str) -> u64 {
+        let (_, counters) = self.control("GET", "counters", "");
+        counters[name].as_u64().unwrap_or(0)
+    }
+
+    /// The path of the emulator's log, for assertion messages.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("emulator.log")
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,303 @@
+//! The emulator does what the rest of the product relies on, seen through the real SDK.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
+use aws_sdk_cloudtrail::Client as CloudTrail;
+use serde_json::Value;
+
+use crate::emulator::{Emulator, Options};
+
+/// Upper bound for anything asynchronous in the emulator (delivery, alarms); tests wait for a
+/// condition and fail with a message when it does not happen in time.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+async fn lookup(trail: &CloudTrail, key: LookupAttributeKey, value: &str) -> Vec<Value> {
+    let attribute = LookupAttribute::builder()
+        .attribute_key(key)
+        .attribute_value(value)
+        .build()
+        .expect("lookup attribute");
+    let mut records = Vec::new();
+    let mut pages = trail
+        .lookup_events()
+        .lookup_attributes(attribute)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for event in page.expect("LookupEvents page").events() {
+            let text = event.cloud_trail_event().expect("CloudTrailEvent");
+            records.push(serde_json::from_str(text).expect("CloudTrailEvent is JSON"));
+        }
+    }
+    records
+}
+
+#[tokio::test]
+async fn create_user_through_the_sdk_is_found_by_lookup_events() {
+    let emulator = Emulator::start();
+    let config = emulator.sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    iam.create_user()
+        .user_name("alice")
+        .send()
+        .await
+        .expect("CreateUser");
+    // Act as alice (with her own key) so the record names her, not the root.
+    let key = iam
+        .create_access_key()
+        .user_name("alice")
+        .send()
+        .await
+        .expect("CreateAccessKey")
+        .access_key
+        .expect("access key");
+    let as_alice = emulator
+        .sdk_config_as(key.access_key_id(), "eu-west-1")
+        .await;
+    aws_sdk_iam::Client::new(&as_alice)
+        .create_user()
+        .user_name("bob")
+        .send()
+        .await
+        .expect("CreateUser as alice");
+
+    let trail = CloudTrail::new(&config);
+    let records = lookup(&trail, LookupAttributeKey::EventName, "CreateUser").await;
+    assert_eq!(records.len(), 2, "{records:#?}");
+    // Newest first.
+    let bob = &records[0];
+    assert_eq!(bob["eventSource"], "iam.amazonaws.com");
+    assert_eq!(bob["eventName"], "CreateUser");
+    assert_eq!(
+        bob["awsRegion"], "us-east-1",
+        "IAM is recorded in us-east-1 whatever region the client used"
+    );
+    assert_eq!(bob["requestParameters"]["userName"], "bob");
+    assert_eq!(bob["responseElements"]["user"]["userName"], "bob");
+    assert_eq!(bob["userIdentity"]["type"], "IAMUser");
+    assert_eq!(bob["userIdentity"]["userName"], "alice");
+    assert_eq!(bob["userIdentity"]["accessKeyId"], key.access_key_id());
+    assert_eq!(bob["readOnly"], false);
+    assert_eq!(bob["eventType"], "AwsApiCall");
+    assert_eq!(records[1]["userIdentity"]["type"], "Root");
+
+    // The LookupEvents envelope carries the same eventID and the caller's name.
+    let page = trail
+        .lookup_events()
+        .lookup_attributes(
+            LookupAttribute::builder()
+                .attribute_key(LookupAttributeKey::Username)
+                .attribute_value("alice")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("LookupEvents by Username");
+    let event = &page.events()[0];
+    assert_eq!(event.event_name(), Some("CreateUser"));
+    assert_eq!(event.read_only(), Some("false"));
+    assert_eq!(event.event_id(), bob["eventID"].as_str());
+    assert!(event
+        .resources()
+        .iter()
+        .any(|r| r.resource_type() == Some("AWS::IAM::User") && r.resource_name() == Some("bob")));
+}
+
+#[tokio::test]
+async fn failed_iam_calls_are_recorded_with_their_error() {
+    let emulator = Emulator::start();
+    let config = emulator.sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let error = iam
+        .delete_user()
+        .user_name("nobody")
+        .send()
+        .await
+        .expect_err("deleting a missing user fails");
+    assert!(error.into_service_error().is_no_such_entity_exception());
+
+    let records = lookup(
+        &CloudTrail::new(&config),
+        LookupAttributeKey::EventName,
+        "DeleteUser",
+    )
+    .await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["errorCode"], "NoSuchEntity");
+    assert!(records[0]["errorMessage"]
+        .as_str()
+        .is_some_and(|m| m.contains("nobody")));
+}
+
+#[tokio::test]
+async fn more_than_two_lookups_per_second_are_throttled() {
+    let emulator = Emulator::start_with(Options {
+        lookup_rate: 2.0,
+        ..Options::default()
+    });
+    // One attempt per call: the SDK's retries would hide the throttling we want to see.
+    let trail = CloudTrail::new(&emulator.sdk_config().await);
+    let mut throttled = 0;
+    let mut admitted = 0;
+    let started = Instant::now();
+    for _ in 0..10 {
+        match trail.lookup_events().send().await {
+            Ok(_) => admitted += 1,
+            Err(error) => {
+                let error = error.into_service_error();
+                assert_eq!(
+                    aws_sdk_cloudtrail::error::ProvideErrorMetadata::code(&error),
+                    Some("ThrottlingException"),
+                    "{error:?}"
+                );
+                throttled += 1;
+            }
+        }
+    }
+    // A sliding one-second window admits at most 2 per started second.
+    let bound = 2 * (started.elapsed().as_secs() + 1);
+    assert!(
+        admitted <= bound,
+        "{admitted} admitted within {:?}",
+        started.elapsed()
+    );
+    assert!(throttled > 0, "no ThrottlingException in 10 rapid calls");
+    assert_eq!(emulator.counter("lookup_events_throttled"), throttled);
+}
+
+#[tokio::test]
+async fn lookup_events_rejects_what_the_real_api_rejects() {
+    let emulator = Emulator::start();
+    let trail = CloudTrail::new(&emulator.sdk_config().await);
+    let attribute = |key, value: &str| {
+        LookupAttribute::builder()
+            .attribute_key(key)
+            .attribute_value(value)
+            .build()
+            .unwrap()
+    };
+    let two = trail
+        .lookup_events()
+        .lookup_attributes(attribute(LookupAttributeKey::EventName, "CreateUser"))
+        .lookup_attributes(attribute(
+            LookupAttributeKey::EventSource,
+            "iam.amazonaws.com",
+        ))
+        .send()
+        .await
+        .expect_err("two lookup attributes");
+    assert!(two
+        .into_service_error()
+        .is_invalid_lookup_attributes_exception());
+    let max = trail
+        .lookup_events()
+        .max_results(51)
+        .send()
+        .await
+        .expect_err("MaxResults 51");
+    assert!(max.into_service_error().is_invalid_max_results_exception());
+}
+
+/// Waits for the stack to finish creating and returns its outputs by key.
+async fn create_stack(
+    cfn: &aws_sdk_cloudformation::Client,
+    name: &str,
+    body: &str,
+) -> std::collections::HashMap<String, String> {
+    use aws_sdk_cloudformation::client::Waiters;
+    cfn.create_stack()
+        .stack_name(name)
+        .template_body(body)
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+        .send()
+        .await
+        .expect("CreateStack");
+    let done = cfn
+        .wait_until_stack_create_complete()
+        .stack_name(name)
+        .wait(DEADLINE)
+        .await
+        .expect("stack reaches CREATE_COMPLETE");
+    let stack = done.as_result().expect("stack description").stacks()[0].clone();
+    stack
+        .outputs()
+        .iter()
+        .map(|o| {
+            (
+                o.output_key().unwrap_or_default().to_owned(),
+                o.output_value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_deployed_stack_turns_an_iam_change_into_alarm_json_on_sqs() {
+    let emulator = Emulator::start();
+    let config = emulator.sdk_config().await;
+    let cfn = aws_sdk_cloudformation::Client::new(&config);
+    let outputs = create_stack(&cfn, "alarm-path", include_str!("stack.json")).await;
+    let queue_url = &outputs["QueueUrl"];
+
+    // The alarm exists as deployed, read through the CBOR protocol of today's CloudWatch SDK.
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let alarms = cloudwatch
+        .describe_alarms()
+        .alarm_names(&outputs["AlarmName"])
+        .send()
+        .await
+        .expect("DescribeAlarms (rpc-v2-cbor)");
+    let alarm = &alarms.metric_alarms()[0];
+    assert_eq!(alarm.alarm_arn(), Some(outputs["AlarmArn"].as_str()));
+    assert_eq!(alarm.period(), Some(10));
+    assert_eq!(alarm.treat_missing_data(), Some("notBreaching"));
+
+    aws_sdk_iam::Client::new(&config)
+        .create_user()
+        .user_name("intruder")
+        .send()
+        .await
+        .expect("CreateUser");
+
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let started = Instant::now();
+    let body = loop {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no alarm message on the queue; emulator log: {}",
+            emulator.log_path().display()
+        );
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        if let Some(message) = received.messages().first() {
+            break message.body().expect("message body").to_owned();
+        }
+    };
+    // Without raw delivery the alarm JSON sits, as a string, in the SNS envelope's Message.
+    let envelope: Value = serde_json::from_str(&body).expect("SNS envelope");
+    assert_eq!(envelope["Type"], "Notification");
+    let alarm: Value =
+        serde_json::from_str(envelope["Message"].as_str().expect("Message")).expect("alarm JSON");
+    assert_eq!(alarm["AlarmName"], outputs["AlarmName"].as_str());
+    assert_eq!(alarm["NewStateValue"], "ALARM");
+    assert_eq!(alarm["AlarmDescription"], "IAM changed");
+    assert_eq!(alarm["Trigger"]["MetricName"], "IAMChanges");
+
+    // The trail delivered the change itself to the log group the stack created.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let found = logs
+        .filter_log_events()
+        .log_group_name(&outputs["LogGroupName"])
+        .filter_pattern(r#"{ $.eventName = "CreateUser" }"#)
+        .send()
+        .await
+        .expect("FilterLogEvents");
+    assert_eq!(found.events().len(), 1);
+}

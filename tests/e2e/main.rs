@@ -1,0 +1,8 @@
+//! End-to-end tests: the real AWS SDK (and, later, the real binary) against the local emulator.
+//!
+//! One test crate with modules, so the AWS SDK is linked once. Every test starts its own
+//! emulator on free ports (`emulator::Emulator`), so tests run in parallel and leave nothing
+//! behind.
+
+mod emulator;
+mod foundation;
