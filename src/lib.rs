@@ -11,6 +11,7 @@
 //!
 //! In data-flow order:
 //!
+//! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.
@@ -19,3 +20,4 @@
 //! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
 
 pub mod aws;
+pub mod event;
