@@ -12,6 +12,8 @@
 //! In data-flow order:
 //!
 //! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
+//! - [`source`]: CloudTrail `LookupEvents`, read in fast passes and sweeps within one shared
+//!   request budget.
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.
@@ -21,3 +23,4 @@
 
 pub mod aws;
 pub mod event;
+pub mod source;

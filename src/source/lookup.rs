@@ -1,0 +1,423 @@
+//! The low-latency path: CloudTrail `LookupEvents`, polled within one shared request budget.
+//!
+//! # Windows, and why two
+//!
+//! CloudTrail makes an event visible to LookupEvents minutes after it happened, and not in order.
+//! Re-reading a long window on every poll would catch late arrivals but burns the budget on IAM
+//! *reads*, which outnumber writes many times in real accounts (LookupEvents cannot filter them
+//! out server-side: one lookup attribute per call, and ours is the event source). So each stream
+//! is read in two kinds of pass:
+//!
+//! - a **fast pass** every `poll_interval` over the last `fast_window` (a little more than the
+//!   interval): new events are reported within one interval of becoming visible;
+//! - a **sweep** every `sweep_interval` from the durable cursor to now. After a complete sweep
+//!   that ended at `T`, the cursor moves to `T - sweep_horizon`: anything that becomes visible up to
+//!   `sweep_horizon` after it happened is still caught by a later sweep.
+//!
+//! Each event is therefore read about `fast_window / poll_interval + sweep_horizon /
+//! sweep_interval` times; the duplicates are dropped by eventID in the store, and every pass logs
+//! its pages and re-fetched events so the cost is visible. After a restart the first sweep starts
+//! at the persisted cursor (up to the API's 90 days back), so nothing in between is missed.
+//!
+//! A `NextToken` is only valid with identical parameters, so each pass freezes its StartTime and
+//! EndTime for all of its pages.
+
+use std::time::Duration;
+
+use aws_sdk_cloudtrail::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudtrail::primitives::DateTime as SmithyTime;
+use aws_sdk_cloudtrail::types::{Event, LookupAttribute, LookupAttributeKey};
+use aws_sdk_cloudtrail::Client;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::budget::Budget;
+use crate::event::Record;
+
+/// LookupEvents keeps 90 days of history.
+pub const RETENTION: TimeDelta = TimeDelta::days(90);
+
+/// Page size: the API's maximum, to spend the fewest requests.
+const PAGE_SIZE: i32 = 50;
+
+/// Attempts for a page that fails with a transient error other than throttling.
+const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// What one stream asks LookupEvents for (exactly one lookup attribute, as the API demands).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    EventSource(String),
+    EventName(String),
+}
+
+impl Lookup {
+    fn attribute(&self) -> LookupAttribute {
+        let (key, value) = match self {
+            Lookup::EventSource(v) => (LookupAttributeKey::EventSource, v),
+            Lookup::EventName(v) => (LookupAttributeKey::EventName, v),
+        };
+        LookupAttribute::builder()
+            .attribute_key(key)
+            .attribute_value(value)
+            .build()
+            .expect("key and value are set")
+    }
+
+    /// A stable name for cursors, logs and metrics: `EventSource=iam.amazonaws.com`.
+    pub fn label(&self) -> String {
+        match self {
+            Lookup::EventSource(v) => format!("EventSource={v}"),
+            Lookup::EventName(v) => format!("EventName={v}"),
+        }
+    }
+}
+
+/// A time range with both ends frozen for the whole pagination run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// What a pass cost and found; logged per pass and summed into metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassStats {
+    pub pages: u32,
+    pub events: u32,
+    pub reads_dropped: u32,
+    pub throttled: u32,
+    pub malformed: u32,
+}
+
+/// The records of a window that are not reads, oldest first, and what the pass cost.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub records: Vec<Record>,
+    pub stats: PassStats,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(
+        "CloudTrail refused LookupEvents in {region} ({code}: {message}); grant the daemon's \
+         role cloudtrail:LookupEvents (see deploy/iamwatchd-policy.json)"
+    )]
+    AccessDenied {
+        region: String,
+        code: String,
+        message: String,
+    },
+    #[error(
+        "no AWS credentials for LookupEvents in {region}: {message}; provide them the standard way \
+         (environment, profile, instance or task role)"
+    )]
+    Credentials { region: String, message: String },
+    #[error(
+        "CloudTrail LookupEvents in {region} kept failing after {attempts} attempts: {message}"
+    )]
+    Unavailable {
+        region: String,
+        attempts: u32,
+        message: String,
+    },
+    #[error("CloudTrail rejected the LookupEvents request in {region} ({code}): {message}")]
+    Rejected {
+        region: String,
+        code: String,
+        message: String,
+    },
+    #[error("stopped while reading LookupEvents")]
+    Cancelled,
+}
+
+fn to_smithy(time: DateTime<Utc>) -> SmithyTime {
+    SmithyTime::from_millis(time.timestamp_millis())
+}
+
+/// A record from one LookupEvents entry. An entry whose `CloudTrailEvent` cannot be read is
+/// kept with what the envelope says (nothing is lost), and counted as malformed.
+fn record_of(event: &Event, stats: &mut PassStats) -> Option<Record> {
+    if let Some(parsed) = event
+        .cloud_trail_event()
+        .and_then(|t| Record::parse(t).ok())
+    {
+        return Some(parsed);
+    }
+    stats.malformed += 1;
+    let time = event
+        .event_time()
+        .and_then(|t| DateTime::<Utc>::from_timestamp_millis(t.to_millis().ok()?))
+        .map(|t| t.to_rfc3339());
+    let envelope = json!({
+        "eventID": event.event_id(),
+        "eventName": event.event_name(),
+        "eventSource": event.event_source(),
+        "eventTime": time,
+        "readOnly": event.read_only(),
+        "userIdentity": {"userName": event.username(), "accessKeyId": event.access_key_id()},
+    });
+    tracing::warn!(
+        event_id = event.event_id().unwrap_or("-"),
+        "LookupEvents returned an unreadable CloudTrailEvent; keeping the envelope's fields"
+    );
+    Record::from_json(envelope).ok()
+}
+
+fn is_read(event: &Event, record: &Record) -> bool {
+    match event.read_only() {
+        Some(flag) => flag.eq_ignore_ascii_case("true"),
+        None => record.read_only == Some(true),
+    }
+}
+
+enum Failure {
+    Throttled,
+    Transient(String),
+    Fatal(LookupError),
+}
+
+fn classify_error<E, R>(error: &SdkError<E, R>, region: &str) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = error.code().unwrap_or_default().to_owned();
+    let message = error.message().map(str::to_owned).unwrap_or_else(|| {
+        format!(
+            "{}",
+            aws_smithy_types::error::display::DisplayErrorContext(error)
+        )
+    });
+    match error {
+        SdkError::DispatchFailure(failure) if failure.is_user() => {
+            Failure::Fatal(LookupError::Credentials {
+                region: region.to_owned(),
+                message,
+            })
+        }
+        SdkError::ServiceError(_) => match code.as_str() {
+            "ThrottlingException" | "Throttling" | "TooManyRequestsException" => Failure::Throttled,
+            "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
+                Failure::Fatal(LookupError::AccessDenied {
+                    region: region.to_owned(),
+                    code,
+                    message,
+                })
+            }
+            "InternalFailure"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException" => Failure::Transient(message),
+            _ => Failure::Fatal(LookupError::Rejected {
+                region: region.to_owned(),
+                code,
+                message,
+            }),
+        },
+        _ => Failure::Transient(message),
+    }
+}
+
+/// Reads every page of one window, within the budget. Throttling backs off and retries the same
+/// page as long as it takes; other transient failures are retried a few times.
+pub async fn fetch_window(
+    client: &Client,
+    region: &str,
+    budget: &Budget,
+    lookup: &Lookup,
+    window: Window,
+    cancel: &CancellationToken,
+) -> Result<Fetched, LookupError> {
+    let mut fetched = Fetched::default();
+    let mut token: Option<String> = None;
+    loop {
+        let mut transient = 0;
+        let page = loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(LookupError::Cancelled),
+                _ = budget.acquire() => {}
+            }
+            let request = client
+                .lookup_events()
+                .lookup_attributes(lookup.attribute())
+                .start_time(to_smithy(window.start))
+                .end_time(to_smithy(window.end))
+                .max_results(PAGE_SIZE)
+                .set_next_token(token.clone());
+            match request.send().await {
+                Ok(page) => {
+                    budget.succeeded().await;
+                    break page;
+                }
+                Err(error) => match classify_error(&error, region) {
+                    Failure::Throttled => {
+                        fetched.stats.throttled += 1;
+                        budget.throttled().await;
+                        tracing::info!(stream = %lookup.label(), spacing = ?budget.spacing().await,
+                            "LookupEvents throttled; backing off");
+                    }
+                    Failure::Transient(message) => {
+                        transient += 1;
+                        if transient >= TRANSIENT_ATTEMPTS {
+                            return Err(LookupError::Unavailable {
+                                region: region.to_owned(),
+                                attempts: transient,
+                                message,
+                            });
+                        }
+                        tracing::warn!(stream = %lookup.label(), attempt = transient, %message,
+                            "LookupEvents failed; retrying");
+                        budget.throttled().await;
+                    }
+                    Failure::Fatal(error) => return Err(error),
+                },
+            }
+        };
+        fetched.stats.pages += 1;
+        for event in page.events() {
+            fetched.stats.events += 1;
+            let Some(record) = record_of(event, &mut fetched.stats) else {
+                continue;
+            };
+            if is_read(event, &record) {
+                fetched.stats.reads_dropped += 1;
+            } else {
+                fetched.records.push(record);
+            }
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    // Newest first from the API; oldest first is the order a human reads a story in.
+    fetched.records.reverse();
+    Ok(fetched)
+}
+
+/// Timing of the passes (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub poll_interval: Duration,
+    pub fast_window: Duration,
+    pub sweep_interval: Duration,
+    pub sweep_horizon: Duration,
+    /// On the very first start (no cursor): how far back to look.
+    pub start_from: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            poll_interval: Duration::from_secs(10),
+            fast_window: Duration::from_secs(30),
+            sweep_interval: Duration::from_secs(180),
+            sweep_horizon: Duration::from_secs(15 * 60),
+            start_from: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+fn delta(duration: Duration) -> TimeDelta {
+    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+}
+
+impl Schedule {
+    /// The window of a fast pass at `now`.
+    pub fn fast_window(&self, now: DateTime<Utc>) -> Window {
+        Window {
+            start: now - delta(self.fast_window),
+            end: now,
+        }
+    }
+
+    /// The window of a sweep at `now` from the stored cursor (or the first-start default),
+    /// never beyond the API's retention.
+    pub fn sweep_window(&self, cursor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Window {
+        let start = cursor
+            .unwrap_or(now - delta(self.start_from))
+            .max(now - RETENTION)
+            .min(now);
+        Window { start, end: now }
+    }
+
+    /// Where the cursor goes after a complete sweep that ended at `end`: events younger than
+    /// the horizon may still become visible, so the next sweep reads them again. Never moves back.
+    pub fn cursor_after_sweep(
+        &self,
+        previous: Option<DateTime<Utc>>,
+        end: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        let next = end - delta(self.sweep_horizon);
+        previous.map_or(next, |p| p.max(next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn sweep_starts_at_the_cursor_and_never_beyond_retention() {
+        let schedule = Schedule::default();
+        let now = at("2026-11-25T12:00:00Z");
+        let cursor = at("2026-11-25T11:00:00Z");
+        assert_eq!(schedule.sweep_window(Some(cursor), now).start, cursor);
+        let ancient = at("2025-01-01T00:00:00Z");
+        assert_eq!(
+            schedule.sweep_window(Some(ancient), now).start,
+            now - RETENTION
+        );
+        assert_eq!(
+            schedule.sweep_window(None, now).start,
+            at("2026-11-25T11:45:00Z"),
+            "first start looks back start_from"
+        );
+    }
+
+    #[test]
+    fn cursor_trails_the_sweep_by_the_horizon_and_never_moves_back() {
+        let schedule = Schedule::default();
+        let end = at("2026-11-25T12:00:00Z");
+        assert_eq!(
+            schedule.cursor_after_sweep(None, end),
+            at("2026-11-25T11:45:00Z")
+        );
+        let later = at("2026-11-25T11:50:00Z");
+        assert_eq!(schedule.cursor_after_sweep(Some(later), end), later);
+    }
+
+    #[test]
+    fn an_unreadable_cloudtrail_event_keeps_the_envelope() {
+        let event = Event::builder()
+            .event_id("abc")
+            .event_name("CreateUser")
+            .event_source("iam.amazonaws.com")
+            .read_only("false")
+            .cloud_trail_event("{not json")
+            .build();
+        let mut stats = PassStats::default();
+        let record = record_of(&event, &mut stats).expect("kept");
+        assert_eq!(record.event_id, "abc");
+        assert_eq!(record.event_name, "CreateUser");
+        assert_eq!(stats.malformed, 1);
+        assert!(!is_read(&event, &record));
+    }
+
+    #[test]
+    fn lookup_labels_name_the_attribute() {
+        assert_eq!(
+            Lookup::EventSource("iam.amazonaws.com".into()).label(),
+            "EventSource=iam.amazonaws.com"
+        );
+        assert_eq!(
+            Lookup::EventName("StopLogging".into()).label(),
+            "EventName=StopLogging"
+        );
+    }
+}
