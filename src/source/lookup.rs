@@ -44,6 +44,9 @@ const PAGE_SIZE: i32 = 50;
 /// Attempts for a page that fails with a transient error other than throttling.
 const TRANSIENT_ATTEMPTS: u32 = 5;
 
+/// First backoff after a transient failure; doubles per attempt (0.25, 0.5, 1, 2 s).
+const TRANSIENT_BACKOFF: Duration = Duration::from_millis(250);
+
 /// What one stream asks LookupEvents for (exactly one lookup attribute, as the API demands).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
@@ -268,7 +271,12 @@ pub async fn fetch_window(
                         }
                         tracing::warn!(stream = %lookup.label(), attempt = transient, %message,
                             "LookupEvents failed; retrying");
-                        budget.throttled().await;
+                        // Not a rate problem: back off this request only, not the shared budget.
+                        let backoff = TRANSIENT_BACKOFF * 2u32.pow(transient - 1);
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Err(LookupError::Cancelled),
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
                     }
                     Failure::Fatal(error) => return Err(error),
                 },
