@@ -257,7 +257,8 @@ pub async fn fetch_window(
                     Failure::Throttled => {
                         fetched.stats.throttled += 1;
                         budget.throttled().await;
-                        tracing::info!(stream = %lookup.label(), spacing = ?budget.spacing().await,
+                        let spacing = budget.spacing().await;
+                        tracing::info!(stream = %lookup.label(), ?spacing,
                             "LookupEvents throttled; backing off");
                     }
                     Failure::Transient(message) => {

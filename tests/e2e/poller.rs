@@ -160,3 +160,152 @@ async fn cancellation_stops_a_pass_waiting_for_its_budget() {
     let (result, ()) = tokio::join!(pass, stopper);
     assert!(matches!(result, Err(LookupError::Cancelled)));
 }
+
+mod streams {
+    //! The poller's schedule end to end: fast passes, sweeps for late arrivals, restarts.
+
+    use std::collections::{HashMap, HashSet};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use chrono::{DateTime, TimeDelta, Utc};
+    use iamwatchd::event::Record;
+    use iamwatchd::source::lookup::{Lookup, Schedule};
+    use iamwatchd::source::poller::{Accepted, CursorUpdate, Pass, Poller, Sink, Stream};
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    use super::inject;
+    use crate::emulator::Emulator;
+
+    /// A store in memory: seen eventIDs (with the pass that saw them first) and cursors.
+    #[derive(Default)]
+    struct MemorySink {
+        seen: Mutex<HashMap<String, Pass>>,
+        cursors: Mutex<HashMap<String, DateTime<Utc>>>,
+        duplicates: Mutex<usize>,
+    }
+
+    impl Sink for MemorySink {
+        async fn cursor(&self, key: &str) -> Result<Option<DateTime<Utc>>, String> {
+            Ok(self.cursors.lock().unwrap().get(key).copied())
+        }
+
+        async fn accept(
+            &self,
+            records: Vec<Record>,
+            pass: Pass,
+            cursor: Option<CursorUpdate>,
+        ) -> Result<Accepted, String> {
+            let mut seen = self.seen.lock().unwrap();
+            let mut accepted = Accepted::default();
+            for record in records {
+                if seen.insert(record.event_id, pass).is_none() {
+                    accepted.new += 1;
+                } else {
+                    accepted.duplicate += 1;
+                }
+            }
+            *self.duplicates.lock().unwrap() += accepted.duplicate;
+            if let Some(update) = cursor {
+                self.cursors
+                    .lock()
+                    .unwrap()
+                    .insert(update.key, update.value);
+            }
+            Ok(accepted)
+        }
+    }
+
+    fn schedule() -> Schedule {
+        Schedule {
+            poll_interval: Duration::from_millis(100),
+            fast_window: Duration::from_secs(2),
+            sweep_interval: Duration::from_millis(500),
+            sweep_horizon: Duration::from_secs(60),
+            start_from: Duration::from_secs(600),
+        }
+    }
+
+    async fn poller(emulator: &Emulator) -> Poller {
+        let client = aws_sdk_cloudtrail::Client::new(&emulator.sdk_config().await);
+        let stream = Stream {
+            region: "us-east-1".into(),
+            lookup: Lookup::EventSource("iam.amazonaws.com".into()),
+            poll_interval: schedule().poll_interval,
+        };
+        Poller::new(
+            vec![stream],
+            HashMap::from([("us-east-1".to_owned(), client)]),
+            2.0,
+            schedule(),
+        )
+    }
+
+    fn record(id: &str, age: TimeDelta) -> serde_json::Value {
+        json!({
+            "eventID": id, "eventName": "CreateRole", "eventSource": "iam.amazonaws.com",
+            "eventTime": (Utc::now() - age).to_rfc3339(), "readOnly": false,
+            "awsRegion": "us-east-1", "recipientAccountId": "123456789012",
+        })
+    }
+
+    async fn until_seen(sink: &MemorySink, ids: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen: HashSet<String> = sink.seen.lock().unwrap().keys().cloned().collect();
+            if ids.iter().all(|id| seen.contains(*id)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not seen in time: {ids:?} (seen {seen:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await; // condition polling interval
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_events_arrive_by_the_fast_pass_and_late_ones_by_the_sweep() {
+        let emulator = Emulator::start();
+        let sink = Arc::new(MemorySink::default());
+        let cancel = CancellationToken::new();
+        let running = tokio::spawn(poller(&emulator).await.run(sink.clone(), cancel.clone()));
+        // Wait until the first sweep stored its cursor: from then on fast passes run.
+        let key = "lookup:us-east-1:EventSource=iam.amazonaws.com";
+        while sink.cursors.lock().unwrap().get(key).is_none() {
+            tokio::task::yield_now().await;
+        }
+        // Visible now and recent: a fast pass finds it.
+        inject(&emulator, &[record("fresh", TimeDelta::zero())]);
+        // Happened 30 s ago but only now visible: outside every fast window, the sweep's job.
+        inject(&emulator, &[record("late", TimeDelta::seconds(30))]);
+        until_seen(&sink, &["fresh", "late"]).await;
+        cancel.cancel();
+        running.await.unwrap();
+        let seen = sink.seen.lock().unwrap();
+        assert_eq!(seen["late"], Pass::Sweep);
+    }
+
+    #[tokio::test]
+    async fn a_restart_resumes_from_the_cursor_and_misses_nothing_in_between() {
+        let emulator = Emulator::start();
+        let sink = Arc::new(MemorySink::default());
+        inject(&emulator, &[record("before", TimeDelta::seconds(5))]);
+        let cancel = CancellationToken::new();
+        let first = tokio::spawn(poller(&emulator).await.run(sink.clone(), cancel.clone()));
+        until_seen(&sink, &["before"]).await;
+        cancel.cancel();
+        first.await.unwrap();
+
+        // While the daemon is down, changes happen (and become visible).
+        inject(&emulator, &[record("while-down-1", TimeDelta::seconds(3))]);
+        inject(&emulator, &[record("while-down-2", TimeDelta::seconds(1))]);
+        let cancel = CancellationToken::new();
+        let second = tokio::spawn(poller(&emulator).await.run(sink.clone(), cancel.clone()));
+        until_seen(&sink, &["while-down-1", "while-down-2"]).await;
+        cancel.cancel();
+        second.await.unwrap();
+        assert_eq!(sink.seen.lock().unwrap().len(), 3);
+    }
+}
