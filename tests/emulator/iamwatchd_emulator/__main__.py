@@ -103,9 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     pump = Pump(state)
-    app = cbor.CborCloudWatch(Gateway(DomainDispatcherApplication(create_backend_app), state, pump))
-    server = make_server(HOST, args.port, app, threaded=True, request_handler=MotoRequestHandler)
-    aws_url = f"http://{HOST}:{server.server_port}"
 
     sink = None
     if not args.no_smtp:
@@ -121,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         sink.start()
+
+    gateway = Gateway(DomainDispatcherApplication(create_backend_app), state, pump, sink)
+    app = cbor.CborCloudWatch(gateway)
+    server = make_server(HOST, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    aws_url = f"http://{HOST}:{server.server_port}"
 
     stopping = threading.Event()
 

@@ -10,6 +10,7 @@
 | POST /_iamwatchd/events    | inject recorded CloudTrail records (see ``inject``)              |
 | GET  /_iamwatchd/events    | every stored record with its account, region and visibility      |
 | POST /_iamwatchd/tick      | run one delivery and alarm-evaluation step now                   |
+| POST /_iamwatchd/smtp      | ``{"paused": true}`` refuses SMTP connections until ``false``     |
 | POST /_iamwatchd/reset     | forget all records, counters, faults and every moto resource     |
 """
 
@@ -161,6 +162,21 @@ def list_events(gateway: "Gateway") -> list[dict[str, Any]]:
     ]
 
 
+def smtp_control(gateway: "Gateway", environ: dict[str, Any], method: str) -> dict[str, Any]:
+    """Takes the SMTP sink down (connections refused) or brings it back on the same port."""
+    if gateway.smtp is None:
+        raise BadRequest("the emulator runs without an SMTP sink (--no-smtp)")
+    if method == "POST":
+        paused = _object(environ).get("paused")
+        if not isinstance(paused, bool):
+            raise BadRequest('expected {"paused": true} or {"paused": false}')
+        if paused and not gateway.smtp.paused:
+            gateway.smtp.pause()
+        elif not paused and gateway.smtp.paused:
+            gateway.smtp.resume()
+    return {"paused": gateway.smtp.paused, "port": gateway.smtp.port}
+
+
 def reset(gateway: "Gateway") -> dict[str, Any]:
     from moto.moto_api._internal.models import moto_api_backend
 
@@ -200,6 +216,8 @@ def handle(gateway: "Gateway", environ: dict[str, Any], start_response: Callable
         if (method, name) == ("POST", "tick"):
             gateway.pump.run_once()
             return _json(start_response, "200 OK", {"ticked": True})
+        if name == "smtp" and method in ("GET", "POST"):
+            return _json(start_response, "200 OK", smtp_control(gateway, environ, method))
         if (method, name) == ("POST", "reset"):
             return _json(start_response, "200 OK", reset(gateway))
     except BadRequest as error:

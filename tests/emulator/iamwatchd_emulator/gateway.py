@@ -94,10 +94,12 @@ def _error_response(service: str, code: str, message: str, status: int) -> tuple
 class Gateway:
     """WSGI middleware wrapping moto's application."""
 
-    def __init__(self, app: Callable, state: EmulatorState, pump: Any) -> None:
+    def __init__(self, app: Callable, state: EmulatorState, pump: Any, smtp: Any = None) -> None:
         self.app = app
         self.state = state
         self.pump = pump
+        #: The SMTP sink, so tests can take the mail server down and bring it back.
+        self.smtp = smtp
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

@@ -95,3 +95,16 @@ def test_reset_forgets_records_and_moto_resources(emulator):
 def test_unknown_control_path_is_404(emulator):
     status, answer = emulator.control("GET", "nope")
     assert status == 404 and "nope" in answer["error"]
+
+
+def test_smtp_can_be_taken_down_and_brought_back_on_the_same_port(emulator):
+    import smtplib
+
+    status, answer = emulator.control("POST", "smtp", {"paused": True})
+    assert status == 200 and answer == {"paused": True, "port": emulator.smtp_port}
+    with pytest.raises(ConnectionRefusedError):
+        smtplib.SMTP("127.0.0.1", emulator.smtp_port, timeout=5)
+    assert emulator.control("POST", "smtp", {"paused": False})[1]["paused"] is False
+    with smtplib.SMTP("127.0.0.1", emulator.smtp_port, timeout=5) as client:
+        client.sendmail("a@example.com", ["b@example.com"], b"Subject: back\r\n\r\nhello\r\n")
+    assert emulator.control("POST", "smtp", {"paused": "yes"})[0] == 400
