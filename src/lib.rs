@@ -12,6 +12,8 @@
 //! In data-flow order:
 //!
 //! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
+//! - [`store`]: the durable state (SQLite): cursors, every seen `eventID`, and the per-notifier
+//!   outbox, written together in one transaction so nothing is lost or repeated across crashes.
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.
@@ -21,3 +23,4 @@
 
 pub mod aws;
 pub mod event;
+pub mod store;
