@@ -128,6 +128,11 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    #[error(
+        "state database {path} has schema version {found}, which no iamwatchd writes: the file \
+         belongs to something else. Point iamwatchd at its own state directory"
+    )]
+    ForeignSchema { path: PathBuf, found: i64 },
     #[error("state database {path}: {op} failed: {source}{}", hint(.source))]
     Sqlite {
         path: PathBuf,
@@ -320,8 +325,8 @@ pub fn backoff(attempts: u32) -> Duration {
 /// [`backoff`] with its first delay and cap given (tests and configuration shorten them).
 /// `attempts` counts failures so far; 0 and 1 both give `base`.
 pub fn backoff_with(attempts: u32, base: Duration, cap: Duration) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(32);
-    base.saturating_mul(1u32 << doublings.min(31)).min(cap)
+    let doublings = attempts.saturating_sub(1).min(31);
+    base.saturating_mul(1u32 << doublings).min(cap)
 }
 
 /// The state database. See the module documentation for the guarantees and threading.
@@ -354,6 +359,18 @@ fn seen_by_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<SeenBy> {
     let text: String = row.get(idx)?;
     text.parse().map_err(|e: String| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn seen_event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SeenEvent> {
+    Ok(SeenEvent {
+        event_id: r.get(0)?,
+        first_seen_at: time_at(r, 1)?,
+        event_time: time_at(r, 2)?,
+        first_path: seen_by_at(r, 3)?,
+        confirmed_by_alarm_at: opt_time_at(r, 4)?,
+        event_name: r.get(5)?,
+        severity: r.get(6)?,
     })
 }
 
@@ -440,6 +457,12 @@ impl Store {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(self.err("reading the schema version"))?;
+        if found < 0 {
+            return Err(StoreError::ForeignSchema {
+                path: self.path.clone(),
+                found,
+            });
+        }
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
                 path: self.path.clone(),
@@ -517,17 +540,7 @@ impl Store {
                 "SELECT event_id, first_seen_at, event_time, first_path, confirmed_by_alarm_at, \
                  event_name, severity FROM seen_event WHERE event_id = ?1",
                 [event_id],
-                |r| {
-                    Ok(SeenEvent {
-                        event_id: r.get(0)?,
-                        first_seen_at: time_at(r, 1)?,
-                        event_time: time_at(r, 2)?,
-                        first_path: seen_by_at(r, 3)?,
-                        confirmed_by_alarm_at: opt_time_at(r, 4)?,
-                        event_name: r.get(5)?,
-                        severity: r.get(6)?,
-                    })
-                },
+                seen_event_row,
             )
             .optional()
             .map_err(self.err("reading a seen event"))
@@ -550,7 +563,8 @@ impl Store {
     /// Records several sightings and optionally moves a cursor, all in one transaction, so
     /// "seen + queued + cursor" is atomic: the cursor is never ahead of a committed event.
     /// Returns one [`Recorded`] per item, in order (the same id twice in a batch: the second is
-    /// a duplicate of the first).
+    /// a duplicate of the first). Notifier names must be unique within one item's list (they are
+    /// configuration names); a repeat fails the whole batch and writes nothing.
     pub fn record_batch(
         &mut self,
         items: &[(NewEvent, Vec<Notification>)],
@@ -584,6 +598,28 @@ impl Store {
         }
         tx.commit().map_err(err("committing events"))?;
         Ok(results)
+    }
+
+    /// Events first reported by another path (poller, scan) at or before `seen_before` that the
+    /// alarm path has not confirmed, oldest first, at most `limit`: the pipeline-health check
+    /// (issue 5) uses them to notice a broken or tampered trail → filter → alarm path.
+    pub fn unconfirmed(&self, seen_before: DateTime<Utc>, limit: usize) -> Result<Vec<SeenEvent>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT event_id, first_seen_at, event_time, first_path, confirmed_by_alarm_at, \
+                 event_name, severity FROM seen_event \
+                 WHERE first_path IN ('poller', 'scan') AND confirmed_by_alarm_at IS NULL \
+                   AND first_seen_at <= ?1 \
+                 ORDER BY first_seen_at, event_id LIMIT ?2",
+            )
+            .map_err(self.err("reading unconfirmed events"))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![millis(seen_before), limit], seen_event_row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.err("reading unconfirmed events"))?;
+        Ok(rows)
     }
 
     /// Pending rows of `notifier` whose next attempt is due at `now`, oldest first, at most
@@ -1339,6 +1375,14 @@ mod tests {
              AND sent_at IS NULL AND given_up_at IS NULL",
         );
         assert!(due.contains("outbox_pending"), "{due}");
+        let unconfirmed = plan(
+            "SELECT event_id FROM seen_event WHERE first_path IN ('poller', 'scan') \
+             AND confirmed_by_alarm_at IS NULL AND first_seen_at <= 5",
+        );
+        assert!(
+            unconfirmed.contains("seen_event_unconfirmed"),
+            "{unconfirmed}"
+        );
         let prune = plan("SELECT event_id FROM seen_event WHERE event_time < 5");
         assert!(prune.contains("seen_event_time"), "{prune}");
     }
@@ -1414,5 +1458,50 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains(&file.display().to_string()), "{msg}");
         assert!(msg.contains("writable by the daemon's user"), "{msg}");
+    }
+
+    #[test]
+    fn unconfirmed_lists_old_poller_events_the_alarm_never_confirmed() {
+        let (_dir, mut store) = open();
+        store
+            .record_event(&event("confirmed", SeenBy::Poller, 0), &[])
+            .unwrap();
+        store
+            .record_event(&event("confirmed", SeenBy::Alarm, 60), &[])
+            .unwrap();
+        store
+            .record_event(&event("scan", SeenBy::Scan, 10), &[])
+            .unwrap();
+        store
+            .record_event(&event("silent", SeenBy::Poller, 20), &[])
+            .unwrap();
+        store
+            .record_event(&event("by-alarm", SeenBy::Alarm, 30), &[])
+            .unwrap();
+        store
+            .record_event(&event("too-recent", SeenBy::Poller, 500), &[])
+            .unwrap();
+        let ids: Vec<_> = store
+            .unconfirmed(t(100), 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(ids, ["scan", "silent"]);
+        assert_eq!(store.unconfirmed(t(100), 1).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_negative_schema_version_is_refused_as_foreign() {
+        let dir = tempfile::tempdir().unwrap();
+        Connection::open(dir.path().join(FILE_NAME))
+            .unwrap()
+            .pragma_update(None, "user_version", -3)
+            .unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::ForeignSchema { found: -3, .. }),
+            "{err:?}"
+        );
     }
 }
