@@ -14,6 +14,8 @@
 //! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
 //! - [`source`]: CloudTrail `LookupEvents`, read in fast passes and sweeps within one shared
 //!   request budget.
+//! - [`store`]: the durable state (SQLite): cursors, every seen `eventID`, and the per-notifier
+//!   outbox, written together in one transaction so nothing is lost or repeated across crashes.
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.
@@ -24,3 +26,4 @@
 pub mod aws;
 pub mod event;
 pub mod source;
+pub mod store;
