@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::{role_arn_of_session, Record};
+use Category::{IamChange, Tampering};
 
 /// How urgently a human should look. Ordered: `Info < Low < Medium < High < Critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -211,12 +212,10 @@ pub fn tampering_metric_filter_pattern() -> String {
     format!("{{ {} }}", groups.join(" || "))
 }
 
-use Category::{IamChange, Tampering};
-
 /// The severity table: the first row of the record's category whose event-name glob matches
-/// decides, unless one of the
-/// escalations in [`escalation`] (which need the request parameters) applies first. Rows are
-/// checked only for records already known to be IAM mutations or tampering.
+/// decides, unless one of the escalations in [`escalation`] (which need the request
+/// parameters) applies first. Rows are checked only for records already known to be IAM
+/// mutations or tampering.
 ///
 /// The reasoning, in short: CRITICAL = the caller gained or handed out power over the account,
 /// or switched the monitoring off; HIGH = a new principal, a new way in, or a policy that can
@@ -252,6 +251,7 @@ const SEVERITY_TABLE: &[(Category, &str, Severity, &str)] = &[
     (IamChange, "CreateRole", Severity::High, "a new IAM role"),
     (IamChange, "*OpenIDConnectProvider*", Severity::High, "an OIDC identity provider (federated access) changed"),
     (IamChange, "*SAMLProvider", Severity::High, "a SAML identity provider (federated access) changed"),
+    (IamChange, "UploadServerCertificate", Severity::Low, "a TLS certificate for load balancers was uploaded (not a sign-in credential)"),
     (IamChange, "Upload*", Severity::High, "a certificate or SSH key was uploaded: a new credential"),
     (IamChange, "CreateAccessKey", Severity::Medium, "a user created an access key for themselves"),
     (IamChange, "CreateLoginProfile", Severity::Medium, "a console password was created for the caller"),
@@ -669,6 +669,14 @@ mod tests {
                 Some((IamChange, Medium)),
             ),
             (iam("TagRole", json!({})), Some((IamChange, Low))),
+            (
+                iam("UploadSSHPublicKey", json!({})),
+                Some((IamChange, High)),
+            ),
+            (
+                iam("UploadServerCertificate", json!({})),
+                Some((IamChange, Low)),
+            ),
             (iam("UntagUser", json!({})), Some((IamChange, Low))),
             (iam("ResyncMFADevice", json!({})), Some((IamChange, Low))),
             // A future IAM API nobody listed yet: still a change.
