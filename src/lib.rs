@@ -16,6 +16,9 @@
 //!   request budget.
 //! - [`store`]: the durable state (SQLite): cursors, every seen `eventID`, and the per-notifier
 //!   outbox, written together in one transaction so nothing is lost or repeated across crashes.
+//! - [`rules`]: the one rule catalogue — which records are IAM changes or tampering, their
+//!   severity, the allow-list, and the CloudWatch Logs filter patterns generated from the same
+//!   constants, so the daemon and the alarm never disagree.
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.
@@ -27,3 +30,4 @@ pub mod aws;
 pub mod event;
 pub mod source;
 pub mod store;
+pub mod rules;
