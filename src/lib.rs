@@ -11,6 +11,8 @@
 //!
 //! In data-flow order:
 //!
+//! - [`config`]: the TOML file plus `IAMWATCHD__*` environment overrides, parsed and then
+//!   validated in full (every problem at once, each with its key path) into a typed `Config`.
 //! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
@@ -20,4 +22,5 @@
 //! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
 
 pub mod aws;
+pub mod config;
 pub mod event;
