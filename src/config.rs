@@ -928,9 +928,6 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
 /// (`IAMWATCHD__SMTP__TO=a@example.com,b@example.com`).
 const ENV_LIST_KEYS: &[(&str, &str)] = &[("smtp", "to"), ("aws", "tampering_regions")];
 
-/// What the `config` crate calls values that came from the environment.
-const ENV_ORIGIN: &str = "the environment";
-
 impl RawConfig {
     /// Stage 1: TOML syntax, layering, unknown keys and field types. Returns the raw config
     /// (fields that failed left at their defaults) with the problems found so far.
@@ -1121,14 +1118,13 @@ fn split_env_list(table: &mut Map<String, Value>, key: &str) {
         return;
     };
     if let ValueKind::String(text) = &value.kind {
-        let origin = ENV_ORIGIN.to_owned();
         let items = text
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| Value::new(Some(&origin), ValueKind::String(s.to_owned())))
+            .map(|s| Value::new(None, ValueKind::String(s.to_owned())))
             .collect();
-        *value = Value::new(Some(&origin), ValueKind::Array(items));
+        *value = Value::new(None, ValueKind::Array(items));
     }
 }
 
@@ -1191,14 +1187,16 @@ fn unknown_key(path: &str, key: &str, siblings: &[&str]) -> Problem {
     let what = if path.is_empty() { "section" } else { "key" };
     let close = siblings
         .iter()
-        .map(|s| (levenshtein(key, s), *s))
+        .map(|s| (levenshtein(&key.to_lowercase(), s), *s))
         .filter(|(d, _)| *d <= 2)
         .min();
     let suggestion = match close {
         Some((_, sibling)) => Some(join(path, sibling)),
         None => schema()
             .into_iter()
-            .find(|(section, fields)| *section != path && fields.contains(&key))
+            .find(|(section, fields)| {
+                *section != path && fields.contains(&key.to_lowercase().as_str())
+            })
             .map(|(section, _)| join(section, key)),
     };
     let message = match suggestion {
@@ -2246,13 +2244,15 @@ listen = "localhost"
 
     #[test]
     fn unknown_keys_get_a_suggestion() {
-        let text = format!("region = \"us-east-1\"\n{MINIMAL}[poler]\nx = 1\n[store]\nretension = \"1d\"\ncolour = \"blue\"\n");
+        let text = format!("region = \"us-east-1\"\n{MINIMAL}[Log]\nLevel = \"info\"\n[poler]\nx = 1\n[store]\nretension = \"1d\"\ncolour = \"blue\"\n");
         let found = problems(&text);
         assert_eq!(
             problem_at(&found, "store.retension").message,
             "unknown key; did you mean `store.retention`?"
         );
         assert!(problem_at(&found, "poler").message.contains("`poller`"));
+        // Keys are case-sensitive (as in TOML); the suggestion shows the right spelling.
+        assert!(problem_at(&found, "Log").message.contains("`log`"));
         assert_eq!(
             problem_at(&found, "region").message,
             "unknown key; did you mean `aws.region`?"
