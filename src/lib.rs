@@ -11,6 +11,8 @@
 //!
 //! In data-flow order:
 //!
+//! - [`config`]: the TOML file plus `IAMWATCHD__*` environment overrides, parsed and then
+//!   validated in full (every problem at once, each with its key path) into a typed `Config`.
 //! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
 //! - [`source`]: CloudTrail `LookupEvents`, read in fast passes and sweeps within one shared
 //!   request budget.
@@ -27,6 +29,7 @@
 //! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
 
 pub mod aws;
+pub mod config;
 pub mod event;
 pub mod source;
 pub mod store;

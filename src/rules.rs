@@ -66,6 +66,13 @@ impl Severity {
     }
 }
 
+/// The lowest level: a `min_severity` left unset reports everything.
+impl Default for Severity {
+    fn default() -> Severity {
+        Severity::Info
+    }
+}
+
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
