@@ -6,3 +6,4 @@
 
 mod emulator;
 mod foundation;
+mod notify;
