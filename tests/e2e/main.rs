@@ -7,3 +7,4 @@
 mod emulator;
 mod foundation;
 mod notify;
+mod rules;
