@@ -24,6 +24,8 @@
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.
+//! - [`notify`]: one rendering of an alert (subject, text, HTML; untrusted strings made safe)
+//!   and the notifiers that deliver it: SMTP (lettre) and SNS.
 //!
 //! The local AWS emulator the tests and the demo run on lives in `tests/emulator/` (Python,
 //! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
@@ -33,4 +35,5 @@ pub mod config;
 pub mod event;
 pub mod source;
 pub mod store;
+pub mod notify;
 pub mod rules;

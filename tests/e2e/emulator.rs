@@ -49,6 +49,13 @@ pub struct Emulator {
     _stdin: ChildStdin,
     /// `http://127.0.0.1:PORT`, the value for `AWS_ENDPOINT_URL`.
     pub endpoint: String,
+    /// The SMTP sink's port (on 127.0.0.1), `None` with `--no-smtp`.
+    pub smtp_port: Option<u16>,
+    /// Where the SMTP sink stores what it receives (see [`Emulator::mail`]).
+    pub maildir: PathBuf,
+    /// The sink's self-signed certificate (PEM), present with `--smtp-starttls`: what a
+    /// client's `ca_file` names to trust exactly this server.
+    pub cert: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -102,17 +109,28 @@ impl Emulator {
                 panic!("the emulator did not become ready; its log:\n{log}");
             }
         };
-        let field = |name: &str| -> String {
+        let optional = |name: &str| -> Option<String> {
             ready
                 .split_whitespace()
                 .find_map(|part| part.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("READY line without {name}: {ready}"))
-                .to_owned()
+                .map(str::to_owned)
         };
+        let field = |name: &str| -> String {
+            optional(name).unwrap_or_else(|| panic!("READY line without {name}: {ready}"))
+        };
+        let smtp_port = optional("smtp").map(|address| {
+            address
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse().ok())
+                .unwrap_or_else(|| panic!("READY line with a bad smtp= field: {ready}"))
+        });
         Emulator {
             child,
             _stdin: stdin,
             endpoint: field("aws"),
+            smtp_port,
+            maildir: optional("maildir").map_or(maildir, PathBuf::from),
+            cert: optional("cert").map(PathBuf::from),
             dir,
         }
     }
@@ -165,6 +183,26 @@ impl Emulator {
     pub fn counter(&self, name: &str) -> u64 {
         let (_, counters) = self.control("GET", "counters", "");
         counters[name].as_u64().unwrap_or(0)
+    }
+
+    /// The messages the SMTP sink has received, in arrival order: each `.eml` file as
+    /// stored (the `X-Sink-*` envelope fields, then the message exactly as sent).
+    pub fn mail(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.maildir) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            })
+            .collect()
     }
 
     /// The path of the emulator's log, for assertion messages.

@@ -7,4 +7,5 @@
 mod emulator;
 mod foundation;
 mod poller;
+mod notify;
 mod rules;
