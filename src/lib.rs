@@ -21,3 +21,4 @@
 
 pub mod aws;
 pub mod event;
+pub mod rules;
