@@ -12,13 +12,19 @@
 //! In data-flow order:
 //!
 //! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
+//! - [`rules`]: the rule catalogue: what counts as an IAM change, and the metric filter
+//!   patterns generated from it.
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.
+//! - [`template`]: the CloudFormation template of the alarm path, with the rules' patterns.
+//! - [`deploy`]: creates, updates and deletes that stack through change sets, showing progress.
 //!
 //! The local AWS emulator the tests and the demo run on lives in `tests/emulator/` (Python,
 //! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
 
 pub mod aws;
+pub mod deploy;
 pub mod event;
 pub mod rules;
+pub mod template;
