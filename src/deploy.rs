@@ -220,35 +220,47 @@ impl DeployRequest {
         Ok(())
     }
 
-    /// The stack parameters. On an update, a setting not given keeps the stack's current
-    /// value (running `deploy` again must not silently undo an earlier `--alarm-threshold`).
+    /// The stack parameters, every one with its value. On an update, a setting not given
+    /// keeps the stack's current value (running `deploy` again must not silently undo an
+    /// earlier `--alarm-threshold`); on a create it takes the template's default. Values are
+    /// spelled out rather than sent as `UsePreviousValue`, so the change set says exactly what
+    /// the stack will be.
     fn parameters(&self, existing: Option<&Stack>) -> Result<Vec<Parameter>, DeployError> {
-        let existing_keys: HashSet<&str> = existing
-            .map(|stack| {
-                stack
-                    .parameters()
-                    .iter()
-                    .filter_map(|p| p.parameter_key())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut parameters = Vec::new();
-        let mut set = |key: &str, value: Option<String>| {
-            let builder = Parameter::builder().parameter_key(key);
-            match value {
-                Some(value) => parameters.push(builder.parameter_value(value).build()),
-                None if existing_keys.contains(key) => {
-                    parameters.push(builder.use_previous_value(true).build())
-                }
-                None => {}
-            }
-        };
         if self.emails.is_empty() && existing.is_none() {
             return Err(DeployError::NoEmail {
                 stack: self.stack_name.clone(),
             });
         }
+        let template = template::template();
+        let previous = |key: &str| -> Option<String> {
+            existing?
+                .parameters()
+                .iter()
+                .find(|p| p.parameter_key() == Some(key))
+                .and_then(|p| p.parameter_value())
+                .map(str::to_owned)
+        };
+        let default = |key: &str| -> String {
+            match &template["Parameters"][key]["Default"] {
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            }
+        };
+        let mut parameters = Vec::new();
+        let mut set = |key: &str, value: Option<String>| {
+            let value = value
+                .or_else(|| previous(key))
+                .unwrap_or_else(|| default(key));
+            parameters.push(
+                Parameter::builder()
+                    .parameter_key(key)
+                    .parameter_value(value)
+                    .build(),
+            );
+        };
         for (index, key) in param::EMAILS.iter().enumerate() {
+            // Given addresses replace all of the old ones.
             let value = (!self.emails.is_empty())
                 .then(|| self.emails.get(index).cloned().unwrap_or_default());
             set(key, value);
@@ -361,6 +373,11 @@ where
             message: root_cause(&error),
         },
     }
+}
+
+/// Whether CloudFormation's answer means "the stack already is what you asked for".
+fn is_no_changes(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
 }
 
 /// Statuses of a stack that no operation is working on.
@@ -642,6 +659,22 @@ fn failure(operation: &'static str, stack: &Stack, log: &EventLog) -> DeployErro
     }
 }
 
+/// The first failure in a stack's whole history (for a stack that failed before this run).
+async fn first_failure_of(
+    cfn: &Client,
+    stack: &Stack,
+    region: &str,
+) -> Result<Option<StackEvent>, DeployError> {
+    let stack_id = stack.stack_id().or(stack.stack_name()).unwrap_or_default();
+    let mut log = EventLog {
+        stack_id: stack_id.to_owned(),
+        seen: HashSet::new(),
+        events: Vec::new(),
+    };
+    log.fetch(cfn, region).await?;
+    Ok(log.first_failure().cloned())
+}
+
 fn print_outputs(stack: &Stack) {
     println!(
         "Outputs of stack {}:",
@@ -721,7 +754,18 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
                 // No flag needed: a stack whose first creation rolled back holds nothing (a
                 // bucket it created is retained outside it), CloudFormation can only delete it,
                 // and the operator asked for the stack to exist.
-                let reason = stack.stack_status_reason().unwrap_or("no reason recorded");
+                let reason = match first_failure_of(&cfn, stack, region).await? {
+                    Some(event) => format!(
+                        "{} {}: {}",
+                        event.logical_resource_id().unwrap_or("?"),
+                        event.resource_status().map(|s| s.as_str()).unwrap_or("?"),
+                        event.resource_status_reason().unwrap_or("no reason given")
+                    ),
+                    None => stack
+                        .stack_status_reason()
+                        .unwrap_or("no reason recorded")
+                        .to_owned(),
+                };
                 println!(
                     "Stack {name} is in ROLLBACK_COMPLETE: its first creation failed ({reason}) \
                      and was rolled back, so none of its resources exist and CloudFormation can \
@@ -797,8 +841,22 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
         .capabilities(Capability::CapabilityIam)
         .description("iamwatchd deploy")
         .send()
-        .await
-        .map_err(|e| sdk_error("CreateChangeSet", region, e))?;
+        .await;
+    let created = match created {
+        Ok(created) => created,
+        // Some CloudFormation implementations refuse an unchanged update at once instead of
+        // failing the change set; it means the same.
+        Err(SdkError::ServiceError(service))
+            if service.err().message().is_some_and(|m| is_no_changes(m)) =>
+        {
+            println!("No changes: stack {name} is up to date.");
+            if let Some(stack) = &existing {
+                print_outputs(stack);
+            }
+            return Ok(());
+        }
+        Err(error) => return Err(sdk_error("CreateChangeSet", region, error)),
+    };
     let change_set_id = created.id().unwrap_or(&change_set_name).to_owned();
     let stack_id = created.stack_id().unwrap_or(name).to_owned();
     println!(
@@ -862,10 +920,7 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
 
     match status {
         Some(ChangeSetStatus::CreateComplete) => {}
-        Some(ChangeSetStatus::Failed)
-            if reason.contains("didn't contain changes")
-                || reason.contains("No updates are to be performed") =>
-        {
+        Some(ChangeSetStatus::Failed) if is_no_changes(&reason) => {
             delete_change_set().await?;
             println!("No changes: stack {name} is up to date.");
             if let Some(stack) = &existing {
@@ -939,6 +994,37 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
     Ok(())
 }
 
+/// The bucket the stack created for the trail, if it did (it is retained on deletion).
+async fn created_bucket(
+    cfn: &Client,
+    stack: &Stack,
+    region: &str,
+) -> Result<Option<String>, DeployError> {
+    let stack_id = stack.stack_id().or(stack.stack_name()).unwrap_or_default();
+    let mut token = None;
+    loop {
+        let page = cfn
+            .list_stack_resources()
+            .stack_name(stack_id)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ListStackResources", region, e))?;
+        let found = page.stack_resource_summaries().iter().find(|r| {
+            r.logical_resource_id() == Some(template::CREATED_BUCKET_LOGICAL_ID)
+                && r.resource_status()
+                    .is_some_and(|s| s.as_str() != "DELETE_COMPLETE")
+        });
+        if let Some(bucket) = found {
+            return Ok(bucket.physical_resource_id().map(str::to_owned));
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(None);
+        }
+    }
+}
+
 /// `iamwatchd deploy --delete`: delete the stack, following its events.
 pub async fn delete(request: &DeleteRequest) -> Result<(), DeployError> {
     check_region(&request.region, request.allow_region)?;
@@ -957,23 +1043,7 @@ pub async fn delete(request: &DeleteRequest) -> Result<(), DeployError> {
         });
     }
     // The bucket the stack created is retained (DeletionPolicy Retain): say so and name it.
-    let retained_bucket = match cfn
-        .describe_stack_resource()
-        .stack_name(name)
-        .logical_resource_id(template::CREATED_BUCKET_LOGICAL_ID)
-        .send()
-        .await
-    {
-        Ok(answer) => answer
-            .stack_resource_detail()
-            .and_then(|r| r.physical_resource_id())
-            .map(str::to_owned),
-        // A stack without that resource (a given bucket, or a failed creation).
-        Err(SdkError::ServiceError(service)) if service.err().code() == Some("ValidationError") => {
-            None
-        }
-        Err(error) => return Err(sdk_error("DescribeStackResource", region, error)),
-    };
+    let retained_bucket = created_bucket(&cfn, &stack, region).await?;
     println!("Deleting stack {name} in {region}");
     delete_and_follow(&cfn, &stack, region, request.timeout).await?;
     println!("Stack {name} is deleted.");
@@ -1105,21 +1175,22 @@ mod tests {
         r.emails.clear();
         r.log_retention_days = Some(30);
         let parameters = r.parameters(Some(&stack)).unwrap();
-        let find = |key: &str| parameters.iter().find(|p| p.parameter_key() == Some(key));
-        assert_eq!(
-            find(param::ALARM_THRESHOLD).unwrap().use_previous_value(),
-            Some(true)
-        );
-        assert_eq!(
-            find(param::EMAILS[0]).unwrap().use_previous_value(),
-            Some(true)
-        );
-        assert_eq!(
-            find(param::LOG_RETENTION_DAYS).unwrap().parameter_value(),
-            Some("30")
-        );
-        // Not in the old stack and not given: the template's default applies.
-        assert!(find(param::CIS_FILTER).is_none());
+        let value = |key: &str| {
+            parameters
+                .iter()
+                .find(|p| p.parameter_key() == Some(key))
+                .and_then(|p| p.parameter_value())
+                .unwrap_or_else(|| panic!("{key} is set"))
+                .to_owned()
+        };
+        assert_eq!(value(param::ALARM_THRESHOLD), "5");
+        assert_eq!(value(param::EMAILS[0]), "old@example.com");
+        assert_eq!(value(param::LOG_RETENTION_DAYS), "30");
+        // Not in the old stack and not given: the template's default.
+        assert_eq!(value(param::CIS_FILTER), "false");
+        assert_eq!(value(param::ALARM_PERIOD), "300");
+        assert_eq!(value(param::BUCKET), "");
+        assert_eq!(parameters.len(), 10, "every parameter is spelled out");
         // Creating needs an address.
         assert!(matches!(
             r.parameters(None),

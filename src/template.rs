@@ -327,17 +327,6 @@ fn resources() -> Value {
                                 },
                             },
                         },
-                        {
-                            "Sid": "DenyInsecureTransport",
-                            "Effect": "Deny",
-                            "Principal": "*",
-                            "Action": "s3:*",
-                            "Resource": [
-                                get_att(CREATED_BUCKET_LOGICAL_ID, "Arn"),
-                                sub(&format!("${{{CREATED_BUCKET_LOGICAL_ID}.Arn}}/*")),
-                            ],
-                            "Condition": { "Bool": { "aws:SecureTransport": "false" } },
-                        },
                     ],
                 },
             },
