@@ -334,13 +334,18 @@ fn classify(operation: &'static str, code: &str, message: &str) -> DeployError {
     }
 }
 
-/// The innermost message of an error chain: the SDK's outer layers say only "dispatch failure".
+/// The innermost message of an error chain (the SDK's outer layers say only "dispatch
+/// failure"), on one line: the error is one paragraph.
 fn root_cause(error: &dyn std::error::Error) -> String {
     let mut current = error;
     while let Some(source) = current.source() {
         current = source;
     }
-    current.to_string()
+    current
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn sdk_error<E, R>(operation: &'static str, region: &str, error: SdkError<E, R>) -> DeployError
@@ -474,9 +479,14 @@ async fn client(region: &str) -> Result<Client, DeployError> {
             detail: "no credentials provider configured".to_owned(),
         })?;
     if let Err(error) = provider.provide_credentials().await {
-        return Err(DeployError::NoCredentials {
-            detail: root_cause(&error),
-        });
+        // The chain lists every provider it tried; its first sentence is the useful part.
+        let detail = root_cause(&error);
+        let detail = detail
+            .split(". Attempted:")
+            .next()
+            .unwrap_or(&detail)
+            .to_owned();
+        return Err(DeployError::NoCredentials { detail });
     }
     Ok(Client::new(&config))
 }

@@ -4,5 +4,6 @@
 //! emulator on free ports (`emulator::Emulator`), so tests run in parallel and leave nothing
 //! behind.
 
+mod deploy;
 mod emulator;
 mod foundation;
