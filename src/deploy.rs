@@ -131,19 +131,9 @@ pub enum DeployError {
         status: String,
         advice: &'static str,
     },
-    #[error(
-        "{operation} of stack {stack} failed ({status}): {resource} ({resource_type}) \
-         {resource_status}: {reason}"
-    )]
-    StackFailed {
-        operation: &'static str,
-        stack: String,
-        status: String,
-        resource: String,
-        resource_type: String,
-        resource_status: String,
-        reason: String,
-    },
+    /// Boxed: the failure carries several strings and errors travel by value.
+    #[error("{0}")]
+    StackFailed(Box<StackFailure>),
     #[error(
         "gave up waiting after {waited:?}: stack {stack} is still {status}. CloudFormation \
          goes on by itself; run this again later to see the result"
@@ -159,6 +149,34 @@ pub enum DeployError {
         code: String,
         message: String,
     },
+}
+
+/// A stack operation that CloudFormation ended in failure, with the first resource that failed.
+#[derive(Debug)]
+pub struct StackFailure {
+    pub operation: &'static str,
+    pub stack: String,
+    pub status: String,
+    pub resource: String,
+    pub resource_type: String,
+    pub resource_status: String,
+    pub reason: String,
+}
+
+impl fmt::Display for StackFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of stack {} failed ({}): {} ({}) {}: {}",
+            self.operation,
+            self.stack,
+            self.status,
+            self.resource,
+            self.resource_type,
+            self.resource_status,
+            self.reason
+        )
+    }
 }
 
 /// Checks an e-mail address the way SNS would reject it, before anything is sent to AWS:
@@ -638,8 +656,8 @@ async fn follow(
 
 fn failure(operation: &'static str, stack: &Stack, log: &EventLog) -> DeployError {
     let status = status_of(stack);
-    match log.first_failure() {
-        Some(event) => DeployError::StackFailed {
+    let failure = match log.first_failure() {
+        Some(event) => StackFailure {
             operation,
             stack: stack.stack_name().unwrap_or_default().to_owned(),
             status,
@@ -654,7 +672,7 @@ fn failure(operation: &'static str, stack: &Stack, log: &EventLog) -> DeployErro
                 .unwrap_or("no reason given")
                 .to_owned(),
         },
-        None => DeployError::StackFailed {
+        None => StackFailure {
             operation,
             stack: stack.stack_name().unwrap_or_default().to_owned(),
             status: status.clone(),
@@ -666,7 +684,8 @@ fn failure(operation: &'static str, stack: &Stack, log: &EventLog) -> DeployErro
                 .unwrap_or("no reason given")
                 .to_owned(),
         },
-    }
+    };
+    DeployError::StackFailed(Box::new(failure))
 }
 
 /// The first failure in a stack's whole history (for a stack that failed before this run).
@@ -857,7 +876,7 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
         // Some CloudFormation implementations refuse an unchanged update at once instead of
         // failing the change set; it means the same.
         Err(SdkError::ServiceError(service))
-            if service.err().message().is_some_and(|m| is_no_changes(m)) =>
+            if service.err().message().is_some_and(is_no_changes) =>
         {
             println!("No changes: stack {name} is up to date.");
             if let Some(stack) = &existing {
