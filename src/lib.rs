@@ -12,8 +12,9 @@
 //! In data-flow order:
 //!
 //! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
-//! - [`rules`]: the rule catalogue: what counts as an IAM change, and the metric filter
-//!   patterns generated from it.
+//! - [`rules`]: the one rule catalogue — which records are IAM changes or tampering, their
+//!   severity, the allow-list, and the CloudWatch Logs filter patterns generated from the same
+//!   constants, so the daemon and the alarm never disagree.
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.

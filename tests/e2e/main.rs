@@ -7,3 +7,4 @@
 mod deploy;
 mod emulator;
 mod foundation;
+mod rules;

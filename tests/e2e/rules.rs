@@ -1,0 +1,192 @@
+//! The generated metric-filter patterns and the Rust matcher agree on every record of the shared
+//! corpus, with the emulator's CloudWatch Logs filter-pattern evaluator as the independent judge
+//! (DESIGN.md, "One rule catalogue"; issue 3, "Done when").
+
+use std::collections::BTreeSet;
+
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_cloudwatchlogs::Client as Logs;
+use iamwatchd::event::Record;
+use iamwatchd::rules;
+use serde_json::Value;
+
+use crate::emulator::Emulator;
+
+const GROUP: &str = "/iamwatchd/rules-agreement";
+const STREAM: &str = "corpus";
+/// PutLogEvents limits: 10,000 events and 1,048,576 bytes per call, counting 26 bytes of
+/// overhead per event.
+const MAX_BATCH_EVENTS: usize = 10_000;
+const MAX_BATCH_BYTES: usize = 1_048_576;
+const EVENT_OVERHEAD: usize = 26;
+
+fn corpus_lines() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/cloudtrail/records.jsonl"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the shared corpus {path} is missing: {e}"));
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The record the daemon would see for this log line. Lines without an eventID (hand-edited
+/// test records) get a placeholder, which no rule and no pattern looks at, so they are judged
+/// too; lines that are not CloudTrail records at all match nothing on either side.
+fn record_of(line: &str) -> Option<Record> {
+    let mut value: Value = serde_json::from_str(line).ok()?;
+    let object = value.as_object_mut()?;
+    if !matches!(object.get("eventID"), Some(Value::String(id)) if !id.is_empty()) {
+        object.insert("eventID".into(), Value::from("no-event-id"));
+    }
+    Record::from_json(value).ok()
+}
+
+async fn put_all(logs: &Logs, lines: &[String]) {
+    logs.create_log_group()
+        .log_group_name(GROUP)
+        .send()
+        .await
+        .expect("CreateLogGroup");
+    logs.create_log_stream()
+        .log_group_name(GROUP)
+        .log_stream_name(STREAM)
+        .send()
+        .await
+        .expect("CreateLogStream");
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut batch: Vec<InputLogEvent> = Vec::new();
+    let mut batch_bytes = 0;
+    for line in lines {
+        let size = line.len() + EVENT_OVERHEAD;
+        if batch.len() == MAX_BATCH_EVENTS || batch_bytes + size > MAX_BATCH_BYTES {
+            send(logs, std::mem::take(&mut batch)).await;
+            batch_bytes = 0;
+        }
+        batch.push(
+            InputLogEvent::builder()
+                .timestamp(now)
+                .message(line)
+                .build()
+                .expect("log event"),
+        );
+        batch_bytes += size;
+    }
+    send(logs, batch).await;
+}
+
+async fn send(logs: &Logs, batch: Vec<InputLogEvent>) {
+    if batch.is_empty() {
+        return;
+    }
+    let answer = logs
+        .put_log_events()
+        .log_group_name(GROUP)
+        .log_stream_name(STREAM)
+        .set_log_events(Some(batch))
+        .send()
+        .await
+        .expect("PutLogEvents");
+    assert!(
+        answer.rejected_log_events_info().is_none(),
+        "events rejected: {:?}",
+        answer.rejected_log_events_info()
+    );
+}
+
+/// Every message FilterLogEvents returns for `pattern`, all pages.
+async fn filtered(logs: &Logs, pattern: &str) -> BTreeSet<String> {
+    let mut messages = BTreeSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = logs
+            .filter_log_events()
+            .log_group_name(GROUP)
+            .filter_pattern(pattern)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("FilterLogEvents with {pattern}: {e:?}"));
+        for event in page.events() {
+            messages.insert(event.message().expect("message").to_owned());
+        }
+        match page.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+            _ => break,
+        }
+    }
+    messages
+}
+
+/// Names the records on which the two judges differ, by eventID and event name.
+fn describe(lines: &BTreeSet<&String>) -> Vec<String> {
+    lines
+        .iter()
+        .map(|line| match record_of(line) {
+            Some(r) => format!("{} {} {}", r.event_id, r.event_source, r.event_name),
+            None => line.chars().take(120).collect(),
+        })
+        .collect()
+}
+
+fn assert_agree(name: &str, judged: &BTreeSet<String>, matcher: &BTreeSet<String>) {
+    let only_pattern: BTreeSet<&String> = judged.difference(matcher).collect();
+    let only_matcher: BTreeSet<&String> = matcher.difference(judged).collect();
+    assert!(
+        only_pattern.is_empty() && only_matcher.is_empty(),
+        "{name}: the pattern alone matched {:?}; the Rust matcher alone matched {:?}",
+        describe(&only_pattern),
+        describe(&only_matcher)
+    );
+}
+
+#[tokio::test]
+async fn generated_patterns_and_the_rust_matcher_agree_on_every_corpus_record() {
+    let lines = corpus_lines();
+    // Records are compared by their whole text: eventIDs in the corpus repeat (hand-edited
+    // "1", "12345") or are missing, but every line is unique.
+    let unique: BTreeSet<&String> = lines.iter().collect();
+    assert_eq!(unique.len(), lines.len(), "the corpus has duplicate lines");
+
+    let emulator = Emulator::start();
+    let logs = Logs::new(&emulator.sdk_config().await);
+    put_all(&logs, &lines).await;
+
+    let everything = filtered(&logs, "").await;
+    assert_eq!(
+        everything.len(),
+        lines.len(),
+        "not every record reached the log group"
+    );
+
+    let matched_by = |rule: fn(&Record) -> bool| -> BTreeSet<String> {
+        lines
+            .iter()
+            .filter(|line| record_of(line).is_some_and(|record| rule(&record)))
+            .cloned()
+            .collect()
+    };
+    let iam = matched_by(rules::is_iam_mutation);
+    let tampering = matched_by(rules::is_tampering);
+    assert_eq!(iam.len(), 155, "IAM mutations in the corpus");
+    assert!(!tampering.is_empty());
+
+    let iam_judged = filtered(&logs, &rules::iam_metric_filter_pattern()).await;
+    assert_agree("IAM mutations", &iam_judged, &iam);
+    let tampering_judged = filtered(&logs, &rules::tampering_metric_filter_pattern()).await;
+    assert_agree("tampering", &tampering_judged, &tampering);
+
+    // The CIS 4.4 pattern is accepted as published, and everything it catches our complete
+    // filter catches too.
+    let cis = filtered(&logs, rules::CIS_4_4_FILTER_PATTERN).await;
+    assert!(!cis.is_empty());
+    let missed: BTreeSet<&String> = cis.difference(&iam).collect();
+    assert!(
+        missed.is_empty(),
+        "CIS 4.4 matched records our filter does not: {:?}",
+        describe(&missed)
+    );
+}
