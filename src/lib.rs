@@ -26,14 +26,18 @@
 //!   the same code.
 //! - [`notify`]: one rendering of an alert (subject, text, HTML; untrusted strings made safe)
 //!   and the notifiers that deliver it: SMTP (lettre) and SNS.
+//! - [`template`]: the CloudFormation template of the alarm path, with the rules' patterns.
+//! - [`deploy`]: creates, updates and deletes that stack through change sets, showing progress.
 //!
 //! The local AWS emulator the tests and the demo run on lives in `tests/emulator/` (Python,
 //! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
 
 pub mod aws;
 pub mod config;
+pub mod deploy;
 pub mod event;
 pub mod source;
 pub mod store;
 pub mod notify;
 pub mod rules;
+pub mod template;

@@ -1216,7 +1216,35 @@ def _creating_dependencies_first_and_naming_failures(
     return wrapper
 
 
+def _is_active(resources_map: Any, resource_json: dict[str, Any]) -> bool:
+    """Whether a resource's Condition (if any) holds for the map's current parameters."""
+    condition = resource_json.get("Condition")
+    return not condition or bool(resources_map.lazy_condition_map[condition])
+
+
+def _apply_log_group_update(log_group: Any, resource_json: dict[str, Any], resources_map: Any) -> None:
+    """moto's AWS::Logs::LogGroup has no in-place update; its retention is the property a
+    stack update changes, and PutRetentionPolicy is how CloudFormation applies it."""
+    properties = parsing.clean_json(resource_json.get("Properties") or {}, resources_map)
+    days = _optional_int(properties.get("RetentionInDays"))
+    backend = logs_backends[log_group.account_id][log_group.region]
+    if days is None:
+        backend.delete_retention_policy(log_group.name)
+    else:
+        backend.put_retention_policy(log_group.name, days)
+
+
 def _naming_update_failures(parse_and_update_resource: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's per-resource update, naming failures and honouring Conditions.
+
+    moto decides what an update touches without looking at Conditions: a resource left out by a
+    false condition but referencing a changed parameter was "updated" from nothing (an internal
+    error), and a type without an in-place update (AWS::Logs::LogGroup) became None, breaking
+    every later Ref/GetAtt to it. Here a left-out resource stays left out (the condition
+    reconciliation after the update creates or deletes it), a resource that never existed is
+    created, and a type moto cannot update keeps its resource (LogGroup retention is applied).
+    """
+
     @functools.wraps(parse_and_update_resource)
     def wrapper(
         logical_id: str,
@@ -1226,9 +1254,63 @@ def _naming_update_failures(parse_and_update_resource: Callable[..., Any]) -> Ca
         region_name: str,
     ) -> Any:
         with _naming_failures(logical_id, resource_json, "UPDATE"):
-            return parse_and_update_resource(
+            existing = resources_map._parsed_resources.get(logical_id)
+            if not _is_active(resources_map, resource_json):
+                return existing
+            if existing is None:
+                resources_map._parsed_resources.pop(logical_id, None)
+                return parsing.parse_and_create_resource(
+                    logical_id, resource_json, resources_map, account_id, region_name
+                )
+            updated = parse_and_update_resource(
                 logical_id, resource_json, resources_map, account_id, region_name
             )
+            if updated is None:
+                if resource_json.get("Type") == "AWS::Logs::LogGroup":
+                    _apply_log_group_update(existing, resource_json, resources_map)
+                return existing
+            return updated
+
+    return wrapper
+
+
+def _reconciling_conditions(update: Callable[..., None]) -> Callable[..., None]:
+    """ResourceMap.update, then what CloudFormation does with Conditions on an update: a
+    resource whose condition became true is created, one whose condition became false is
+    deleted, and resources gone from the template are forgotten (moto deletes them but kept
+    them referenceable)."""
+
+    @functools.wraps(update)
+    def wrapper(self: Any, template: dict[str, Any], parameters: Any = None) -> None:
+        old_ids = set(self._resource_json_map)
+        update(self, template, parameters)
+        new_resources = template.get("Resources") or {}
+        for logical_id in old_ids - set(new_resources):
+            self._parsed_resources.pop(logical_id, None)
+        to_delete = []
+        for logical_id, resource_json in new_resources.items():
+            existing = self._parsed_resources.get(logical_id)
+            if _is_active(self, resource_json):
+                if existing is None:
+                    self._parsed_resources.pop(logical_id, None)
+                    self[logical_id]  # creates it (with what it references)
+            elif existing is not None:
+                to_delete.append((logical_id, resource_json, existing))
+        # Dependants first is unknown here: retry what fails, as moto's own removal does.
+        for _attempt in range(5):
+            remaining = []
+            for logical_id, resource_json, existing in to_delete:
+                try:
+                    self._delete_resource(existing, resource_json)
+                except Exception:  # a dependency still exists; next pass
+                    remaining.append((logical_id, resource_json, existing))
+                else:
+                    self._parsed_resources[logical_id] = None
+            to_delete = remaining
+            if not to_delete:
+                break
+        for logical_id, resource_json, existing in to_delete:
+            self._delete_resource(existing, resource_json)  # raises the real error
 
     return wrapper
 
@@ -1532,11 +1614,14 @@ def install() -> None:
     - rolls a stack back when a resource fails: CreateStack and CREATE change sets end in
       ROLLBACK_COMPLETE, UpdateStack and UPDATE change sets in UPDATE_ROLLBACK_COMPLETE;
     - refreshes Outputs/Exports after ExecuteChangeSet;
-    - counts Fn::Sub "${Parameter}" as a reference when deciding what a stack update touches.
+    - counts Fn::Sub "${Parameter}" as a reference when deciding what a stack update touches;
+    - honours Conditions on update (create what became true, delete what became false) and
+      keeps resources of types moto cannot update in place.
     """
     _patch(parsing, "parse_and_create_resource", _creating_dependencies_first_and_naming_failures)
     _patch(parsing, "parse_and_update_resource", _naming_update_failures)
     _patch(parsing, "get_references_from_template", _counting_sub_variables_as_references)
+    _patch(parsing.ResourceMap, "update", _reconciling_conditions)
     _patch(CloudFormationBackend, "create_stack", _rolling_back_failed_creation)
     _patch(CloudFormationBackend, "update_stack", _rolling_back_failed_update)
     _patch(CloudFormationBackend, "execute_change_set", _executing_change_sets_fully)

@@ -800,3 +800,39 @@ def test_failed_change_set_update_rolls_back(aws: Aws) -> None:
     )
     assert only_filter(aws)["filterName"] == FILTER_NAME
     assert aws.outputs()["TrailName"] == TRAIL_NAME
+
+
+def test_update_honours_conditions_and_keeps_the_log_group(aws: Aws) -> None:
+    """A parameter change reaching a condition-excluded resource leaves it out; a condition
+    that flips creates or deletes its resource; a log group (no in-place update in moto) keeps
+    existing, with its new retention."""
+    template = safety_net_template()
+    template["Parameters"]["Extra"] = {
+        "Type": "String",
+        "Default": "false",
+        "AllowedValues": ["true", "false"],
+    }
+    template["Parameters"]["Retention"] = {"Type": "Number", "Default": 90}
+    template["Conditions"] = {"WithExtra": {"Fn::Equals": [{"Ref": "Extra"}, "true"]}}
+    extra = copy.deepcopy(template["Resources"]["IamChangesAlarm"])
+    extra["Condition"] = "WithExtra"
+    template["Resources"]["ExtraAlarm"] = extra
+    template["Resources"]["TrailLogGroup"]["Properties"]["RetentionInDays"] = {"Ref": "Retention"}
+    create(aws, template)
+    assert aws.status() == "CREATE_COMPLETE"
+    assert len(aws.cloudwatch.describe_alarms()["MetricAlarms"]) == 1
+
+    update(aws, template, AlarmThreshold="3", Retention="30")
+    assert aws.status() == "UPDATE_COMPLETE", aws.events()
+    assert only_alarm(aws)["Threshold"] == 3.0
+    group = aws.logs.describe_log_groups(logGroupNamePrefix="iamwatchd/cloudtrail")["logGroups"]
+    assert group[0]["retentionInDays"] == 30
+    assert aws.outputs()["TrailName"] == TRAIL_NAME  # GetAtt on the log group still resolves
+
+    update(aws, template, AlarmThreshold="3", Retention="30", Extra="true")
+    assert aws.status() == "UPDATE_COMPLETE", aws.events()
+    assert len(aws.cloudwatch.describe_alarms()["MetricAlarms"]) == 2
+
+    update(aws, template, AlarmThreshold="3", Retention="30", Extra="false")
+    assert aws.status() == "UPDATE_COMPLETE", aws.events()
+    assert only_alarm(aws)["Threshold"] == 3.0

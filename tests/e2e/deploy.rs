@@ -1,0 +1,503 @@
+//! `iamwatchd deploy`, the real binary, against the emulator: what an operator runs, and what
+//! exists in the account afterwards, checked through each service's own API.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudformation::Client as CloudFormation;
+use serde_json::Value;
+
+use crate::emulator::{Emulator, ROOT_ACCESS_KEY};
+
+/// Upper bound for anything asynchronous in the emulator (trail delivery, alarm evaluation).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+const STACK: &str = "iamwatchd";
+const EMAIL: &str = "admin@example.com";
+
+/// What one run of the binary did.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn assert_success(&self) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    fn assert_failure(&self) -> &Run {
+        assert_eq!(
+            self.code,
+            Some(1),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert_eq!(
+            self.stderr.trim_end().lines().count(),
+            1,
+            "one paragraph, no trace:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `iamwatchd` with nothing from the test's own environment but what is given: an
+/// empty HOME (no ~/.aws), no instance metadata, and the emulator's endpoint and a key when
+/// `endpoint` is given.
+fn iamwatchd(endpoint: Option<&str>, home: &Path, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iamwatchd"));
+    command
+        .env_clear()
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args(args);
+    if let Some(endpoint) = endpoint {
+        command
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_ACCESS_KEY_ID", ROOT_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "secret");
+    }
+    let output = command.output().expect("run iamwatchd");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+async fn outputs(cfn: &CloudFormation) -> HashMap<String, String> {
+    let stacks = cfn
+        .describe_stacks()
+        .stack_name(STACK)
+        .send()
+        .await
+        .expect("DescribeStacks");
+    stacks.stacks()[0]
+        .outputs()
+        .iter()
+        .map(|o| {
+            (
+                o.output_key().unwrap_or_default().to_owned(),
+                o.output_value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn stack_exists(cfn: &CloudFormation) -> bool {
+    match cfn.describe_stacks().stack_name(STACK).send().await {
+        Ok(answer) => answer.stacks().iter().any(|s| {
+            s.stack_status()
+                .is_some_and(|status| status.as_str() != "DELETE_COMPLETE")
+        }),
+        Err(error) => {
+            let message = format!("{:?}", error.into_service_error());
+            assert!(message.contains("does not exist"), "{message}");
+            false
+        }
+    }
+}
+
+async fn alarm(
+    config: &aws_config::SdkConfig,
+    name: &str,
+) -> aws_sdk_cloudwatch::types::MetricAlarm {
+    aws_sdk_cloudwatch::Client::new(config)
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .expect("DescribeAlarms")
+        .metric_alarms()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| panic!("alarm {name} exists"))
+}
+
+async fn log_group_retention(config: &aws_config::SdkConfig, name: &str) -> Option<i32> {
+    aws_sdk_cloudwatchlogs::Client::new(config)
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .expect("DescribeLogGroups")
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name))
+        .expect("the stack's log group exists")
+        .retention_in_days()
+}
+
+#[tokio::test]
+async fn deploy_dry_run_create_no_op_update_and_delete() {
+    let emulator = Emulator::start();
+    let home = tempfile::tempdir().unwrap();
+    let endpoint = Some(emulator.endpoint.as_str());
+    let config = emulator.sdk_config().await;
+    let cfn = CloudFormation::new(&config);
+
+    // Dry run: the change set is shown, and nothing is left behind.
+    let dry = iamwatchd(
+        endpoint,
+        home.path(),
+        &["deploy", "--email", EMAIL, "--dry-run"],
+    );
+    dry.assert_success();
+    assert!(dry.stdout.contains("Trail"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("Dry run"), "{}", dry.stdout);
+    assert!(!stack_exists(&cfn).await, "a dry run created the stack");
+
+    // Create.
+    let created = iamwatchd(endpoint, home.path(), &["deploy", "--email", EMAIL]);
+    created.assert_success();
+    assert!(
+        created.stdout.contains("CREATE_COMPLETE"),
+        "{}",
+        created.stdout
+    );
+    assert!(
+        !created.stdout.contains('\r'),
+        "no spinner when stdout is not a terminal"
+    );
+    assert!(
+        created.stdout.contains("Subscription Confirmation"),
+        "{}",
+        created.stdout
+    );
+    let out = outputs(&cfn).await;
+    for key in [
+        "TopicArn",
+        "AlarmName",
+        "AlarmArn",
+        "LogGroupName",
+        "TrailArn",
+        "QueueUrl",
+        "BucketName",
+    ] {
+        assert!(out.contains_key(key), "output {key} missing: {out:?}");
+        assert!(
+            created.stdout.contains(&out[key]),
+            "{key} not printed:\n{}",
+            created.stdout
+        );
+    }
+
+    // The trail records every region and global events, validates, and is logging.
+    let trail = aws_sdk_cloudtrail::Client::new(&config);
+    let trails = trail
+        .describe_trails()
+        .trail_name_list(&out["TrailArn"])
+        .send()
+        .await
+        .expect("DescribeTrails");
+    let described = &trails.trail_list()[0];
+    assert_eq!(described.is_multi_region_trail(), Some(true));
+    assert_eq!(described.include_global_service_events(), Some(true));
+    assert_eq!(described.log_file_validation_enabled(), Some(true));
+    assert_eq!(described.s3_bucket_name(), Some(out["BucketName"].as_str()));
+    let status = trail
+        .get_trail_status()
+        .name(&out["TrailArn"])
+        .send()
+        .await
+        .expect("GetTrailStatus");
+    assert_eq!(status.is_logging(), Some(true));
+
+    // The metric filter is the rule catalogue's pattern.
+    let filters = aws_sdk_cloudwatchlogs::Client::new(&config)
+        .describe_metric_filters()
+        .log_group_name(&out["LogGroupName"])
+        .send()
+        .await
+        .expect("DescribeMetricFilters");
+    let patterns: Vec<_> = filters
+        .metric_filters()
+        .iter()
+        .filter_map(|f| f.filter_pattern())
+        .collect();
+    assert!(
+        patterns.contains(&iamwatchd::rules::iam_metric_filter_pattern().as_str()),
+        "{patterns:?}"
+    );
+    assert!(
+        patterns.contains(&iamwatchd::rules::tampering_metric_filter_pattern().as_str()),
+        "tampering alarm is on by default: {patterns:?}"
+    );
+    assert!(
+        !patterns.contains(&iamwatchd::rules::CIS_4_4_FILTER_PATTERN),
+        "CIS filter is off by default"
+    );
+    assert_eq!(
+        log_group_retention(&config, &out["LogGroupName"]).await,
+        Some(365)
+    );
+
+    // The alarm, read through CloudWatch's CBOR protocol.
+    let iam_alarm = alarm(&config, &out["AlarmName"]).await;
+    assert_eq!(iam_alarm.alarm_arn(), Some(out["AlarmArn"].as_str()));
+    assert_eq!(iam_alarm.threshold(), Some(1.0));
+    assert_eq!(iam_alarm.period(), Some(300));
+    assert_eq!(iam_alarm.evaluation_periods(), Some(1));
+    assert_eq!(iam_alarm.treat_missing_data(), Some("notBreaching"));
+    assert_eq!(iam_alarm.alarm_actions(), [out["TopicArn"].clone()]);
+
+    // The e-mail subscription waits for its confirmation; the queue is subscribed.
+    let subscriptions = aws_sdk_sns::Client::new(&config)
+        .list_subscriptions_by_topic()
+        .topic_arn(&out["TopicArn"])
+        .send()
+        .await
+        .expect("ListSubscriptionsByTopic");
+    let email = subscriptions
+        .subscriptions()
+        .iter()
+        .find(|s| s.protocol() == Some("email"))
+        .expect("an e-mail subscription");
+    assert_eq!(email.endpoint(), Some(EMAIL));
+    assert_eq!(email.subscription_arn(), Some("PendingConfirmation"));
+    assert!(subscriptions
+        .subscriptions()
+        .iter()
+        .any(|s| s.protocol() == Some("sqs")));
+
+    // Running it again changes nothing, successfully.
+    let again = iamwatchd(endpoint, home.path(), &["deploy", "--email", EMAIL]);
+    again.assert_success();
+    assert!(again.stdout.contains("No changes"), "{}", again.stdout);
+
+    // Update: settings not given keep their values (the e-mail address here).
+    let updated = iamwatchd(
+        endpoint,
+        home.path(),
+        &[
+            "deploy",
+            "--alarm-threshold",
+            "3",
+            "--log-retention-days",
+            "30",
+        ],
+    );
+    updated.assert_success();
+    assert!(
+        updated.stdout.contains("UPDATE_COMPLETE"),
+        "{}",
+        updated.stdout
+    );
+    assert_eq!(
+        alarm(&config, &out["AlarmName"]).await.threshold(),
+        Some(3.0)
+    );
+    assert_eq!(
+        log_group_retention(&config, &out["LogGroupName"]).await,
+        Some(30)
+    );
+    assert_eq!(outputs(&cfn).await, out, "an update keeps every resource");
+
+    // Delete: progress, and the bucket the stack created is named as retained.
+    let deleted = iamwatchd(endpoint, home.path(), &["deploy", "--delete"]);
+    deleted.assert_success();
+    assert!(
+        deleted.stdout.contains("DELETE_COMPLETE"),
+        "{}",
+        deleted.stdout
+    );
+    assert!(
+        deleted.stdout.contains(&out["BucketName"]) && deleted.stdout.contains("retained"),
+        "{}",
+        deleted.stdout
+    );
+    assert!(!stack_exists(&cfn).await);
+    let gone = iamwatchd(endpoint, home.path(), &["deploy", "--delete"]);
+    gone.assert_success();
+    assert!(gone.stdout.contains("nothing to delete"), "{}", gone.stdout);
+}
+
+#[tokio::test]
+async fn failing_create_names_the_resource_and_the_next_run_replaces_the_stack() {
+    let emulator = Emulator::start();
+    let home = tempfile::tempdir().unwrap();
+    let endpoint = Some(emulator.endpoint.as_str());
+    let cfn = CloudFormation::new(&emulator.sdk_config().await);
+
+    let failed = iamwatchd(
+        endpoint,
+        home.path(),
+        &["deploy", "--email", EMAIL, "--bucket", "no-such-bucket"],
+    );
+    failed.assert_failure();
+    assert!(
+        failed
+            .stderr
+            .contains("Trail (AWS::CloudTrail::Trail) CREATE_FAILED"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stderr.contains("no-such-bucket"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stdout.contains("ROLLBACK_COMPLETE"),
+        "{}",
+        failed.stdout
+    );
+
+    // The rolled-back stack is explained, deleted and created again.
+    let replaced = iamwatchd(endpoint, home.path(), &["deploy", "--email", EMAIL]);
+    replaced.assert_success();
+    assert!(
+        replaced.stdout.contains("is in ROLLBACK_COMPLETE"),
+        "{}",
+        replaced.stdout
+    );
+    assert!(
+        replaced.stdout.contains("no-such-bucket"),
+        "the earlier failure is named: {}",
+        replaced.stdout
+    );
+    let stack = cfn
+        .describe_stacks()
+        .stack_name(STACK)
+        .send()
+        .await
+        .expect("DescribeStacks");
+    assert_eq!(
+        stack.stacks()[0].stack_status().map(|s| s.as_str()),
+        Some("CREATE_COMPLETE")
+    );
+}
+
+#[tokio::test]
+async fn after_deploy_an_iam_change_sets_off_the_alarm_and_its_json_reaches_the_queue() {
+    let emulator = Emulator::start();
+    let home = tempfile::tempdir().unwrap();
+    let config = emulator.sdk_config().await;
+    iamwatchd(
+        Some(&emulator.endpoint),
+        home.path(),
+        &[
+            "deploy",
+            "--email",
+            EMAIL,
+            "--daemon-queue",
+            "true",
+            "--alarm-period",
+            "10",
+        ],
+    )
+    .assert_success();
+    let out = outputs(&CloudFormation::new(&config)).await;
+
+    aws_sdk_iam::Client::new(&config)
+        .create_role()
+        .role_name("intruder")
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .expect("CreateRole");
+
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let started = Instant::now();
+    let alarm = loop {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no alarm message on the queue; emulator log: {}",
+            emulator.log_path().display()
+        );
+        let received = sqs
+            .receive_message()
+            .queue_url(&out["QueueUrl"])
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let Some(message) = received.messages().first() else {
+            continue;
+        };
+        let envelope: Value =
+            serde_json::from_str(message.body().expect("body")).expect("SNS envelope");
+        let alarm: Value = serde_json::from_str(envelope["Message"].as_str().expect("Message"))
+            .expect("alarm JSON");
+        // The tampering alarm shares the topic; this test is about the IAM alarm.
+        if alarm["AlarmName"] == out["AlarmName"].as_str() {
+            break alarm;
+        }
+    };
+    assert_eq!(alarm["NewStateValue"], "ALARM");
+    assert_eq!(alarm["Trigger"]["MetricName"], "IAMChanges");
+    assert_eq!(alarm["Trigger"]["Period"], 10);
+}
+
+#[test]
+fn usage_errors_are_one_paragraph_and_call_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    // No emulator: an attempt to call AWS would fail differently.
+    let unreachable = Some("http://127.0.0.1:9");
+
+    let bad = iamwatchd(
+        unreachable,
+        home.path(),
+        &["deploy", "--email", "admin@example"],
+    );
+    bad.assert_failure();
+    assert!(bad.stderr.contains("\"admin@example\""), "{}", bad.stderr);
+    assert!(bad.stderr.contains("e-mail address"), "{}", bad.stderr);
+
+    let region = iamwatchd(
+        unreachable,
+        home.path(),
+        &["deploy", "--email", EMAIL, "--region", "eu-west-1"],
+    );
+    region.assert_failure();
+    assert!(
+        region.stderr.contains("us-east-1 only") && region.stderr.contains("--allow-region"),
+        "{}",
+        region.stderr
+    );
+}
+
+#[test]
+fn missing_credentials_and_an_unreachable_endpoint_are_explained() {
+    let home = tempfile::tempdir().unwrap();
+    let none = iamwatchd(None, home.path(), &["deploy", "--email", EMAIL]);
+    none.assert_failure();
+    assert!(
+        none.stderr.contains("no AWS credentials found") && none.stderr.contains("AWS_PROFILE"),
+        "{}",
+        none.stderr
+    );
+
+    // A port the kernel just handed out and nothing listens on any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let closed = iamwatchd(Some(&endpoint), home.path(), &["deploy", "--email", EMAIL]);
+    closed.assert_failure();
+    assert!(
+        closed.stderr.contains(&format!(
+            "cannot reach the CloudFormation endpoint {endpoint}"
+        )),
+        "{}",
+        closed.stderr
+    );
+}
