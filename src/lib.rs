@@ -13,17 +13,17 @@
 //!
 //! - [`config`]: the TOML file plus `IAMWATCHD__*` environment overrides, parsed and then
 //!   validated in full (every problem at once, each with its key path) into a typed `Config`.
-//! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
-//! - [`source`]: CloudTrail `LookupEvents`, read in fast passes and sweeps within one shared
-//!   request budget.
-//! - [`store`]: the durable state (SQLite): cursors, every seen `eventID`, and the per-notifier
-//!   outbox, written together in one transaction so nothing is lost or repeated across crashes.
-//! - [`rules`]: the one rule catalogue — which records are IAM changes or tampering, their
-//!   severity, the allow-list, and the CloudWatch Logs filter patterns generated from the same
-//!   constants, so the daemon and the alarm never disagree.
 //! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.
+//! - [`source`]: CloudTrail `LookupEvents`, read in fast passes and sweeps within one shared
+//!   request budget.
+//! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
+//! - [`rules`]: the one rule catalogue — which records are IAM changes or tampering, their
+//!   severity, the allow-list, and the CloudWatch Logs filter patterns generated from the same
+//!   constants, so the daemon and the alarm never disagree.
+//! - [`store`]: the durable state (SQLite): cursors, every seen `eventID`, and the per-notifier
+//!   outbox, written together in one transaction so nothing is lost or repeated across crashes.
 //! - [`notify`]: one rendering of an alert (subject, text, HTML; untrusted strings made safe)
 //!   and the notifiers that deliver it: SMTP (lettre) and SNS.
 //! - [`template`]: the CloudFormation template of the alarm path, with the rules' patterns.
@@ -36,8 +36,8 @@ pub mod aws;
 pub mod config;
 pub mod deploy;
 pub mod event;
-pub mod source;
-pub mod store;
 pub mod notify;
 pub mod rules;
+pub mod source;
+pub mod store;
 pub mod template;

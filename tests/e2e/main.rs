@@ -7,6 +7,6 @@
 mod deploy;
 mod emulator;
 mod foundation;
-mod poller;
 mod notify;
+mod poller;
 mod rules;
