@@ -26,6 +26,8 @@
 //!   outbox, written together in one transaction so nothing is lost or repeated across crashes.
 //! - [`notify`]: one rendering of an alert (subject, text, HTML; untrusted strings made safe)
 //!   and the notifiers that deliver it: SMTP (lettre) and SNS.
+//! - [`service`]: `iamwatchd run` — the poller, the rules, the store and one delivery worker per
+//!   notifier, with graceful shutdown and systemd notifications.
 //! - [`template`]: the CloudFormation template of the alarm path, with the rules' patterns.
 //! - [`deploy`]: creates, updates and deletes that stack through change sets, showing progress.
 //!
@@ -38,6 +40,7 @@ pub mod deploy;
 pub mod event;
 pub mod notify;
 pub mod rules;
+pub mod service;
 pub mod source;
 pub mod store;
 pub mod template;

@@ -3,7 +3,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use iamwatchd::config::{self, Config, ConfigErrors, LogFormat};
 use iamwatchd::deploy::{self, DeleteRequest, DeployRequest};
 use iamwatchd::template;
 
@@ -23,6 +27,31 @@ enum Command {
     Deploy(DeployArgs),
     /// Print the CloudFormation template that `deploy` uses.
     Template,
+    /// Run the daemon: poll CloudTrail for IAM changes and tampering, report each once.
+    ///
+    /// Stops on SIGTERM or SIGINT: polling ends, notifications in flight get 20 seconds,
+    /// everything not yet sent is delivered after the next start.
+    Run(ConfigArgs),
+    /// Check the configuration (every problem at once, with its key path).
+    ///
+    /// Exit status: 0 valid, 78 configuration invalid.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// The configuration file (TOML); IAMWATCHD__SECTION__KEY environment variables override it.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Check the file only, without touching the network (for systemd's ExecStartPre).
+    #[arg(long)]
+    offline: bool,
 }
 
 #[derive(Debug, Args)]
@@ -73,8 +102,63 @@ struct DeployArgs {
     timeout_minutes: u64,
 }
 
+/// Where `run` and `check` look for the configuration unless told otherwise.
+const DEFAULT_CONFIG: &str = "/etc/iamwatchd/iamwatchd.toml";
+
+/// sysexits' EX_CONFIG: the configuration is wrong (as opposed to the environment not ready).
+const EXIT_CONFIG: u8 = 78;
+
+/// The configuration, or a failure that has already been printed with every problem.
+fn load_config(path: &std::path::Path) -> Result<Config, ConfigErrors> {
+    let config = config::check_offline(path)?;
+    for warning in &config.warnings {
+        eprintln!("iamwatchd: warning: {warning}");
+    }
+    Ok(config)
+}
+
+fn init_logging(log: &config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Run(args) => {
+            let config = load_config(&args.config)?;
+            init_logging(&config.log);
+            iamwatchd::service::run(config, stop_signal())
+                .await
+                .context("iamwatchd run")?;
+        }
+        Command::Check(args) => {
+            load_config(&args.config.config)?;
+            if !args.offline {
+                eprintln!(
+                    "iamwatchd: checks beyond the configuration file (credentials, stack, \
+                     notifiers) are not available yet; use --offline"
+                );
+            }
+            println!("{}: configuration is valid", args.config.config.display());
+        }
         Command::Template => {
             print!("{}", template::template_json());
         }
@@ -122,6 +206,10 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.downcast_ref::<ConfigErrors>().is_some() => {
+            eprintln!("iamwatchd: {error:#}");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(error) => {
             eprintln!("iamwatchd: {error:#}");
             ExitCode::FAILURE

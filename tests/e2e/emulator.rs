@@ -211,6 +211,38 @@ impl Emulator {
     }
 }
 
+/// The header fields of a stored mail, unfolded, as (lower-case name, value).
+pub fn header_fields(mail: &str) -> Vec<(String, String)> {
+    let head = mail.split("\r\n\r\n").next().unwrap();
+    let mut lines: Vec<String> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            lines
+                .last_mut()
+                .expect("a field before a continuation")
+                .push_str(line);
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    lines
+        .iter()
+        .map(|line| {
+            let (name, value) = line.split_once(':').expect("name: value");
+            (name.to_ascii_lowercase(), value.trim().to_owned())
+        })
+        .collect()
+}
+
+/// Every value of one header field (name in lower case).
+pub fn values<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    fields
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -10,3 +10,4 @@ mod foundation;
 mod notify;
 mod poller;
 mod rules;
+mod service;

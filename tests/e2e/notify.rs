@@ -10,7 +10,7 @@ use iamwatchd::notify::{Alert, DetectionPath, Message, Notifier};
 use iamwatchd::rules::{Category, Classification, Severity};
 use serde_json::Value;
 
-use crate::emulator::{Emulator, Options};
+use crate::emulator::{header_fields, values, Emulator, Options};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -58,37 +58,6 @@ fn smtp_config(emulator: &Emulator) -> SmtpConfig {
         to: vec!["admin@example.com".to_owned(), "sec@example.com".to_owned()],
         timeout: Duration::from_secs(10),
     }
-}
-
-/// The header fields of a stored mail, unfolded, as (lower-case name, value).
-fn header_fields(mail: &str) -> Vec<(String, String)> {
-    let head = mail.split("\r\n\r\n").next().unwrap();
-    let mut lines: Vec<String> = Vec::new();
-    for line in head.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            lines
-                .last_mut()
-                .expect("a field before a continuation")
-                .push_str(line);
-        } else {
-            lines.push(line.to_owned());
-        }
-    }
-    lines
-        .iter()
-        .map(|line| {
-            let (name, value) = line.split_once(':').expect("name: value");
-            (name.to_ascii_lowercase(), value.trim().to_owned())
-        })
-        .collect()
-}
-
-fn values<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    fields
-        .iter()
-        .filter(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-        .collect()
 }
 
 #[tokio::test]

@@ -1,0 +1,521 @@
+//! `iamwatchd run`: wires the poller, the rules, the store and the notifiers together.
+//!
+//! ```text
+//!   Poller ──records──► StoreSink (rules, allow-list, render) ──one transaction──► Store
+//!                                                                               │ outbox
+//!   delivery worker per notifier ◄──────────────── due rows ◄───────────────────┘
+//! ```
+//!
+//! Guarantees, and where they come from:
+//! - **nothing lost**: a record is marked seen and its notifications queued in the same
+//!   transaction that may move the poller's cursor; a notification is marked sent only after
+//!   the notifier accepted it; one that keeps failing is given up only after
+//!   `delivery.max_age`, with an error line naming it;
+//! - **nothing repeated** beyond the sends in flight at a crash (SMTP messages carry a
+//!   Message-ID derived from the eventID so mail systems can drop even those);
+//! - **one dead notifier never blocks another**: each has its own worker and backoff.
+//!
+//! The service takes its shutdown signal as an argument (`run(config, shutdown)`), so tests stop
+//! it like systemd does: polling stops, in-flight sends finish within a deadline, exit 0.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config, FailedCalls, StartFrom};
+use crate::event::Record;
+use crate::notify::smtp::{SmtpNotifier, SmtpTls};
+use crate::notify::sns::SnsNotifier;
+use crate::notify::{Alert, DetectionPath, Message, Notifier};
+use crate::rules::{self, AllowRule, Severity};
+use crate::source::lookup::{Lookup, Schedule};
+use crate::source::poller::{Accepted, CursorUpdate, Pass, Poller, Sink, Stream};
+use crate::store::{self, NewEvent, Notification, Recorded, SeenBy, Store};
+
+/// How long in-flight sends may take after the stop signal before the daemon exits anyway.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Tampering events are few and each needs its own lookup (one attribute per call), so their
+/// fast passes run at most once a minute: 9 requests a minute per watched region.
+const TAMPERING_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Outbox rows a worker takes per round.
+const DELIVERY_BATCH: usize = 20;
+
+/// How often a worker looks for rows whose backoff has run out (new rows wake it at once).
+const DELIVERY_TICK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("notifier {name}: {source}")]
+    Notifier {
+        name: String,
+        #[source]
+        source: crate::notify::NotifyError,
+    },
+    #[error("the periodic job scheduler failed: {0}")]
+    Scheduler(String),
+}
+
+/// What the rules let through, and how: the configured part of the rule catalogue.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub allow: Vec<AllowRule>,
+    pub failed_calls: FailedCalls,
+    pub min_severity: Severity,
+}
+
+impl Policy {
+    pub fn from_config(rules_config: &config::RulesConfig) -> Policy {
+        Policy {
+            allow: rules_config
+                .allow
+                .iter()
+                .map(|entry| AllowRule {
+                    principal: entry.principal.clone(),
+                    event: entry.event.clone(),
+                    account: entry.account.clone(),
+                })
+                .collect(),
+            failed_calls: rules_config.failed_calls,
+            min_severity: rules_config.min_severity,
+        }
+    }
+
+    /// The rules' verdict on a record, or `None` when it must not be reported.
+    pub fn judge(&self, record: &Record) -> Option<rules::Classification> {
+        let classification = rules::classify(record)?;
+        if classification.attempt && self.failed_calls == FailedCalls::Ignore {
+            return None;
+        }
+        if classification.severity < self.min_severity {
+            return None;
+        }
+        if let Some(rule) = self.allow.iter().find(|rule| rule.matches(record)) {
+            tracing::debug!(event_id = %record.event_id, event = %record.event_name, ?rule,
+                "allowed by the allow-list; not reported");
+            return None;
+        }
+        Some(classification)
+    }
+}
+
+/// The store, shared by the poller's sink, the delivery workers and the periodic jobs. SQLite
+/// is blocking: every use goes through `spawn_blocking`.
+#[derive(Clone)]
+pub struct SharedStore(Arc<Mutex<Store>>);
+
+impl SharedStore {
+    pub fn new(store: Store) -> SharedStore {
+        SharedStore(Arc::new(Mutex::new(store)))
+    }
+
+    pub async fn with<T, F>(&self, f: F) -> Result<T, store::StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, store::StoreError> + Send + 'static,
+    {
+        let inner = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .expect("store task panicked")
+    }
+}
+
+/// The poller's sink: judges each record, renders it once, and records it with one outbox row
+/// per notifier in the transaction that also moves the cursor.
+pub struct StoreSink {
+    store: SharedStore,
+    policy: Policy,
+    notifiers: Vec<String>,
+    wake: Arc<Notify>,
+    path: SeenBy,
+}
+
+impl StoreSink {
+    fn item(&self, record: Record, now: DateTime<Utc>) -> Option<(NewEvent, Vec<Notification>)> {
+        let classification = self.policy.judge(&record)?;
+        let alert = Alert {
+            classification,
+            detected_at: now,
+            path: match self.path {
+                SeenBy::Alarm => DetectionPath::Alarm,
+                _ => DetectionPath::Poller,
+            },
+            record,
+        };
+        let message = alert.render();
+        let payload = serde_json::to_vec(&message).expect("a message serialises");
+        let event = NewEvent {
+            event_id: alert.record.event_id.clone(),
+            event_time: alert.record.event_time.unwrap_or(now),
+            event_name: alert.record.event_name.clone(),
+            severity: alert.classification.severity.to_string(),
+            seen_by: self.path,
+            seen_at: now,
+        };
+        let notifications = self
+            .notifiers
+            .iter()
+            .map(|name| Notification {
+                notifier: name.clone(),
+                payload: payload.clone(),
+            })
+            .collect();
+        Some((event, notifications))
+    }
+}
+
+impl Sink for StoreSink {
+    async fn cursor(&self, key: &str) -> Result<Option<DateTime<Utc>>, String> {
+        let key = key.to_owned();
+        let cursor = self
+            .store
+            .with(move |store| store.cursor(&key))
+            .await
+            .map_err(|e| e.to_string())?;
+        match cursor {
+            None => Ok(None),
+            Some(cursor) => DateTime::parse_from_rfc3339(&cursor.value)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|e| format!("stored cursor {:?} is unreadable: {e}", cursor.value)),
+        }
+    }
+
+    async fn accept(
+        &self,
+        records: Vec<Record>,
+        _pass: Pass,
+        cursor: Option<CursorUpdate>,
+    ) -> Result<Accepted, String> {
+        let now = Utc::now();
+        let items: Vec<_> = records
+            .into_iter()
+            .filter_map(|record| self.item(record, now))
+            .collect();
+        if items.is_empty() && cursor.is_none() {
+            return Ok(Accepted::default());
+        }
+        let results =
+            self.store
+                .with(move |store| {
+                    let value = cursor.as_ref().map(|c| c.value.to_rfc3339());
+                    let update = cursor.as_ref().zip(value.as_deref()).map(|(c, value)| {
+                        store::CursorUpdate {
+                            name: &c.key,
+                            value,
+                            now,
+                        }
+                    });
+                    store.record_batch(&items, update)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+        let mut accepted = Accepted::default();
+        for result in results {
+            match result {
+                Recorded::New => accepted.new += 1,
+                Recorded::Confirmed { .. } | Recorded::Duplicate { .. } => accepted.duplicate += 1,
+            }
+        }
+        if accepted.new > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(accepted)
+    }
+}
+
+/// Delivers one notifier's outbox: oldest first, each row marked sent only after the notifier
+/// accepted it, failures retried with backoff. Returns when `stop` fires and the row in hand
+/// is done.
+async fn deliver(
+    notifier: Arc<dyn Notifier>,
+    store: SharedStore,
+    wake: Arc<Notify>,
+    backoff: (Duration, Duration),
+    stop: CancellationToken,
+) {
+    let name = notifier.name().to_owned();
+    loop {
+        let due = {
+            let name = name.clone();
+            store
+                .with(move |s| s.due(&name, Utc::now(), DELIVERY_BATCH))
+                .await
+        };
+        let rows = match due {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::error!(notifier = %name, %error, "cannot read the outbox");
+                Vec::new()
+            }
+        };
+        for row in &rows {
+            if stop.is_cancelled() {
+                return;
+            }
+            let outcome = match serde_json::from_slice::<Message>(&row.payload) {
+                Ok(message) => notifier.send(&message).await,
+                Err(error) => Err(crate::notify::NotifyError::Permanent {
+                    notifier: name.clone(),
+                    problem: format!("queued message is unreadable: {error}"),
+                    fix: "report this as a bug; the message stays in the outbox".to_owned(),
+                }),
+            };
+            let id = row.id;
+            let result = match outcome {
+                Ok(()) => {
+                    tracing::info!(notifier = %name, event_id = %row.event_id, "notification sent");
+                    store.with(move |s| s.mark_sent(id, Utc::now())).await
+                }
+                Err(error) => {
+                    let attempts = row.attempts + 1;
+                    // A permanent error (bad password, unknown topic) waits the longest: it needs
+                    // a human, and hammering the server helps nobody.
+                    let steps = if error.is_transient() {
+                        attempts
+                    } else {
+                        u32::MAX
+                    };
+                    let wait = store::backoff_with(steps, backoff.0, backoff.1);
+                    tracing::warn!(notifier = %name, event_id = %row.event_id, attempts,
+                        retry_in = ?wait, "{error}");
+                    let text = error.to_string();
+                    let next = Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
+                    store
+                        .with(move |s| s.mark_failed(id, &text, next).map(|_| ()))
+                        .await
+                }
+            };
+            if let Err(error) = result {
+                tracing::error!(notifier = %name, %error, "cannot update the outbox");
+            }
+        }
+        if rows.len() == DELIVERY_BATCH {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(DELIVERY_TICK) => {}
+        }
+    }
+}
+
+/// The notifiers the configuration names, built and ready to send.
+pub async fn build_notifiers(config: &Config) -> Result<Vec<Arc<dyn Notifier>>, ServiceError> {
+    let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
+    if let Some(smtp) = &config.smtp {
+        let settings = crate::notify::smtp::SmtpConfig {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            tls: match smtp.tls {
+                config::SmtpTls::Starttls => SmtpTls::StartTlsRequired,
+                config::SmtpTls::Implicit => SmtpTls::Implicit,
+                config::SmtpTls::None => SmtpTls::None,
+            },
+            allow_plaintext: smtp.tls == config::SmtpTls::None,
+            ca_file: smtp.ca_file.clone(),
+            username: smtp.auth.as_ref().map(|a| a.username.clone()),
+            password: smtp.auth.as_ref().map(|a| a.password.expose().to_owned()),
+            from: smtp.from.clone(),
+            to: smtp.to.clone(),
+            timeout: smtp.timeout,
+        };
+        let notifier =
+            SmtpNotifier::new("smtp", &settings).map_err(|source| ServiceError::Notifier {
+                name: "smtp".into(),
+                source,
+            })?;
+        notifiers.push(Arc::new(notifier));
+    }
+    if let Some(sns) = &config.sns {
+        let sdk = crate::aws::loader(&sns.region, config.aws.max_attempts)
+            .load()
+            .await;
+        let notifier = SnsNotifier::new("sns", &sns.topic_arn, &sdk).map_err(|source| {
+            ServiceError::Notifier {
+                name: "sns".into(),
+                source,
+            }
+        })?;
+        notifiers.push(Arc::new(notifier));
+    }
+    Ok(notifiers)
+}
+
+/// The poller's streams: IAM in the configured region (us-east-1), and each tampering event
+/// in each watched region.
+pub fn streams(config: &Config) -> Vec<Stream> {
+    let mut streams = vec![Stream {
+        region: config.aws.region.clone(),
+        lookup: Lookup::EventSource(rules::IAM_EVENT_SOURCE.to_owned()),
+        poll_interval: config.poller.poll_interval,
+    }];
+    for region in &config.aws.tampering_regions {
+        for (_, name) in rules::TAMPERING_EVENTS {
+            streams.push(Stream {
+                region: region.clone(),
+                lookup: Lookup::EventName((*name).to_owned()),
+                poll_interval: config.poller.poll_interval.max(TAMPERING_POLL_INTERVAL),
+            });
+        }
+    }
+    streams
+}
+
+pub fn schedule(poller: &config::PollerConfig) -> Schedule {
+    Schedule {
+        poll_interval: poller.poll_interval,
+        fast_window: poller.short_window,
+        sweep_interval: poller.sweep_interval,
+        sweep_horizon: poller.sweep_horizon,
+        start_from: match poller.start_from {
+            StartFrom::Now => Duration::ZERO,
+            StartFrom::Ago(ago) => ago,
+        },
+    }
+}
+
+/// Runs the daemon until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+    let store = SharedStore::new(Store::open(&config.store.state_directory)?);
+    let notifiers = build_notifiers(&config).await?;
+    for notifier in &notifiers {
+        if let Err(error) = notifier.healthcheck().await {
+            // Not fatal: changes are queued and delivered once the notifier is reachable.
+            tracing::warn!(notifier = notifier.name(), "health check failed: {error}");
+        }
+    }
+    let wake = Arc::new(Notify::new());
+    let sink = Arc::new(StoreSink {
+        store: store.clone(),
+        policy: Policy::from_config(&config.rules),
+        notifiers: notifiers.iter().map(|n| n.name().to_owned()).collect(),
+        wake: wake.clone(),
+        path: SeenBy::Poller,
+    });
+
+    let streams = streams(&config);
+    let mut clients = HashMap::new();
+    for stream in &streams {
+        if !clients.contains_key(&stream.region) {
+            // One attempt per call: the poller retries within its budget itself.
+            let sdk = crate::aws::loader(&stream.region, 1).load().await;
+            clients.insert(stream.region.clone(), aws_sdk_cloudtrail::Client::new(&sdk));
+        }
+    }
+    let poller = Poller::new(
+        streams,
+        clients,
+        config.poller.requests_per_second,
+        schedule(&config.poller),
+    );
+
+    let stop_polling = CancellationToken::new();
+    let stop_delivery = CancellationToken::new();
+    let mut scheduler = periodic_jobs(&config, store.clone()).await?;
+    let polling = tokio::spawn(poller.run(sink, stop_polling.clone()));
+    let mut delivery = tokio::task::JoinSet::new();
+    for notifier in notifiers {
+        delivery.spawn(deliver(
+            notifier,
+            store.clone(),
+            wake.clone(),
+            (config.delivery.initial_backoff, config.delivery.max_backoff),
+            stop_delivery.clone(),
+        ));
+    }
+    tracing::info!(region = %config.aws.region, "iamwatchd is running");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    let watchdog = async {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        }
+    };
+    tokio::select! {
+        _ = shutdown => {}
+        _ = watchdog => {}
+    }
+
+    tracing::info!("stopping: polling ends, in-flight notifications get {SHUTDOWN_DEADLINE:?}");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    stop_polling.cancel();
+    let _ = polling.await;
+    stop_delivery.cancel();
+    let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
+        while delivery.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "notifications still in flight at the deadline; they are sent after restart"
+        );
+    }
+    if let Err(error) = scheduler.shutdown().await {
+        tracing::warn!(%error, "periodic jobs did not stop cleanly");
+    }
+    Ok(())
+}
+
+/// Expiry of undeliverable notifications (every minute) and pruning of the seen-event store
+/// (hourly), driven by tokio-cron-scheduler.
+async fn periodic_jobs(
+    config: &Config,
+    store: SharedStore,
+) -> Result<tokio_cron_scheduler::JobScheduler, ServiceError> {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+    let failed =
+        |e: tokio_cron_scheduler::JobSchedulerError| ServiceError::Scheduler(e.to_string());
+    let scheduler = JobScheduler::new().await.map_err(failed)?;
+
+    let max_age = config.delivery.max_age;
+    let expiring = store.clone();
+    let expire = Job::new_async("0 * * * * *", move |_, _| {
+        let store = expiring.clone();
+        Box::pin(async move {
+            match store.with(move |s| s.expire(max_age, Utc::now())).await {
+                Ok(expired) => {
+                    for row in expired {
+                        tracing::error!(notifier = %row.notifier, event_id = %row.event_id,
+                            attempts = row.attempts, last_error = ?row.last_error,
+                            "gave up delivering a notification after {max_age:?}");
+                    }
+                }
+                Err(error) => tracing::error!(%error, "cannot expire old notifications"),
+            }
+        })
+    })
+    .map_err(failed)?;
+    scheduler.add(expire).await.map_err(failed)?;
+
+    let retention = config.store.retention;
+    let prune = Job::new_async("0 17 * * * *", move |_, _| {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.with(move |s| s.prune(retention, Utc::now())).await {
+                Ok(pruned) => tracing::info!(pruned, "forgot events older than the retention"),
+                Err(error) => tracing::error!(%error, "cannot prune the store"),
+            }
+        })
+    })
+    .map_err(failed)?;
+    scheduler.add(prune).await.map_err(failed)?;
+    scheduler.start().await.map_err(failed)?;
+    Ok(scheduler)
+}
