@@ -74,6 +74,10 @@ pub mod defaults {
     pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
     /// How long after the poller reports a change the alarm path should confirm it.
     pub const CONFIRM_WITHIN: Duration = Duration::from_secs(30 * 60);
+    /// How far the alarm path widens the alarm's window on both sides when it reads the log
+    /// group: CloudTrail delivers to CloudWatch Logs minutes after the call, and the record's
+    /// timestamp (the call's time) may precede the datapoint that set the alarm off.
+    pub const LOOKBACK_MARGIN: Duration = Duration::from_secs(5 * 60);
     /// Log filter (tracing `EnvFilter` syntax).
     pub const LOG_LEVEL: &str = "info";
     /// The address suggested for `metrics.listen` (the listener is off unless set).
@@ -297,6 +301,14 @@ pub struct AlarmConfig {
     /// A change the poller reported must be confirmed by the alarm path within this long, or
     /// the alarm path is reported as unhealthy.
     pub confirm_within: Duration,
+    /// The trail's log group (the stack's `LogGroupName` output), read in the aws region when
+    /// an alarm fires; required with `queue_url`.
+    pub log_group: Option<String>,
+    /// Added before and after the alarm's own window when its records are read.
+    pub lookback_margin: Duration,
+    /// Whether an unhealthy pipeline (changes the alarm path never confirmed) is also sent as
+    /// a message, not only logged.
+    pub health_messages: bool,
 }
 
 /// Log line format.
@@ -792,6 +804,13 @@ struct RawAlarm {
     /// Time the alarm path has to confirm a change.
     #[serde(deserialize_with = "duration")]
     confirm_within: Duration,
+    /// The trail's log group name.
+    log_group: Option<String>,
+    /// Margin around the alarm's window.
+    #[serde(deserialize_with = "duration")]
+    lookback_margin: Duration,
+    /// Send pipeline-health findings as messages too.
+    health_messages: bool,
 }
 
 impl Default for RawAlarm {
@@ -799,6 +818,9 @@ impl Default for RawAlarm {
         RawAlarm {
             queue_url: None,
             confirm_within: defaults::CONFIRM_WITHIN,
+            log_group: None,
+            lookback_margin: defaults::LOOKBACK_MARGIN,
+            health_messages: true,
         }
     }
 }
@@ -1804,10 +1826,42 @@ fn validate_alarm(raw: &RawAlarm, report: &mut Report) -> AlarmConfig {
     if raw.confirm_within.is_zero() {
         report.error("alarm.confirm_within", "must be greater than 0");
     }
+    match (&raw.queue_url, &raw.log_group) {
+        (Some(_), None) => report.error(
+            "alarm.log_group",
+            "is required with alarm.queue_url: name the trail's log group (the stack's \
+             LogGroupName output), which the daemon reads when an alarm fires",
+        ),
+        (_, Some(group)) if !valid_log_group_name(group) => report.error(
+            "alarm.log_group",
+            format!(
+                "must be a CloudWatch Logs group name (1 to 512 characters of letters, digits \
+                 and _ - / . #), got {group:?}"
+            ),
+        ),
+        _ => {}
+    }
+    if raw.lookback_margin > Duration::from_secs(24 * 60 * 60) {
+        report.error(
+            "alarm.lookback_margin",
+            "must be at most 1 day: CloudTrail delivers to CloudWatch Logs within minutes",
+        );
+    }
     AlarmConfig {
         queue_url: raw.queue_url.clone(),
         confirm_within: raw.confirm_within,
+        log_group: raw.log_group.clone(),
+        lookback_margin: raw.lookback_margin,
+        health_messages: raw.health_messages,
     }
+}
+
+/// CloudWatch Logs' rule for group names (CreateLogGroup's `logGroupName` pattern).
+fn valid_log_group_name(name: &str) -> bool {
+    (1..=512).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-/.#".contains(c))
 }
 
 fn validate_log(raw: &RawLog, report: &mut Report) -> LogConfig {
@@ -2481,5 +2535,27 @@ listen = "localhost"
         assert!(check_mailbox("a@b.example\r\nBcc: evil@x").is_err());
         assert!(check_mailbox("no-at-sign").is_err());
         assert!(check_mailbox("a@@b").is_err());
+    }
+
+    #[test]
+    fn the_alarm_path_needs_its_log_group() {
+        let text =
+            format!("{MINIMAL}[alarm]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n");
+        let found = problems(&text);
+        assert!(problem_at(&found, "alarm.log_group")
+            .message
+            .contains("LogGroupName"));
+        let bad = format!("{text}log_group = \"no spaces allowed\"\nlookback_margin = \"2d\"\n");
+        let found = problems(&bad);
+        problem_at(&found, "alarm.log_group");
+        problem_at(&found, "alarm.lookback_margin");
+        let good = format!("{text}log_group = \"iamwatchd-LogGroup-1\"\n");
+        let config = load_str(&good, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.alarm.log_group.as_deref(),
+            Some("iamwatchd-LogGroup-1")
+        );
+        assert_eq!(config.alarm.lookback_margin, defaults::LOOKBACK_MARGIN);
+        assert!(config.alarm.health_messages);
     }
 }

@@ -33,6 +33,7 @@ use crate::notify::smtp::{SmtpNotifier, SmtpTls};
 use crate::notify::sns::SnsNotifier;
 use crate::notify::{Alert, DetectionPath, Message, Notifier};
 use crate::rules::{self, AllowRule, Severity};
+use crate::source::alarm::AlarmPath;
 use crate::source::lookup::{Lookup, Schedule};
 use crate::source::poller::{Accepted, CursorUpdate, Pass, Poller, Sink, Stream};
 use crate::store::{self, NewEvent, Notification, Recorded, SeenBy, Store};
@@ -134,38 +135,71 @@ impl SharedStore {
     }
 }
 
-/// The poller's sink: judges each record, renders it once, and records it with one outbox row
-/// per notifier in the transaction that also moves the cursor.
-pub struct StoreSink {
+/// Turns records into stored events with their queued messages, for every path: judges each
+/// record, renders it once, and records it with one outbox row per notifier in one
+/// transaction. The poller's sink and the alarm path both go through it, so a change reads
+/// the same whichever path saw it first.
+#[derive(Clone)]
+pub struct Reporter {
     store: SharedStore,
-    policy: Policy,
-    notifiers: Vec<String>,
+    policy: Arc<Policy>,
+    notifiers: Arc<[String]>,
     wake: Arc<Notify>,
-    path: SeenBy,
 }
 
-impl StoreSink {
-    fn item(&self, record: Record, now: DateTime<Utc>) -> Option<(NewEvent, Vec<Notification>)> {
+impl Reporter {
+    pub fn new(
+        store: SharedStore,
+        policy: Policy,
+        notifiers: Vec<String>,
+        wake: Arc<Notify>,
+    ) -> Reporter {
+        Reporter {
+            store,
+            policy: Arc::new(policy),
+            notifiers: notifiers.into(),
+            wake,
+        }
+    }
+
+    /// The stored event and its queued messages for `record`, or `None` when the rules say it
+    /// must not be reported.
+    pub fn alert_item(
+        &self,
+        record: Record,
+        path: SeenBy,
+        now: DateTime<Utc>,
+    ) -> Option<(NewEvent, Vec<Notification>)> {
         let classification = self.policy.judge(&record)?;
         let alert = Alert {
             classification,
             detected_at: now,
-            path: match self.path {
+            path: match path {
                 SeenBy::Alarm => DetectionPath::Alarm,
                 _ => DetectionPath::Poller,
             },
             record,
         };
         let message = alert.render();
-        let payload = serde_json::to_vec(&message).expect("a message serialises");
         let event = NewEvent {
             event_id: alert.record.event_id.clone(),
             event_time: alert.record.event_time.unwrap_or(now),
             event_name: alert.record.event_name.clone(),
             severity: alert.classification.severity.to_string(),
-            seen_by: self.path,
+            seen_by: path,
             seen_at: now,
         };
+        Some(self.message_item(&message, event))
+    }
+
+    /// `event` with `message` queued for every notifier: also used for messages about the
+    /// pipeline itself, under a synthetic event ID.
+    pub fn message_item(
+        &self,
+        message: &Message,
+        event: NewEvent,
+    ) -> (NewEvent, Vec<Notification>) {
+        let payload = serde_json::to_vec(message).expect("a message serialises");
         let notifications = self
             .notifiers
             .iter()
@@ -174,14 +208,49 @@ impl StoreSink {
                 payload: payload.clone(),
             })
             .collect();
-        Some((event, notifications))
+        (event, notifications)
     }
+
+    /// Records `items` (and moves a cursor) in one transaction, then wakes the delivery
+    /// workers when something new was queued.
+    pub async fn record(
+        &self,
+        items: Vec<(NewEvent, Vec<Notification>)>,
+        cursor: Option<CursorUpdate>,
+    ) -> Result<Vec<Recorded>, store::StoreError> {
+        let now = Utc::now();
+        let results =
+            self.store
+                .with(move |store| {
+                    let value = cursor.as_ref().map(|c| c.value.to_rfc3339());
+                    let update = cursor.as_ref().zip(value.as_deref()).map(|(c, value)| {
+                        store::CursorUpdate {
+                            name: &c.key,
+                            value,
+                            now,
+                        }
+                    });
+                    store.record_batch(&items, update)
+                })
+                .await?;
+        if results.contains(&Recorded::New) {
+            self.wake.notify_waiters();
+        }
+        Ok(results)
+    }
+}
+
+/// The poller's sink: every record goes through the [`Reporter`] as seen by the poller, in
+/// the transaction that also moves the cursor.
+pub struct StoreSink {
+    reporter: Reporter,
 }
 
 impl Sink for StoreSink {
     async fn cursor(&self, key: &str) -> Result<Option<DateTime<Utc>>, String> {
         let key = key.to_owned();
         let cursor = self
+            .reporter
             .store
             .with(move |store| store.cursor(&key))
             .await
@@ -203,35 +272,22 @@ impl Sink for StoreSink {
         let now = Utc::now();
         let items: Vec<_> = records
             .into_iter()
-            .filter_map(|record| self.item(record, now))
+            .filter_map(|record| self.reporter.alert_item(record, SeenBy::Poller, now))
             .collect();
         if items.is_empty() && cursor.is_none() {
             return Ok(Accepted::default());
         }
-        let results =
-            self.store
-                .with(move |store| {
-                    let value = cursor.as_ref().map(|c| c.value.to_rfc3339());
-                    let update = cursor.as_ref().zip(value.as_deref()).map(|(c, value)| {
-                        store::CursorUpdate {
-                            name: &c.key,
-                            value,
-                            now,
-                        }
-                    });
-                    store.record_batch(&items, update)
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+        let results = self
+            .reporter
+            .record(items, cursor)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut accepted = Accepted::default();
         for result in results {
             match result {
                 Recorded::New => accepted.new += 1,
                 Recorded::Confirmed { .. } | Recorded::Duplicate { .. } => accepted.duplicate += 1,
             }
-        }
-        if accepted.new > 0 {
-            self.wake.notify_waiters();
         }
         Ok(accepted)
     }
@@ -389,6 +445,40 @@ pub fn schedule(poller: &config::PollerConfig) -> Schedule {
     }
 }
 
+/// The alarm path's SQS consumer, when `alarm.queue_url` is set. The queue's region is read
+/// from its URL (`https://sqs.<region>.amazonaws.com/...`), the log group is read in
+/// `aws.region`.
+async fn alarm_path(config: &Config, reporter: Reporter) -> Option<AlarmPath> {
+    let queue_url = config.alarm.queue_url.clone()?;
+    let log_group = config.alarm.log_group.clone()?;
+    let queue_region = queue_region(&queue_url).unwrap_or(&config.aws.region);
+    let sqs_sdk = crate::aws::loader(queue_region, config.aws.max_attempts)
+        .load()
+        .await;
+    let logs_sdk = crate::aws::loader(&config.aws.region, config.aws.max_attempts)
+        .load()
+        .await;
+    Some(AlarmPath {
+        sqs: aws_sdk_sqs::Client::new(&sqs_sdk),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&logs_sdk),
+        queue_url,
+        log_group,
+        region: config.aws.region.clone(),
+        margin: config.alarm.lookback_margin,
+        reporter,
+    })
+}
+
+/// The region in an SQS queue URL, `None` for URLs of another shape (an emulator's).
+fn queue_region(url: &str) -> Option<&str> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let mut labels = host.split('.');
+    (labels.next()? == "sqs")
+        .then(|| labels.next())
+        .flatten()
+        .filter(|region| !region.is_empty() && *region != "amazonaws")
+}
+
 /// Runs the daemon until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
     let store = SharedStore::new(Store::open(&config.store.state_directory)?);
@@ -400,12 +490,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     let wake = Arc::new(Notify::new());
+    let reporter = Reporter::new(
+        store.clone(),
+        Policy::from_config(&config.rules),
+        notifiers.iter().map(|n| n.name().to_owned()).collect(),
+        wake.clone(),
+    );
     let sink = Arc::new(StoreSink {
-        store: store.clone(),
-        policy: Policy::from_config(&config.rules),
-        notifiers: notifiers.iter().map(|n| n.name().to_owned()).collect(),
-        wake: wake.clone(),
-        path: SeenBy::Poller,
+        reporter: reporter.clone(),
     });
 
     let streams = streams(&config);
@@ -426,8 +518,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let stop_polling = CancellationToken::new();
     let stop_delivery = CancellationToken::new();
-    let mut scheduler = periodic_jobs(&config, store.clone()).await?;
+    let mut scheduler = periodic_jobs(&config, store.clone(), reporter.clone()).await?;
     let polling = tokio::spawn(poller.run(sink, stop_polling.clone()));
+    let alarm_path = alarm_path(&config, reporter)
+        .await
+        .map(|path| tokio::spawn(path.run(stop_polling.clone())));
     let mut delivery = tokio::task::JoinSet::new();
     for notifier in notifiers {
         delivery.spawn(deliver(
@@ -457,6 +552,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     stop_polling.cancel();
     let _ = polling.await;
+    if let Some(alarm_path) = alarm_path {
+        let _ = alarm_path.await;
+    }
     stop_delivery.cancel();
     let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
         while delivery.join_next().await.is_some() {}
@@ -473,11 +571,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Expiry of undeliverable notifications (every minute) and pruning of the seen-event store
-/// (hourly), driven by tokio-cron-scheduler.
+/// Expiry of undeliverable notifications (every minute), pruning of the seen-event store
+/// (hourly) and, with the alarm path, its health check, driven by tokio-cron-scheduler.
 async fn periodic_jobs(
     config: &Config,
     store: SharedStore,
+    reporter: Reporter,
 ) -> Result<tokio_cron_scheduler::JobScheduler, ServiceError> {
     use tokio_cron_scheduler::{Job, JobScheduler};
     let failed =
@@ -516,6 +615,240 @@ async fn periodic_jobs(
     })
     .map_err(failed)?;
     scheduler.add(prune).await.map_err(failed)?;
+
+    if config.alarm.queue_url.is_some() {
+        let health = Arc::new(tokio::sync::Mutex::new(Health::new(
+            config.alarm.confirm_within,
+            config.alarm.health_messages,
+        )));
+        let job = Job::new_async(HEALTH_SCHEDULE, move |_, _| {
+            let health = health.clone();
+            let reporter = reporter.clone();
+            Box::pin(async move {
+                if let Err(error) = health.lock().await.check(&reporter, Utc::now()).await {
+                    tracing::error!(%error, "cannot check the alarm path's health");
+                }
+            })
+        })
+        .map_err(failed)?;
+        scheduler.add(job).await.map_err(failed)?;
+    }
     scheduler.start().await.map_err(failed)?;
     Ok(scheduler)
+}
+
+/// The health check runs every 10 seconds: one indexed query, and a broken alarm path is
+/// noticed soon after `alarm.confirm_within`.
+const HEALTH_SCHEDULE: &str = "*/10 * * * * *";
+
+/// Changes listed by name in a health message.
+const HEALTH_EXAMPLES: usize = 5;
+
+/// Unconfirmed changes looked at per check.
+const HEALTH_LIMIT: usize = 1000;
+
+/// The pipeline-health check of the alarm path, both directions.
+///
+/// - Changes the poller reported that the alarm path has not confirmed within
+///   `confirm_within`: the trail, the log group, the filter, the alarm, the topic or the queue
+///   may be broken or tampered with. Only changes first seen within the last
+///   `2 × confirm_within` count, so an incident ends once the alarm path confirms again. An
+///   incident is logged and (configurable) sent once, when it starts, under the synthetic
+///   event ID `health:alarm-silent:<first eventID>` so a restart does not repeat it either.
+///   An alarm that stays in ALARM across periods sends no new notification: changes in a
+///   long burst can look unconfirmed; the message says so.
+/// - Alarm firings the poller never explained (changes first seen by the alarm path) are
+///   counted from the store and logged whenever the count grows.
+struct Health {
+    confirm_within: Duration,
+    send: bool,
+    incident: Option<String>,
+    alarm_first: Option<u64>,
+}
+
+impl Health {
+    fn new(confirm_within: Duration, send: bool) -> Health {
+        Health {
+            confirm_within,
+            send,
+            incident: None,
+            alarm_first: None,
+        }
+    }
+
+    async fn check(
+        &mut self,
+        reporter: &Reporter,
+        now: DateTime<Utc>,
+    ) -> Result<(), store::StoreError> {
+        let within = chrono::TimeDelta::from_std(self.confirm_within).unwrap_or_default();
+        let (after, before) = (now - within - within, now - within);
+        let (silent, stats) = reporter
+            .store
+            .with(move |s| {
+                Ok((
+                    s.unconfirmed_between(after, before, HEALTH_LIMIT)?,
+                    s.stats()?,
+                ))
+            })
+            .await?;
+
+        let alarm_first = stats.seen_by_path.get(&SeenBy::Alarm).copied().unwrap_or(0);
+        if self.alarm_first.is_some_and(|before| alarm_first > before) {
+            tracing::warn!(
+                alarm_first,
+                "alarm firings the poller did not explain: changes (or \
+                empty alarm windows) first reported by the alarm path since start-up grew"
+            );
+        }
+        self.alarm_first = Some(alarm_first);
+
+        let Some(first) = silent.first() else {
+            if let Some(incident) = self.incident.take() {
+                tracing::info!(%incident, "the alarm path confirms changes again");
+            }
+            return Ok(());
+        };
+        if self.incident.is_some() {
+            return Ok(());
+        }
+        let event_id = format!("health:alarm-silent:{}", first.event_id);
+        let examples: Vec<_> = silent
+            .iter()
+            .take(HEALTH_EXAMPLES)
+            .map(|e| (e.event_name.clone(), e.event_id.clone(), e.first_seen_at))
+            .collect();
+        tracing::warn!(count = silent.len(), confirm_within = ?self.confirm_within,
+            examples = ?examples.iter().map(|e| &e.0).collect::<Vec<_>>(),
+            "alarm path silent: changes the poller reported were not confirmed by the alarm");
+        self.incident = Some(event_id.clone());
+        if self.send {
+            let message =
+                crate::notify::render::silent_alarm_path(&crate::notify::render::SilentAlarmPath {
+                    event_id: &event_id,
+                    count: silent.len(),
+                    examples: &examples,
+                    confirm_within: self.confirm_within,
+                });
+            let event = NewEvent {
+                event_id,
+                event_time: now,
+                event_name: message.event_name.clone(),
+                severity: message.severity.clone(),
+                // Recorded as the alarm path's own finding: a poller or scan entry would count
+                // as a change awaiting confirmation itself.
+                seen_by: SeenBy::Alarm,
+                seen_at: now,
+            };
+            let recorded = reporter
+                .record(vec![reporter.message_item(&message, event)], None)
+                .await?;
+            if recorded.contains(&Recorded::New) {
+                // Not an alarm firing: keep it out of the count above.
+                self.alarm_first = Some(alarm_first + 1);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_region_comes_from_an_sqs_url() {
+        assert_eq!(
+            queue_region("https://sqs.eu-west-1.amazonaws.com/123456789012/q"),
+            Some("eu-west-1")
+        );
+        assert_eq!(queue_region("http://127.0.0.1:4566/123456789012/q"), None);
+        assert_eq!(queue_region("https://sqs.amazonaws.com/1/q"), None);
+    }
+
+    fn reporter() -> (tempfile::TempDir, Reporter) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SharedStore::new(Store::open(dir.path()).unwrap());
+        let policy = Policy {
+            allow: Vec::new(),
+            failed_calls: FailedCalls::Report,
+            min_severity: Severity::Info,
+        };
+        let reporter = Reporter::new(store, policy, vec!["smtp".into()], Arc::new(Notify::new()));
+        (dir, reporter)
+    }
+
+    fn seen(id: &str, by: SeenBy, at: DateTime<Utc>) -> NewEvent {
+        NewEvent {
+            event_id: id.to_owned(),
+            event_time: at,
+            event_name: "CreateUser".to_owned(),
+            severity: "MEDIUM".to_owned(),
+            seen_by: by,
+            seen_at: at,
+        }
+    }
+
+    async fn queued(reporter: &Reporter) -> Vec<String> {
+        reporter
+            .store
+            .with(|s| s.due("smtp", Utc::now() + chrono::TimeDelta::days(1), 100))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.event_id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_silent_alarm_path_is_one_message_per_incident() {
+        let (_dir, reporter) = reporter();
+        let now = Utc::now();
+        let minute = chrono::TimeDelta::minutes(1);
+        let mut health = Health::new(Duration::from_secs(600), true);
+        // Reported 11 minutes ago, never confirmed: an incident.
+        let message = Message {
+            subject: "s".into(),
+            text: "t".into(),
+            html: "h".into(),
+            event_id: "e-1".into(),
+            severity: "MEDIUM".into(),
+            category: "iam-change".into(),
+            attempt: false,
+            event_name: "CreateUser".into(),
+            account: "1".into(),
+        };
+        let old = reporter.message_item(&message, seen("e-1", SeenBy::Poller, now - minute * 11));
+        let fresh = reporter.message_item(&message, seen("e-2", SeenBy::Poller, now - minute));
+        reporter.record(vec![old, fresh], None).await.unwrap();
+        health.check(&reporter, now).await.unwrap();
+        health
+            .check(&reporter, now + chrono::TimeDelta::seconds(10))
+            .await
+            .unwrap();
+        let ids = queued(&reporter).await;
+        assert_eq!(
+            ids.iter()
+                .filter(|id| id.starts_with("health:"))
+                .collect::<Vec<_>>(),
+            ["health:alarm-silent:e-1"],
+            "once, not every check"
+        );
+        // A fresh daemon (restart) re-detects the same incident: the event ID dedups it.
+        let mut restarted = Health::new(Duration::from_secs(600), true);
+        restarted.check(&reporter, now).await.unwrap();
+        assert_eq!(queued(&reporter).await.len(), ids.len());
+
+        // The alarm confirms both: the incident ends.
+        let confirm = vec![
+            reporter.message_item(&message, seen("e-1", SeenBy::Alarm, now)),
+            reporter.message_item(&message, seen("e-2", SeenBy::Alarm, now)),
+        ];
+        let results = reporter.record(confirm, None).await.unwrap();
+        assert!(results
+            .iter()
+            .all(|r| matches!(r, Recorded::Confirmed { .. })));
+        health.check(&reporter, now + minute * 20).await.unwrap();
+        assert_eq!(health.incident, None);
+    }
 }

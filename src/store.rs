@@ -604,19 +604,34 @@ impl Store {
     /// alarm path has not confirmed, oldest first, at most `limit`: the pipeline-health check
     /// (issue 5) uses them to notice a broken or tampered trail → filter → alarm path.
     pub fn unconfirmed(&self, seen_before: DateTime<Utc>, limit: usize) -> Result<Vec<SeenEvent>> {
+        self.unconfirmed_between(DateTime::<Utc>::UNIX_EPOCH, seen_before, limit)
+    }
+
+    /// [`Store::unconfirmed`] limited to events first seen at or after `seen_after`: the
+    /// health check looks at recent changes only, so an incident ends once the alarm path
+    /// works again instead of lasting until the old events are pruned.
+    pub fn unconfirmed_between(
+        &self,
+        seen_after: DateTime<Utc>,
+        seen_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<SeenEvent>> {
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT event_id, first_seen_at, event_time, first_path, confirmed_by_alarm_at, \
                  event_name, severity FROM seen_event \
                  WHERE first_path IN ('poller', 'scan') AND confirmed_by_alarm_at IS NULL \
-                   AND first_seen_at <= ?1 \
+                   AND first_seen_at <= ?1 AND first_seen_at >= ?3 \
                  ORDER BY first_seen_at, event_id LIMIT ?2",
             )
             .map_err(self.err("reading unconfirmed events"))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![millis(seen_before), limit], seen_event_row)
+            .query_map(
+                params![millis(seen_before), limit, millis(seen_after)],
+                seen_event_row,
+            )
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(self.err("reading unconfirmed events"))?;
         Ok(rows)

@@ -50,6 +50,14 @@ pub mod output {
     pub const TAMPERING_ALARM_NAME: &str = "TamperingAlarmName";
 }
 
+/// Metric names of the filters: the alarm path reads `Trigger.MetricName` to know which
+/// pattern an alarm counts.
+pub mod metric {
+    pub const IAM_CHANGES: &str = "IAMChanges";
+    pub const CIS: &str = "IAMPolicyChanges";
+    pub const TAMPERING: &str = "MonitoringTampering";
+}
+
 /// Logical id of the bucket the stack creates when no bucket is given; `deploy --delete` looks
 /// for it to tell the operator that it is retained.
 pub const CREATED_BUCKET_LOGICAL_ID: &str = "TrailBucket";
@@ -390,7 +398,7 @@ fn resources() -> Value {
         "IamChanges",
         None,
         rules::iam_metric_filter_pattern(),
-        "IAMChanges",
+        metric::IAM_CHANGES,
         "iam-changes",
         "Someone changed IAM (iamwatchd reports who and what).",
     );
@@ -399,7 +407,7 @@ fn resources() -> Value {
         "Cis",
         Some("CisFilter"),
         rules::CIS_4_4_FILTER_PATTERN.to_owned(),
-        "IAMPolicyChanges",
+        metric::CIS,
         "cis-4-4-iam-policy-changes",
         "CIS 4.4 / Security Hub CloudWatch.4: an IAM policy changed.",
     );
@@ -408,7 +416,7 @@ fn resources() -> Value {
         "Tampering",
         Some("TamperingAlarm"),
         rules::tampering_metric_filter_pattern(),
-        "MonitoringTampering",
+        metric::TAMPERING,
         "monitoring-tampering",
         "Someone changed or removed part of the IAM change monitoring (trail, filter, alarm, topic).",
     );
