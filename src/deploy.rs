@@ -735,9 +735,13 @@ fn print_next_steps(stack: &Stack, region: &str) {
     );
     match output_value(stack, output::QUEUE_URL) {
         Some(queue) => println!(
-            "  2. Start the daemon (`iamwatchd run`) with region {region}, alarm queue {queue} \
-             and log group {}.",
-            output_value(stack, output::LOG_GROUP_NAME).unwrap_or("?")
+            "  2. Start the daemon (`iamwatchd run`) with region {region}, [alarm] queue_url = \
+             {queue} and log_group = {}, and [sns] topic_arn = {} (the e-mail addresses \
+             subscribe to that topic, not to the alarm topic) or [smtp]. If the daemon stops \
+             reading the queue, alarm {} e-mails the addresses directly.",
+            output_value(stack, output::LOG_GROUP_NAME).unwrap_or("?"),
+            output_value(stack, output::NOTIFICATION_TOPIC_ARN).unwrap_or("?"),
+            output_value(stack, output::DEAD_MANS_SWITCH_ALARM_NAME).unwrap_or("?"),
         ),
         None => println!(
             "  2. The daemon queue is disabled (--daemon-queue false): the alarms go by e-mail \

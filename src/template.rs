@@ -4,7 +4,14 @@
 //! (through a role that may only write to that group) → metric filter → alarm → SNS topic →
 //! e-mail, plus optional extras chosen by parameter: the exact CIS 4.4 filter and its alarm, an
 //! alarm on tampering with the monitoring, and the SQS queue through which the daemon hears the
-//! alarm. The trail's S3 bucket is either one the operator names or one the stack creates with
+//! alarm.
+//!
+//! Two deployment modes: **alarm-only** (`EnableDaemonQueue=false`): the alarm topic e-mails
+//! the humans. **With daemon** (the default): the alarm topic feeds only the daemon's queue;
+//! the humans subscribe to a separate notifications topic that the daemon publishes its
+//! detailed messages to (or get them by SMTP), so they never receive both the bare alarm and
+//! the detailed message for one change; a dead-man's switch alarm on the queue's age of oldest
+//! message e-mails them through that topic when the daemon stops reading. The trail's S3 bucket is either one the operator names or one the stack creates with
 //! the bucket policy CloudTrail needs (the missing policy is what trips new users up first).
 //!
 //! The template is built in code rather than kept as a hand-edited file because its metric
@@ -34,11 +41,14 @@ pub mod param {
     pub const CIS_FILTER: &str = "EnableCisFilter";
     pub const TAMPERING_ALARM: &str = "EnableTamperingAlarm";
     pub const DAEMON_QUEUE: &str = "EnableDaemonQueue";
+    pub const QUEUE_AGE_THRESHOLD: &str = "DaemonQueueMaxAgeSeconds";
 }
 
 /// Output names, read back by [`crate::deploy`] and by the daemon's configuration.
 pub mod output {
     pub const TOPIC_ARN: &str = "TopicArn";
+    pub const NOTIFICATION_TOPIC_ARN: &str = "NotificationTopicArn";
+    pub const DEAD_MANS_SWITCH_ALARM_NAME: &str = "DaemonQueueAgeAlarmName";
     pub const ALARM_NAME: &str = "AlarmName";
     pub const ALARM_ARN: &str = "AlarmArn";
     pub const LOG_GROUP_NAME: &str = "LogGroupName";
@@ -69,6 +79,8 @@ pub const MAX_EMAILS: usize = param::EMAILS.len();
 pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 365;
 pub const DEFAULT_ALARM_PERIOD_SECONDS: u32 = 300;
 pub const DEFAULT_ALARM_THRESHOLD: u32 = 1;
+/// The dead-man's switch: an alarm message older than this means the daemon stopped reading.
+pub const DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS: u32 = 900;
 
 /// The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
 pub const LOG_RETENTION_DAYS_ALLOWED: [u32; 22] = [
@@ -115,7 +127,8 @@ fn parameters() -> Value {
         let mut parameter = json!({
             "Type": "String",
             "Description": if index == 0 {
-                "E-mail address that receives the alarms (it must confirm the subscription)."
+                "E-mail address that receives the alarms, or with the daemon queue the daemon's \
+                 messages (it must confirm the subscription)."
             } else {
                 "Another e-mail address that receives the alarms (optional)."
             },
@@ -186,9 +199,22 @@ fn parameters() -> Value {
     parameters.insert(
         param::DAEMON_QUEUE.to_owned(),
         boolean_parameter(
-            "Add the SQS queue through which the iamwatchd daemon hears the alarms.",
+            "Daemon mode: the alarm topic feeds an SQS queue the iamwatchd daemon reads, and \
+             the e-mail addresses subscribe to a separate notifications topic the daemon \
+             publishes its detailed messages to. false: alarm-only mode, the alarm topic \
+             e-mails the addresses directly.",
             true,
         ),
+    );
+    parameters.insert(
+        param::QUEUE_AGE_THRESHOLD.to_owned(),
+        json!({
+            "Type": "Number",
+            "Default": DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS,
+            "MinValue": 60,
+            "Description": "With the daemon queue: e-mail the humans directly when an alarm \
+                message has waited this many seconds (the daemon stopped reading the queue).",
+        }),
     );
     Value::Object(parameters)
 }
@@ -427,11 +453,21 @@ fn resources() -> Value {
             "Properties": { "DisplayName": "iamwatchd" },
         }),
     );
+    // Daemon mode: humans hear the daemon (one detailed message per change, through this
+    // topic or SMTP) and the dead-man's switch, never the bare alarm as well.
+    resources.insert(
+        "NotificationTopic".to_owned(),
+        json!({
+            "Type": "AWS::SNS::Topic",
+            "Condition": "DaemonQueue",
+            "Properties": { "DisplayName": "iamwatchd" },
+        }),
+    );
     for (index, name) in param::EMAILS.iter().enumerate() {
         let mut subscription = json!({
             "Type": "AWS::SNS::Subscription",
             "Properties": {
-                "TopicArn": reference("Topic"),
+                "TopicArn": { "Fn::If": ["DaemonQueue", reference("NotificationTopic"), reference("Topic")] },
                 "Protocol": "email",
                 "Endpoint": reference(name),
             },
@@ -487,6 +523,31 @@ fn resources() -> Value {
             },
         }),
     );
+    resources.insert(
+        "DaemonQueueAgeAlarm".to_owned(),
+        json!({
+            "Type": "AWS::CloudWatch::Alarm",
+            "Condition": "DaemonQueue",
+            "Properties": {
+                "AlarmName": sub("${AWS::StackName}-daemon-not-reading"),
+                "AlarmDescription": "An alarm message has waited in the daemon's queue too long: \
+                    iamwatchd run stopped reading it (or cannot read one message; see its log). \
+                    IAM changes are not being reported in detail.",
+                "Namespace": "AWS/SQS",
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{ "Name": "QueueName", "Value": get_att("DaemonQueue", "QueueName") }],
+                "Statistic": "Maximum",
+                "Period": 60,
+                "EvaluationPeriods": 1,
+                "Threshold": reference(param::QUEUE_AGE_THRESHOLD),
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                // SQS stops publishing for a queue idle for hours: an empty queue is healthy.
+                "TreatMissingData": "notBreaching",
+                "AlarmActions": [reference("NotificationTopic")],
+                "OKActions": [reference("NotificationTopic")],
+            },
+        }),
+    );
     Value::Object(resources)
 }
 
@@ -500,12 +561,16 @@ fn outputs() -> Value {
         (output::LOG_GROUP_NAME): out("Log group the trail delivers to", reference("LogGroup")),
         (output::TRAIL_ARN): out("The trail", get_att("Trail", "Arn")),
         (output::BUCKET_NAME): out("S3 bucket holding the trail's log files", bucket_name()),
+        (output::NOTIFICATION_TOPIC_ARN): out("SNS topic humans subscribe to in daemon mode: the daemon's sns.topic_arn", reference("NotificationTopic")),
+        (output::DEAD_MANS_SWITCH_ALARM_NAME): out("Alarm when the daemon stops reading its queue", reference("DaemonQueueAgeAlarm")),
         (output::QUEUE_URL): out("SQS queue the daemon reads alarms from", reference("DaemonQueue")),
         (output::QUEUE_ARN): out("ARN of the daemon's SQS queue", get_att("DaemonQueue", "Arn")),
         (output::CIS_ALARM_NAME): out("CIS 4.4 alarm", reference("CisAlarm")),
         (output::TAMPERING_ALARM_NAME): out("Alarm on tampering with the monitoring", reference("TamperingAlarm")),
     });
     outputs[output::QUEUE_URL]["Condition"] = json!("DaemonQueue");
+    outputs[output::NOTIFICATION_TOPIC_ARN]["Condition"] = json!("DaemonQueue");
+    outputs[output::DEAD_MANS_SWITCH_ALARM_NAME]["Condition"] = json!("DaemonQueue");
     outputs[output::QUEUE_ARN]["Condition"] = json!("DaemonQueue");
     outputs[output::CIS_ALARM_NAME]["Condition"] = json!("CisFilter");
     outputs[output::TAMPERING_ALARM_NAME]["Condition"] = json!("TamperingAlarm");
@@ -672,13 +737,43 @@ mod tests {
             .values()
             .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
             .collect();
-        assert_eq!(alarms.len(), 3);
+        assert_eq!(alarms.len(), 4);
         for alarm in alarms {
             assert_eq!(alarm["Properties"]["TreatMissingData"], "notBreaching");
+        }
+    }
+
+    #[test]
+    fn daemon_mode_sends_humans_the_daemon_and_the_dead_mans_switch_not_the_bare_alarm() {
+        let template = template();
+        let resources = &template["Resources"];
+        for id in ["IamChangesAlarm", "CisAlarm", "TamperingAlarm"] {
             assert_eq!(
-                alarm["Properties"]["AlarmActions"],
-                json!([{"Ref": "Topic"}])
+                resources[id]["Properties"]["AlarmActions"],
+                json!([{"Ref": "Topic"}]),
+                "{id} feeds the alarm topic"
             );
         }
+        for index in 1..=MAX_EMAILS {
+            assert_eq!(
+                resources[format!("EmailSubscription{index}")]["Properties"]["TopicArn"],
+                json!({ "Fn::If": ["DaemonQueue", {"Ref": "NotificationTopic"}, {"Ref": "Topic"}] })
+            );
+        }
+        let switch = &resources["DaemonQueueAgeAlarm"];
+        assert_eq!(switch["Condition"], "DaemonQueue");
+        assert_eq!(switch["Properties"]["Namespace"], "AWS/SQS");
+        assert_eq!(
+            switch["Properties"]["MetricName"],
+            "ApproximateAgeOfOldestMessage"
+        );
+        assert_eq!(
+            switch["Properties"]["AlarmActions"],
+            json!([{"Ref": "NotificationTopic"}])
+        );
+        assert_eq!(
+            template["Parameters"][param::QUEUE_AGE_THRESHOLD]["Default"],
+            DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS
+        );
     }
 }
