@@ -7,7 +7,10 @@ seconds, does what AWS does in the background:
    trail that would receive it (same region or multi-region; IAM's global events only to trails
    that include global service events; event selectors respected);
 2. evaluates each metric filter of that log group on the delivered event and puts the datapoint;
-3. evaluates every metric alarm over its periods and, on a state change, publishes the real
+3. publishes each SQS queue's ``AWS/SQS ApproximateAgeOfOldestMessage`` (dimension
+   ``QueueName``), at most once a second per queue, so alarms on a consumer that stopped
+   reading (iamwatchd's dead-man's switch) can fire;
+4. evaluates every metric alarm over its periods and, on a state change, publishes the real
    CloudWatch alarm JSON to the SNS topics among its actions (moto fans that out to SQS).
 """
 
@@ -25,6 +28,7 @@ from moto.cloudtrail.models import cloudtrail_backends
 from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 from moto.logs.models import logs_backends
 from moto.sns.models import sns_backends
+from moto.sqs.models import sqs_backends
 
 from .filterpattern import FilterPatternError, compile_pattern
 from .records import GLOBAL_SERVICES
@@ -44,6 +48,10 @@ REGION_NAMES = {
     "ap-southeast-2": "Asia Pacific (Sydney)",
     "ap-northeast-1": "Asia Pacific (Tokyo)",
 }
+
+#: Seconds between two ApproximateAgeOfOldestMessage datapoints of one queue (AWS: a minute;
+#: faster here so tests do not wait, slower than the tick so the metric store stays small).
+QUEUE_METRIC_INTERVAL = 1.0
 
 #: Log events older than this are refused by PutLogEvents; replayed old records get "now".
 MAX_LOG_EVENT_AGE = 13 * 24 * 3600
@@ -126,6 +134,7 @@ class Pump:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._step_lock = threading.Lock()
+        self._queue_metric_at: dict[tuple[str, str, str], float] = {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="delivery-pump", daemon=True)
@@ -148,6 +157,7 @@ class Pump:
             now = clock() if now is None else now
             for event in self.state.take_due_for_delivery(now):
                 self._deliver(event, now)
+            self._publish_queue_ages(now)
             self._evaluate_alarms(now)
 
     # -- trail → log group → metric filters ----------------------------------------------------
@@ -202,6 +212,33 @@ class Pump:
                 with self.state.lock:
                     self.state.counters["metric_datapoints"] += 1
 
+    # -- SQS metrics ----------------------------------------------------------------------------
+
+    def _publish_queue_ages(self, now: float) -> None:
+        for account, region, backend in existing(sqs_backends):
+            for name, queue in list(backend.queues.items()):
+                key = (account, region, name)
+                if now - self._queue_metric_at.get(key, -math.inf) < QUEUE_METRIC_INTERVAL:
+                    continue
+                self._queue_metric_at[key] = now
+                cloudwatch_backends[account][region].put_metric_data(
+                    "AWS/SQS",
+                    [
+                        {
+                            "MetricName": "ApproximateAgeOfOldestMessage",
+                            "Value": oldest_message_age(queue, now),
+                            "Unit": "Seconds",
+                            # Naive UTC, as moto stores PutMetricData's own timestamps, so
+                            # GetMetricStatistics can compare them.
+                            "Timestamp": datetime.fromtimestamp(now, tz=timezone.utc).replace(
+                                tzinfo=None),
+                            "Dimensions": [{"Name": "QueueName", "Value": name}],
+                        }
+                    ],
+                )
+                with self.state.lock:
+                    self.state.counters["queue_age_datapoints"] += 1
+
     # -- alarms ---------------------------------------------------------------------------------
 
     def _evaluate_alarms(self, now: float) -> None:
@@ -253,7 +290,10 @@ class Pump:
                 continue
             if {(d.name, d.value) for d in datum.dimensions} != wanted:
                 continue
-            stamp = datum.timestamp.timestamp()
+            moment = datum.timestamp
+            if moment.tzinfo is None:  # moto keeps API-put datapoints naive, in UTC
+                moment = moment.replace(tzinfo=timezone.utc)
+            stamp = moment.timestamp()
             if not start <= stamp < end:
                 continue
             if isinstance(datum, MetricDatum):
@@ -320,6 +360,15 @@ class Pump:
             topic.publish(message, subject=subject)
             with self.state.lock:
                 self.state.counters["alarm_notifications"] += 1
+
+
+def oldest_message_age(queue: Any, now: float) -> float:
+    """Seconds since the oldest message still in ``queue`` (received or not) was sent; 0 when
+    empty. moto stamps ``sent_timestamp`` in milliseconds when a message is added."""
+    stamps = [m.sent_timestamp for m in list(queue._messages) if m.sent_timestamp is not None]
+    if not stamps:
+        return 0.0
+    return max(0.0, now - min(stamps) / 1000)
 
 
 def _operator_text(operator: str) -> str:

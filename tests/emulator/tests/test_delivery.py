@@ -160,3 +160,50 @@ def test_injected_records_flow_through_the_pipeline(emulator):
     emulator.control("POST", "events", [record], query="retime=1")
     alarm = json.loads(receive_alarm(emulator, pipeline)["Message"])
     assert alarm["NewStateValue"] == "ALARM"
+
+
+def queue_ages(emulator, queue_name: str, region: str = "us-east-1") -> list[float]:
+    cloudwatch = emulator.client("cloudwatch", region)
+    from datetime import datetime, timedelta, timezone
+    now = datetime.now(timezone.utc)
+    stats = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SQS", MetricName="ApproximateAgeOfOldestMessage",
+        Dimensions=[{"Name": "QueueName", "Value": queue_name}],
+        StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=1),
+        Period=60, Statistics=["Maximum"])
+    return [point["Maximum"] for point in stats["Datapoints"]]
+
+
+def test_queue_age_is_published_and_sets_off_an_alarm_on_a_stalled_consumer(emulator):
+    sqs = emulator.client("sqs")
+    queue_url = sqs.create_queue(QueueName="stalled")["QueueUrl"]
+    sns = emulator.client("sns")
+    humans = sns.create_topic(Name="humans")["TopicArn"]
+    copy_url = sqs.create_queue(QueueName="humans-copy")["QueueUrl"]
+    sns.subscribe(TopicArn=humans, Protocol="sqs",
+                  Endpoint=f"arn:aws:sqs:us-east-1:{ACCOUNT}:humans-copy")
+    emulator.client("cloudwatch").put_metric_alarm(
+        AlarmName="consumer-stalled", Namespace="AWS/SQS",
+        MetricName="ApproximateAgeOfOldestMessage",
+        Dimensions=[{"Name": "QueueName", "Value": "stalled"}], Statistic="Maximum",
+        Period=10, EvaluationPeriods=1, Threshold=2,
+        ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching",
+        AlarmActions=[humans])
+    # An empty queue's oldest message is 0 seconds old.
+    wait_for(lambda: queue_ages(emulator, "stalled"), "a datapoint for the empty queue")
+    assert max(queue_ages(emulator, "stalled")) == 0
+
+    sqs.send_message(QueueUrl=queue_url, MessageBody="nobody reads me")
+    wait_for(lambda: max(queue_ages(emulator, "stalled")) >= 2, "the message's age growing")
+
+    def alarm_message() -> dict | None:
+        for message in sqs.receive_message(QueueUrl=copy_url, WaitTimeSeconds=1).get(
+                "Messages", []):
+            alarm = json.loads(json.loads(message["Body"])["Message"])
+            if alarm["AlarmName"] == "consumer-stalled":
+                return alarm
+        return None
+
+    alarm = wait_for(alarm_message, "the stalled-consumer alarm on the humans' topic")
+    assert alarm["NewStateValue"] == "ALARM"
+    assert alarm["Trigger"]["Dimensions"] == [{"value": "stalled", "name": "QueueName"}]
