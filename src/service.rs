@@ -651,8 +651,8 @@ const HEALTH_LIMIT: usize = 1000;
 ///
 /// - Changes the poller reported that the alarm path has not confirmed within
 ///   `confirm_within`: the trail, the log group, the filter, the alarm, the topic or the queue
-///   may be broken or tampered with. Only changes first seen within the last
-///   `2 × confirm_within` count, so an incident ends once the alarm path confirms again. An
+///   may be broken or tampered with. Only changes first seen within `confirm_within` (at
+///   least a minute) before that count, so an incident ends once the alarm path confirms again. An
 ///   incident is logged and (configurable) sent once, when it starts, under the synthetic
 ///   event ID `health:alarm-silent:<first eventID>` so a restart does not repeat it either.
 ///   An alarm that stays in ALARM across periods sends no new notification: changes in a
@@ -682,7 +682,10 @@ impl Health {
         now: DateTime<Utc>,
     ) -> Result<(), store::StoreError> {
         let within = chrono::TimeDelta::from_std(self.confirm_within).unwrap_or_default();
-        let (after, before) = (now - within - within, now - within);
+        // Recent changes only (see the type's doc), but never a window shorter than a few
+        // checks, or a change could slip between two of them.
+        let lookback = within.max(chrono::TimeDelta::minutes(1));
+        let (after, before) = (now - within - lookback, now - within);
         let (silent, stats) = reporter
             .store
             .with(move |s| {

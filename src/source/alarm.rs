@@ -33,8 +33,10 @@ use crate::service::Reporter;
 use crate::store::{NewEvent, Recorded, SeenBy};
 use crate::{rules, template};
 
-/// SQS long polling: the longest wait ReceiveMessage allows.
-const WAIT_SECONDS: i32 = 20;
+/// SQS long polling. A receive in flight is finished, not dropped, at shutdown: a dropped one
+/// can still take a message server-side and hide it for the visibility timeout. So this also
+/// bounds how long the alarm path delays a stop.
+const WAIT_SECONDS: i32 = 10;
 /// How long a received message stays hidden while it is processed; reading a window of the
 /// log group takes seconds, so this leaves room for throttling and retries.
 const PROCESSING_VISIBILITY_SECONDS: i32 = 120;
@@ -225,22 +227,20 @@ pub struct AlarmPath {
 }
 
 impl AlarmPath {
-    /// Long-polls the queue until `stop` fires; a message in hand is finished first.
+    /// Long-polls the queue until `stop` fires; the receive in flight and the messages it
+    /// brought are finished first (at most [`WAIT_SECONDS`] plus their processing).
     pub async fn run(self, stop: CancellationToken) {
         tracing::info!(queue = %self.queue_url, log_group = %self.log_group, "alarm path listening");
-        loop {
-            let receive = self
+        while !stop.is_cancelled() {
+            let received = self
                 .sqs
                 .receive_message()
                 .queue_url(&self.queue_url)
                 .max_number_of_messages(10)
                 .wait_time_seconds(WAIT_SECONDS)
                 .visibility_timeout(PROCESSING_VISIBILITY_SECONDS)
-                .send();
-            let received = tokio::select! {
-                _ = stop.cancelled() => return,
-                received = receive => received,
-            };
+                .send()
+                .await;
             let messages = match received {
                 Ok(output) => output.messages.unwrap_or_default(),
                 Err(error) => {

@@ -18,14 +18,14 @@ const STACK: &str = "iamwatchd";
 const EMAIL: &str = "admin@example.com";
 
 /// What one run of the binary did.
-struct Run {
+pub(crate) struct Run {
     code: Option<i32>,
     stdout: String,
     stderr: String,
 }
 
 impl Run {
-    fn assert_success(&self) -> &Run {
+    pub(crate) fn assert_success(&self) -> &Run {
         assert_eq!(
             self.code,
             Some(0),
@@ -57,7 +57,7 @@ impl Run {
 /// Runs `iamwatchd` with nothing from the test's own environment but what is given: an
 /// empty HOME (no ~/.aws), no instance metadata, and the emulator's endpoint and a key when
 /// `endpoint` is given.
-fn iamwatchd(endpoint: Option<&str>, home: &Path, args: &[&str]) -> Run {
+pub(crate) fn iamwatchd(endpoint: Option<&str>, home: &Path, args: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_iamwatchd"));
     command
         .env_clear()
@@ -80,7 +80,7 @@ fn iamwatchd(endpoint: Option<&str>, home: &Path, args: &[&str]) -> Run {
     }
 }
 
-async fn outputs(cfn: &CloudFormation) -> HashMap<String, String> {
+pub(crate) async fn outputs(cfn: &CloudFormation) -> HashMap<String, String> {
     let stacks = cfn
         .describe_stacks()
         .stack_name(STACK)
@@ -113,7 +113,7 @@ async fn stack_exists(cfn: &CloudFormation) -> bool {
     }
 }
 
-async fn alarm(
+pub(crate) async fn alarm(
     config: &aws_config::SdkConfig,
     name: &str,
 ) -> aws_sdk_cloudwatch::types::MetricAlarm {

@@ -1,166 +1,15 @@
 //! `iamwatchd run`, the real binary, against the emulator and its SMTP sink.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_iam::Client as Iam;
 
 use serde_json::json;
 
+use crate::daemon::{
+    event_id_of, header, mails_about, seen_in_store, wait_until, Daemon, DEADLINE,
+};
 use crate::emulator::{header_fields, values, Emulator, Options};
-
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// A running daemon with its own state directory and configuration.
-struct Daemon {
-    child: Option<Child>,
-    dir: PathBuf,
-    log: PathBuf,
-}
-
-/// The configuration tests run with: fast polling, plaintext SMTP to the sink, short backoff.
-fn write_config(dir: &Path, emulator: &Emulator, extra: &str) -> PathBuf {
-    let state = dir.join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let config = format!(
-        r#"
-[aws]
-region = "us-east-1"
-
-[poller]
-requests_per_second = 2.0
-poll_interval = "1s"
-short_window = "3s"
-sweep_interval = "2s"
-sweep_horizon = "2m"
-start_from = "10m"
-
-[store]
-state_directory = "{state}"
-
-[smtp]
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-allow_plaintext = true
-from = "iamwatchd <iamwatchd@example.com>"
-to = ["security@example.com"]
-timeout = "5s"
-
-[delivery]
-initial_backoff = "200ms"
-max_backoff = "1s"
-
-[log]
-level = "iamwatchd=debug,info"
-{extra}
-"#,
-        state = state.display(),
-        port = emulator.smtp_port.expect("SMTP sink"),
-    );
-    let path = dir.join("iamwatchd.toml");
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
-impl Daemon {
-    fn start(emulator: &Emulator, dir: &Path, extra: &str) -> Daemon {
-        let config = write_config(dir, emulator, extra);
-        Daemon::spawn(emulator, dir, &config)
-    }
-
-    fn spawn(emulator: &Emulator, dir: &Path, config: &Path) -> Daemon {
-        let log = dir.join(format!("daemon-{}.log", std::process::id()));
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_iamwatchd"))
-            .arg("run")
-            .arg("--config")
-            .arg(config)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", dir)
-            .env("AWS_ENDPOINT_URL", &emulator.endpoint)
-            .env("AWS_ACCESS_KEY_ID", crate::emulator::ROOT_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", "secret")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start iamwatchd run");
-        Daemon {
-            child: Some(child),
-            dir: dir.to_owned(),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, as systemd stops it; returns the exit status.
-    fn stop(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        child.wait().unwrap()
-    }
-
-    /// SIGKILL: a crash, no chance to finish anything.
-    fn kill(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("daemon log:\n{}", self.log());
-        }
-        let _ = &self.dir;
-    }
-}
-
-/// The mail whose headers carry this event name, from the sink.
-fn mails_about(emulator: &Emulator, needle: &str) -> Vec<String> {
-    emulator
-        .mail()
-        .into_iter()
-        .filter(|m| m.contains(needle))
-        .collect()
-}
-
-async fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await; // condition polling interval
-    }
-}
-
-/// One header field of a stored mail, unfolded (encoded words left as they are).
-fn header(mail: &str, name: &str) -> Option<String> {
-    let fields = header_fields(mail);
-    values(&fields, &name.to_ascii_lowercase())
-        .first()
-        .map(|v| (*v).to_owned())
-}
 
 /// alice, an IAM user with her own key: the actor of the test's changes.
 async fn alice(emulator: &Emulator) -> Iam {
@@ -301,31 +150,6 @@ async fn each_change_is_one_email_and_one_sns_message_with_who_what_where() {
 fn smtp_paused(emulator: &Emulator, paused: bool) {
     let (status, answer) = emulator.control("POST", "smtp", &format!(r#"{{"paused": {paused}}}"#));
     assert_eq!(status, 200, "{answer}");
-}
-
-/// The eventID CloudTrail gave the (only) call named `event_name`.
-async fn event_id_of(emulator: &Emulator, event_name: &str) -> String {
-    use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
-    let trail = aws_sdk_cloudtrail::Client::new(&emulator.sdk_config().await);
-    let page = trail
-        .lookup_events()
-        .lookup_attributes(
-            LookupAttribute::builder()
-                .attribute_key(LookupAttributeKey::EventName)
-                .attribute_value(event_name)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    page.events()[0].event_id().unwrap().to_owned()
-}
-
-/// Whether the daemon's store has recorded the event (read beside the running daemon).
-fn seen_in_store(dir: &Path, event_id: &str) -> bool {
-    let store = iamwatchd::store::Store::open(&dir.join("state")).expect("open the store");
-    store.seen(event_id).expect("read the store").is_some()
 }
 
 #[tokio::test]
