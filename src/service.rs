@@ -519,3 +519,83 @@ async fn periodic_jobs(
     scheduler.start().await.map_err(failed)?;
     Ok(scheduler)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, extra: serde_json::Value) -> Record {
+        let mut value = serde_json::json!({
+            "eventID": "e1", "eventName": name, "eventSource": "iam.amazonaws.com",
+            "eventTime": "2026-11-25T12:00:00Z", "readOnly": false,
+            "recipientAccountId": "111122223333",
+            "userIdentity": {"type": "AssumedRole",
+                "arn": "arn:aws:sts::111122223333:assumed-role/ci/build-7",
+                "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/ci"}}},
+            "requestParameters": {"roleName": "app"}
+        });
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Record::from_json(value).unwrap()
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            allow: vec![AllowRule {
+                principal: Some("arn:aws:iam::111122223333:role/ci".into()),
+                event: Some("Tag*".into()),
+                account: None,
+            }],
+            failed_calls: FailedCalls::Report,
+            min_severity: Severity::Info,
+        }
+    }
+
+    #[test]
+    fn an_allow_rule_for_a_role_covers_every_session_of_it() {
+        let policy = policy();
+        assert!(policy
+            .judge(&record("TagRole", serde_json::json!({})))
+            .is_none());
+        assert!(
+            policy
+                .judge(&record("CreateRole", serde_json::json!({})))
+                .is_some(),
+            "only the allowed event names"
+        );
+    }
+
+    #[test]
+    fn failed_calls_are_reported_as_attempts_or_ignored_per_config() {
+        let denied = record(
+            "CreateRole",
+            serde_json::json!({"errorCode": "AccessDenied"}),
+        );
+        let verdict = policy().judge(&denied).expect("reported");
+        assert!(verdict.attempt);
+        let ignoring = Policy {
+            failed_calls: FailedCalls::Ignore,
+            ..policy()
+        };
+        assert!(ignoring.judge(&denied).is_none());
+    }
+
+    #[test]
+    fn min_severity_drops_what_is_below_it_and_reads_are_never_reported() {
+        let strict = Policy {
+            min_severity: Severity::Critical,
+            ..policy()
+        };
+        assert!(strict
+            .judge(&record("UpdateRoleDescription", serde_json::json!({})))
+            .is_none());
+        assert!(strict
+            .judge(&record("UpdateAssumeRolePolicy", serde_json::json!({})))
+            .is_some());
+        assert!(policy()
+            .judge(&record("GetRole", serde_json::json!({"readOnly": true})))
+            .is_none());
+    }
+}
