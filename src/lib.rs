@@ -28,6 +28,8 @@
 //!   and the notifiers that deliver it: SMTP (lettre) and SNS.
 //! - [`service`]: `iamwatchd run` — the poller, the rules, the store and one delivery worker per
 //!   notifier, with graceful shutdown and systemd notifications.
+//! - [`scan`]: the same rules over LookupEvents history or CloudTrail log files, for incident
+//!   response and audits.
 //! - [`template`]: the CloudFormation template of the alarm path, with the rules' patterns.
 //! - [`deploy`]: creates, updates and deletes that stack through change sets, showing progress.
 //!
@@ -40,6 +42,7 @@ pub mod deploy;
 pub mod event;
 pub mod notify;
 pub mod rules;
+pub mod scan;
 pub mod service;
 pub mod source;
 pub mod store;

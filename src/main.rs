@@ -32,6 +32,12 @@ enum Command {
     /// Stops on SIGTERM or SIGINT: polling ends, notifications in flight get 20 seconds,
     /// everything not yet sent is delivered after the next start.
     Run(ConfigArgs),
+    /// Report the IAM changes and tampering in past records, with the daemon's rules.
+    ///
+    /// From CloudTrail's own history (`--since`, up to 90 days) or from CloudTrail log files
+    /// (`--files`, as the trail writes them to S3). Prints a table on a terminal, JSON lines
+    /// with `--json` or when piped; sends nothing unless `--notify`.
+    Scan(ScanArgs),
     /// Check the configuration (every problem at once, with its key path).
     ///
     /// Exit status: 0 valid, 78 configuration invalid.
@@ -43,6 +49,40 @@ struct ConfigArgs {
     /// The configuration file (TOML); IAMWATCHD__SECTION__KEY environment variables override it.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG)]
     config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["since", "files"])))]
+struct ScanArgs {
+    /// Look back this far in LookupEvents (e.g. 24h, 7d; at most 90d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+    since: Option<Duration>,
+    /// CloudTrail log files (.json, .json.gz) or directories of them.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// One JSON object per finding instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Use this configuration's rules (allow-list, failed calls, minimum severity), region
+    /// and, with --notify, its notifiers and store.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Region for --since (IAM events are recorded in us-east-1 only).
+    #[arg(long, value_name = "R")]
+    region: Option<String>,
+    /// Send each finding the daemon has not already reported (needs --config).
+    #[arg(long, requires = "config")]
+    notify: bool,
+}
+
+fn parse_since(text: &str) -> Result<Duration, String> {
+    let since = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if since > Duration::from_secs(90 * 24 * 3600) {
+        return Err(
+            "LookupEvents keeps 90 days: use at most 90d, or --files for older logs".into(),
+        );
+    }
+    Ok(since)
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +169,100 @@ fn init_logging(log: &config::LogConfig) {
     }
 }
 
+/// `iamwatchd scan`: findings to stdout, problems with inputs to stderr (and a failing exit).
+async fn scan(args: ScanArgs) -> anyhow::Result<()> {
+    use iamwatchd::scan::{self, Finding, Tally};
+    use iamwatchd::service::Policy;
+    use std::io::{IsTerminal, Write};
+
+    let config = args.config.as_deref().map(load_config).transpose()?;
+    let policy = match &config {
+        Some(config) => Policy::from_config(&config.rules),
+        None => Policy::default(),
+    };
+    let table = !args.json && std::io::stdout().is_terminal();
+    let mut out = std::io::stdout().lock();
+    if table {
+        writeln!(out, "{}", scan::table_header())?;
+    }
+    let mut emit = |finding: Finding| -> std::io::Result<()> {
+        if table {
+            writeln!(out, "{}", scan::table_row(&finding))
+        } else {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&finding).expect("serialisable")
+            )
+        }
+    };
+    let mut tally = Tally::default();
+    let mut failed_inputs = 0;
+    let mut records = Vec::new();
+    if let Some(since) = args.since {
+        let region = args
+            .region
+            .or_else(|| config.as_ref().map(|c| c.aws.region.clone()))
+            .unwrap_or_else(|| iamwatchd::aws::IAM_EVENTS_REGION.to_owned());
+        let rate = config
+            .as_ref()
+            .map_or(1.0, |c| c.poller.requests_per_second);
+        records = iamwatchd::source::history(&region, since, rate).await?;
+        tally.records = records.len();
+        for record in &records {
+            if let Some(verdict) = policy.judge(record) {
+                tally.findings += 1;
+                emit(Finding::new(record, &verdict))?;
+            }
+        }
+    } else {
+        for path in scan::trail_files(&args.files)? {
+            let result = scan::read_trail_file(&path).and_then(|text| {
+                let mut write_error = None;
+                scan::scan_text(&text, &path, &policy, &mut tally, &mut |record, finding| {
+                    if args.notify {
+                        records.push(record.clone());
+                    }
+                    if let Err(error) = emit(finding) {
+                        write_error.get_or_insert(error);
+                    }
+                })?;
+                Ok(write_error)
+            });
+            match result {
+                Ok(None) => {}
+                Ok(Some(error)) => return Err(error.into()),
+                Err(error) => {
+                    failed_inputs += 1;
+                    eprintln!("iamwatchd scan: {error}");
+                }
+            }
+        }
+    }
+    eprintln!(
+        "iamwatchd scan: {} findings in {} records ({} files){}",
+        tally.findings,
+        tally.records,
+        tally.files,
+        if tally.unreadable > 0 {
+            format!(
+                "; {} records lacked eventID/eventName/eventSource",
+                tally.unreadable
+            )
+        } else {
+            String::new()
+        }
+    );
+    if let (true, Some(config)) = (args.notify, &config) {
+        let new = iamwatchd::service::report_once(config, records, Duration::from_secs(60)).await?;
+        eprintln!("iamwatchd scan: {new} findings were new and have been sent");
+    }
+    if failed_inputs > 0 {
+        anyhow::bail!("{failed_inputs} input(s) could not be read (see above)");
+    }
+    Ok(())
+}
+
 /// Resolves on the first SIGTERM or SIGINT.
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -149,6 +283,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .context("iamwatchd run")?;
         }
+        Command::Scan(args) => scan(args).await?,
         Command::Check(args) => {
             load_config(&args.config.config)?;
             if !args.offline {

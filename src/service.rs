@@ -64,8 +64,9 @@ pub enum ServiceError {
     Scheduler(String),
 }
 
-/// What the rules let through, and how: the configured part of the rule catalogue.
-#[derive(Debug, Clone)]
+/// What the rules let through, and how: the configured part of the rule catalogue. The
+/// default reports everything the catalogue reports, attempts included.
+#[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub allow: Vec<AllowRule>,
     pub failed_calls: FailedCalls,
@@ -471,6 +472,62 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         tracing::warn!(%error, "periodic jobs did not stop cleanly");
     }
     Ok(())
+}
+
+/// Reports records found outside the daemon (`scan --notify`): they are recorded as seen by the
+/// scan, so an event the daemon already reported is not repeated (and the daemon will not repeat
+/// it later), then delivered; returns how many were new once the outbox is empty or `deadline`
+/// has passed (what is left is delivered by the daemon or the next scan).
+pub async fn report_once(
+    config: &Config,
+    records: Vec<Record>,
+    deadline: Duration,
+) -> Result<usize, ServiceError> {
+    let store = SharedStore::new(Store::open(&config.store.state_directory)?);
+    let notifiers = build_notifiers(config).await?;
+    let wake = Arc::new(Notify::new());
+    let sink = StoreSink {
+        store: store.clone(),
+        policy: Policy::from_config(&config.rules),
+        notifiers: notifiers.iter().map(|n| n.name().to_owned()).collect(),
+        wake: wake.clone(),
+        path: SeenBy::Scan,
+    };
+    let accepted = sink
+        .accept(records, Pass::Sweep, None)
+        .await
+        .map_err(|e| ServiceError::Scheduler(format!("recording scan findings: {e}")))?;
+    let stop = CancellationToken::new();
+    let mut workers = tokio::task::JoinSet::new();
+    for notifier in notifiers {
+        let backoff = (config.delivery.initial_backoff, config.delivery.max_backoff);
+        workers.spawn(deliver(
+            notifier,
+            store.clone(),
+            wake.clone(),
+            backoff,
+            stop.clone(),
+        ));
+    }
+    let drained = tokio::time::timeout(deadline, async {
+        loop {
+            let pending = store.with(|s| s.pending_counts()).await?;
+            if pending.values().all(|n| *n == 0) {
+                return Ok::<_, ServiceError>(());
+            }
+            tokio::time::sleep(DELIVERY_TICK).await;
+        }
+    })
+    .await;
+    stop.cancel();
+    while workers.join_next().await.is_some() {}
+    match drained {
+        Ok(result) => result?,
+        Err(_) => {
+            tracing::warn!("notifications still pending after {deadline:?}; they stay queued")
+        }
+    }
+    Ok(accepted.new)
 }
 
 /// Expiry of undeliverable notifications (every minute) and pruning of the seen-event store

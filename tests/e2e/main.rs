@@ -10,4 +10,5 @@ mod foundation;
 mod notify;
 mod poller;
 mod rules;
+mod scan;
 mod service;

@@ -20,7 +20,7 @@ struct Daemon {
 }
 
 /// The configuration tests run with: fast polling, plaintext SMTP to the sink, short backoff.
-fn write_config(dir: &Path, emulator: &Emulator, extra: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, emulator: &Emulator, extra: &str) -> PathBuf {
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
     let config = format!(
