@@ -38,6 +38,14 @@ enum Command {
     /// (`--files`, as the trail writes them to S3). Prints a table on a terminal, JSON lines
     /// with `--json` or when piped; sends nothing unless `--notify`.
     Scan(ScanArgs),
+    /// Ask a running daemon's health endpoint whether it is well (for container health checks).
+    ///
+    /// Exit status: 0 healthy, 1 unhealthy or unreachable.
+    Health {
+        /// The daemon's health URL (`[metrics] listen` plus /healthz).
+        #[arg(long, default_value = "http://127.0.0.1:9847/healthz")]
+        url: String,
+    },
     /// Check the configuration (every problem at once, with its key path).
     ///
     /// Exit status: 0 valid, 78 configuration invalid.
@@ -284,6 +292,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .context("iamwatchd run")?;
         }
         Command::Scan(args) => scan(args).await?,
+        Command::Health { url } => {
+            let body = iamwatchd::probe::probe(&url, Duration::from_secs(5))?;
+            println!("{body}");
+        }
         Command::Check(args) => {
             load_config(&args.config.config)?;
             if !args.offline {
