@@ -46,6 +46,12 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9847/healthz")]
         url: String,
     },
+    /// Print a shell completion script, e.g. `iamwatchd completions bash >
+    /// /etc/bash_completion.d/iamwatchd`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Check the configuration (every problem at once, with its key path).
     ///
     /// Exit status: 0 valid, 78 configuration invalid.
@@ -292,6 +298,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .context("iamwatchd run")?;
         }
         Command::Scan(args) => scan(args).await?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "iamwatchd",
+                &mut std::io::stdout(),
+            );
+        }
         Command::Health { url } => {
             let body = iamwatchd::probe::probe(&url, Duration::from_secs(5))?;
             println!("{body}");
@@ -372,6 +387,32 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn completions_cover_every_subcommand() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "iamwatchd",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        for sub in [
+            "deploy",
+            "template",
+            "run",
+            "scan",
+            "check",
+            "health",
+            "completions",
+        ] {
+            assert!(
+                script.contains(sub),
+                "{sub} missing from the bash completions"
+            );
+        }
     }
 
     #[test]
