@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use iamwatchd::config::{self, Config, ConfigErrors, LogFormat};
-use iamwatchd::deploy::{self, DeleteRequest, DeployRequest};
+use iamwatchd::deploy::{self, DeployFlags};
 use iamwatchd::template;
 
 /// Tells you, fast and exactly once, whenever anyone changes IAM in your AWS account, and
@@ -24,6 +24,14 @@ struct Cli {
 enum Command {
     /// Create or update the alarm-path stack (trail, log group, metric filters, alarms, SNS
     /// topic, daemon queue) through a CloudFormation change set, or delete it.
+    ///
+    /// Settings come from the flags and, only when --config PATH is given, from that file's
+    /// [aws] (region, allow_non_us_east_1, stack_name) and [deploy] sections; a flag given on
+    /// the command line wins over the file. A setting neither gives keeps the stack's current
+    /// value on an update and takes the template's default on a create. The daemon's sections
+    /// of the file ([smtp], [sns], ...) are not checked here.
+    ///
+    /// Exit status: 0 done, 1 failed, 78 configuration file invalid.
     Deploy(DeployArgs),
     /// Print the CloudFormation template that `deploy` uses.
     Template,
@@ -110,21 +118,29 @@ struct CheckArgs {
 
 #[derive(Debug, Args)]
 struct DeployArgs {
-    /// E-mail address that receives the alarms (repeat for up to three). Required when the
-    /// stack is created; on an update, omitting it keeps the current addresses.
+    /// Read the settings from this configuration file ([aws] and [deploy]); flags override it.
+    /// Without --config no file is read, not even /etc/iamwatchd/iamwatchd.toml, so that the
+    /// same command does the same thing on every machine.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// E-mail address that receives the alarms (repeat for up to three); replaces the file's
+    /// deploy.emails. Required when the stack is created; on an update, omitting it keeps the
+    /// current addresses.
     #[arg(long = "email", value_name = "ADDR")]
     emails: Vec<String>,
     /// Existing S3 bucket for the trail's log files (its policy must let CloudTrail write).
     /// Without it, the stack creates a private, encrypted bucket that is kept on deletion.
     #[arg(long, value_name = "NAME")]
     bucket: Option<String>,
-    /// Name of the CloudFormation stack.
-    #[arg(long, value_name = "NAME", default_value = deploy::DEFAULT_STACK_NAME)]
-    stack_name: String,
-    /// Region of the stack. IAM events are recorded in us-east-1 only.
-    #[arg(long, value_name = "R", default_value = iamwatchd::aws::IAM_EVENTS_REGION)]
-    region: String,
-    /// Deploy to a region other than us-east-1 anyway.
+    /// Name of the CloudFormation stack [default: aws.stack_name from --config, else
+    /// iamwatchd].
+    #[arg(long, value_name = "NAME")]
+    stack_name: Option<String>,
+    /// Region of the stack [default: aws.region from --config, else us-east-1]. IAM events are
+    /// recorded in us-east-1 only.
+    #[arg(long, value_name = "R")]
+    region: Option<String>,
+    /// Deploy to a region other than us-east-1 anyway (as aws.allow_non_us_east_1 = true).
     #[arg(long)]
     allow_region: bool,
     /// Create the change set, show what would change, delete it again.
@@ -154,6 +170,27 @@ struct DeployArgs {
     /// Give up waiting for CloudFormation after this many minutes.
     #[arg(long, value_name = "MINUTES", default_value_t = 60)]
     timeout_minutes: u64,
+}
+
+impl DeployArgs {
+    /// The settings the command line gave, each `None` when its flag was absent.
+    fn flags(&self) -> DeployFlags {
+        DeployFlags {
+            stack_name: self.stack_name.clone(),
+            region: self.region.clone(),
+            allow_region: self.allow_region,
+            emails: self.emails.clone(),
+            bucket: self.bucket.clone(),
+            log_retention_days: self.log_retention_days,
+            alarm_period_seconds: self.alarm_period,
+            alarm_threshold: self.alarm_threshold,
+            cis_filter: self.cis_filter,
+            tampering_alarm: self.tampering_alarm,
+            daemon_queue: self.daemon_queue,
+            dry_run: self.dry_run,
+            timeout: Duration::from_secs(self.timeout_minutes.saturating_mul(60)),
+        }
+    }
 }
 
 /// Where `run` and `check` look for the configuration unless told otherwise.
@@ -325,32 +362,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", template::template_json());
         }
         Command::Deploy(args) => {
-            let timeout = Duration::from_secs(args.timeout_minutes.saturating_mul(60));
-            if args.delete {
-                deploy::delete(&DeleteRequest {
-                    stack_name: args.stack_name,
-                    region: args.region,
-                    allow_region: args.allow_region,
-                    timeout,
-                })
-                .await?;
+            let file = match &args.config {
+                Some(path) => {
+                    let settings = config::load_deploy_settings(path)?;
+                    for warning in &settings.warnings {
+                        eprintln!("iamwatchd: warning: {warning}");
+                    }
+                    Some(settings)
+                }
+                None => None,
+            };
+            let delete = args.delete;
+            let request = args.flags().resolve(file.as_ref());
+            if delete {
+                deploy::delete(&request.delete_request()).await?;
             } else {
-                deploy::deploy(&DeployRequest {
-                    stack_name: args.stack_name,
-                    region: args.region,
-                    allow_region: args.allow_region,
-                    emails: args.emails,
-                    bucket: args.bucket,
-                    log_retention_days: args.log_retention_days,
-                    alarm_period_seconds: args.alarm_period,
-                    alarm_threshold: args.alarm_threshold,
-                    cis_filter: args.cis_filter,
-                    tampering_alarm: args.tampering_alarm,
-                    daemon_queue: args.daemon_queue,
-                    dry_run: args.dry_run,
-                    timeout,
-                })
-                .await?;
+                deploy::deploy(&request).await?;
             }
         }
     }
@@ -442,6 +469,32 @@ mod tests {
         assert_eq!(args.emails, ["a@example.com", "b@example.com"]);
         assert!(args.dry_run && args.allow_region && !args.delete);
         assert_eq!(args.cis_filter, Some(true));
+        assert_eq!(args.config, None, "no file unless --config is given");
+        assert_eq!(
+            args.alarm_threshold, None,
+            "unset flags leave room for the file"
+        );
+
+        let cli = Cli::try_parse_from([
+            "iamwatchd",
+            "deploy",
+            "--config",
+            "/etc/x.toml",
+            "--alarm-threshold",
+            "2",
+        ])
+        .unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!("deploy")
+        };
+        let flags = args.flags();
+        assert_eq!(
+            args.config.as_deref(),
+            Some(std::path::Path::new("/etc/x.toml"))
+        );
+        assert_eq!((flags.stack_name, flags.region), (None, None));
+        assert_eq!(flags.alarm_threshold, Some(2));
+        assert_eq!(flags.timeout, Duration::from_secs(3600));
         assert!(Cli::try_parse_from(["iamwatchd", "deploy", "--dry-run", "--delete"]).is_err());
     }
 }
