@@ -15,7 +15,13 @@
 //!    look) are returned apart from errors.
 //!
 //! The result is the typed [`Config`] the rest of the daemon uses. Defaults live in
-//! [`defaults`], and only there. The example `config/iamwatchd.toml` documents every key and is
+//! [`defaults`], and only there.
+//!
+//! `iamwatchd deploy --config PATH` reads the same file through [`DeploySettings::load`]: both
+//! stages run over the whole file (a typo anywhere is still a typo), but validation covers only
+//! the sections `deploy` uses, `[aws]` and `[deploy]`. The daemon's own rules, above all "at
+//! least one notifier", do not apply there: the stack is usually deployed from a workstation,
+//! before the daemon's host (and its SMTP password file) exists. The example `config/iamwatchd.toml` documents every key and is
 //! loaded by a test here.
 
 use std::collections::HashMap;
@@ -82,6 +88,10 @@ pub mod defaults {
     pub const LOG_LEVEL: &str = "info";
     /// The address suggested for `metrics.listen` (the listener is off unless set).
     pub const METRICS_LISTEN_SUGGESTION: &str = "127.0.0.1:9847";
+    // `[deploy]` has no defaults of its own: a key left out keeps the stack's current value on
+    // an update and takes the template's default (`crate::template::DEFAULT_*`) on a create,
+    // so that a file that does not mention a setting never undoes an earlier change to it.
+
     /// After this long undelivered, a notification is given up (logged and counted).
     pub const DELIVERY_MAX_AGE: Duration = Duration::from_secs(DAY);
     /// First retry delay of a failed notification.
@@ -99,6 +109,8 @@ pub mod defaults {
 pub struct Config {
     /// AWS account and region settings.
     pub aws: AwsConfig,
+    /// What `iamwatchd deploy --config` puts into the stack.
+    pub deploy: DeployConfig,
     /// The LookupEvents poller.
     pub poller: PollerConfig,
     /// What is reported and what is not.
@@ -126,12 +138,50 @@ pub struct Config {
 pub struct AwsConfig {
     /// Region polled for IAM events and where the stack lives.
     pub region: String,
+    /// The operator consented to a region other than us-east-1 (`deploy` honours it for a
+    /// `--region` given on the command line too).
+    pub allow_non_us_east_1: bool,
     /// Regions whose CloudTrail / Logs / CloudWatch / SNS tampering events are watched.
     pub tampering_regions: Vec<String>,
     /// Name of the CloudFormation stack.
     pub stack_name: String,
     /// Attempts per AWS call, the first one included.
     pub max_attempts: u32,
+}
+
+/// The stack settings of `[deploy]`, each the counterpart of an `iamwatchd deploy` flag.
+/// `None` (or an empty list) = not set here: a flag may still set it, and otherwise the
+/// stack keeps its current value (update) or takes the template's default (create).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployConfig {
+    /// Addresses that receive the alarms (`--email`), at most three, each valid.
+    pub emails: Vec<String>,
+    /// Existing bucket for the trail (`--bucket`); `Some("")` = the stack creates its own.
+    pub bucket: Option<String>,
+    /// Log group retention (`--log-retention-days`), one CloudWatch Logs offers.
+    pub log_retention_days: Option<u32>,
+    /// Alarm period in seconds (`--alarm-period`), one the template offers.
+    pub alarm_period_seconds: Option<u32>,
+    /// Changes per period that set the alarm off (`--alarm-threshold`), at least 1.
+    pub alarm_threshold: Option<u32>,
+    /// The exact CIS 4.4 filter and alarm (`--cis-filter`).
+    pub cis_filter: Option<bool>,
+    /// The tampering filter and alarm (`--tampering-alarm`).
+    pub tampering_alarm: Option<bool>,
+    /// The SQS queue for the daemon (`--daemon-queue`).
+    pub daemon_queue: Option<bool>,
+}
+
+/// What `iamwatchd deploy --config PATH` reads from the file: `[aws]` (region, consent to
+/// another region, stack name) and `[deploy]`, validated without the daemon-only rules.
+#[derive(Debug, Clone)]
+pub struct DeploySettings {
+    /// `[aws]`.
+    pub aws: AwsConfig,
+    /// `[deploy]`.
+    pub deploy: DeployConfig,
+    /// Warnings about `[aws]` and `[deploy]`.
+    pub warnings: Vec<Problem>,
 }
 
 /// Where the poller starts when it has no stored cursor yet.
@@ -522,31 +572,68 @@ impl Config {
     where
         I: IntoIterator<Item = (String, String)>,
     {
-        let (raw, mut parse_problems) = RawConfig::parse(text, path, env)?;
-        sort_by_section(&mut parse_problems);
-        match raw.validate() {
-            Ok(config) if parse_problems.is_empty() => Ok(config),
-            Ok(config) => Err(ConfigErrors::Invalid {
+        let (raw, parse_problems) = RawConfig::parse(text, path, env)?;
+        settle(path, parse_problems, raw.validate(), |c| c.warnings.clone())
+    }
+}
+
+impl DeploySettings {
+    /// Loads `path` layered with the `IAMWATCHD__*` entries of `env` (as [`Config::load`]
+    /// does) and validates what `deploy` uses: `[aws]` and `[deploy]`. Unknown keys and wrong
+    /// types are reported in every section; the daemon's rules (a notifier, SMTP, …) are not.
+    pub fn load<I>(path: &Path, env: I) -> Result<DeploySettings, ConfigErrors>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigErrors::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path, env)
+    }
+
+    /// Like [`DeploySettings::load`], with the file's content given; `path` is used in messages.
+    pub fn from_toml<I>(text: &str, path: &Path, env: I) -> Result<DeploySettings, ConfigErrors>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let (raw, parse_problems) = RawConfig::parse(text, path, env)?;
+        settle(path, parse_problems, raw.validate_for_deploy(), |s| {
+            s.warnings.clone()
+        })
+    }
+}
+
+/// Joins the problems of both stages into one answer.
+fn settle<T>(
+    path: &Path,
+    mut parse_problems: Vec<Problem>,
+    validated: Result<T, (Vec<Problem>, Vec<Problem>)>,
+    warnings_of: impl FnOnce(&T) -> Vec<Problem>,
+) -> Result<T, ConfigErrors> {
+    sort_by_section(&mut parse_problems);
+    match validated {
+        Ok(value) if parse_problems.is_empty() => Ok(value),
+        Ok(value) => Err(ConfigErrors::Invalid {
+            path: path.to_owned(),
+            problems: parse_problems,
+            warnings: warnings_of(&value),
+        }),
+        Err((problems, warnings)) => {
+            // A key that failed to parse was left at its default; whatever validation
+            // says about that default is noise next to the real problem.
+            let mut all = parse_problems.clone();
+            all.extend(
+                problems
+                    .into_iter()
+                    .filter(|p| !parse_problems.iter().any(|q| covers(&q.path, &p.path))),
+            );
+            sort_by_section(&mut all);
+            Err(ConfigErrors::Invalid {
                 path: path.to_owned(),
-                problems: parse_problems,
-                warnings: config.warnings,
-            }),
-            Err((problems, warnings)) => {
-                // A key that failed to parse was left at its default; whatever validation
-                // says about that default is noise next to the real problem.
-                let mut all = parse_problems.clone();
-                all.extend(
-                    problems
-                        .into_iter()
-                        .filter(|p| !parse_problems.iter().any(|q| covers(&q.path, &p.path))),
-                );
-                sort_by_section(&mut all);
-                Err(ConfigErrors::Invalid {
-                    path: path.to_owned(),
-                    problems: all,
-                    warnings,
-                })
-            }
+                problems: all,
+                warnings,
+            })
         }
     }
 }
@@ -554,9 +641,17 @@ impl Config {
 /// Loads and validates the configuration at `path` with the process environment, without
 /// touching the network: what `iamwatchd check --offline` (and systemd's `ExecStartPre`) runs.
 pub fn check_offline(path: &Path) -> Result<Config, ConfigErrors> {
-    let env = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
-    Config::load(path, env)
+    Config::load(path, process_env())
+}
+
+/// Loads what `iamwatchd deploy --config PATH` needs, with the process environment.
+pub fn load_deploy_settings(path: &Path) -> Result<DeploySettings, ConfigErrors> {
+    DeploySettings::load(path, process_env())
+}
+
+/// The process environment, skipping entries that are not UTF-8 (none of ours can be).
+fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
 }
 
 /// Groups problems by section, in the order the example file documents them, so that the list
@@ -609,6 +704,8 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 struct RawConfig {
     /// AWS account and region settings.
     aws: RawAws,
+    /// What `iamwatchd deploy` puts into the stack.
+    deploy: RawDeploy,
     /// The LookupEvents poller.
     poller: RawPoller,
     /// What is reported and what is not.
@@ -655,6 +752,28 @@ impl Default for RawAws {
             max_attempts: defaults::MAX_ATTEMPTS.into(),
         }
     }
+}
+
+/// `[deploy]`: every key optional, numbers as written (so a negative one is reported as such).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawDeploy {
+    /// Alarm recipients.
+    emails: Vec<String>,
+    /// Existing trail bucket; `""` = the stack creates one.
+    bucket: Option<String>,
+    /// Log group retention in days.
+    log_retention_days: Option<i64>,
+    /// Alarm period in seconds.
+    alarm_period: Option<i64>,
+    /// Changes per period that set the alarm off.
+    alarm_threshold: Option<i64>,
+    /// The CIS 4.4 filter and alarm.
+    cis_filter: Option<bool>,
+    /// The tampering filter and alarm.
+    tampering_alarm: Option<bool>,
+    /// The daemon's SQS queue.
+    daemon_queue: Option<bool>,
 }
 
 /// `[poller]`.
@@ -919,7 +1038,11 @@ fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::E
 
 /// The keys that may be written as a comma-separated list in an environment variable
 /// (`IAMWATCHD__SMTP__TO=a@example.com,b@example.com`).
-const ENV_LIST_KEYS: &[(&str, &str)] = &[("smtp", "to"), ("aws", "tampering_regions")];
+const ENV_LIST_KEYS: &[(&str, &str)] = &[
+    ("smtp", "to"),
+    ("aws", "tampering_regions"),
+    ("deploy", "emails"),
+];
 
 impl RawConfig {
     /// Stage 1: TOML syntax, layering, unknown keys and field types. Returns the raw config
@@ -1049,6 +1172,7 @@ fn clean_root(root: &mut Map<String, Value>, from_env: &[String], problems: &mut
         }
         match name.as_str() {
             "aws" => clean_table::<RawAws>("aws", &mut table, problems),
+            "deploy" => clean_table::<RawDeploy>("deploy", &mut table, problems),
             "poller" => clean_table::<RawPoller>("poller", &mut table, problems),
             "rules" => {
                 clean_allow_list(&mut table, problems);
@@ -1207,6 +1331,7 @@ fn unknown_key(path: &str, key: &str, siblings: &[&str]) -> Problem {
 fn schema() -> Vec<(&'static str, &'static [&'static str])> {
     vec![
         ("aws", fields_of::<RawAws>()),
+        ("deploy", fields_of::<RawDeploy>()),
         ("poller", fields_of::<RawPoller>()),
         ("rules", fields_of::<RawRules>()),
         ("store", fields_of::<RawStore>()),
@@ -1313,6 +1438,7 @@ impl RawConfig {
     fn validate(&self) -> Result<Config, (Vec<Problem>, Vec<Problem>)> {
         let mut report = Report::default();
         let aws = validate_aws(&self.aws, &mut report);
+        let deploy = validate_deploy(&self.deploy, &mut report);
         let poller = validate_poller(&self.poller, &mut report);
         let rules = validate_rules(&self.rules, &mut report);
         let store = validate_store(&self.store, &poller, &mut report);
@@ -1335,6 +1461,7 @@ impl RawConfig {
         }
         Ok(Config {
             aws,
+            deploy,
             poller,
             rules,
             store,
@@ -1344,6 +1471,25 @@ impl RawConfig {
             log,
             metrics,
             delivery,
+            warnings: report.warnings,
+        })
+    }
+}
+
+impl RawConfig {
+    /// Stage 2 for `iamwatchd deploy --config`: only `[aws]` and `[deploy]`. The other
+    /// sections configure the daemon, which may not even run on this machine; `check` and
+    /// `run` validate them.
+    fn validate_for_deploy(&self) -> Result<DeploySettings, (Vec<Problem>, Vec<Problem>)> {
+        let mut report = Report::default();
+        let aws = validate_aws(&self.aws, &mut report);
+        let deploy = validate_deploy(&self.deploy, &mut report);
+        if !report.errors.is_empty() {
+            return Err((report.errors, report.warnings));
+        }
+        Ok(DeploySettings {
+            aws,
+            deploy,
             warnings: report.warnings,
         })
     }
@@ -1409,10 +1555,112 @@ fn validate_aws(raw: &RawAws, report: &mut Report) -> AwsConfig {
     };
     AwsConfig {
         region: raw.region.clone(),
+        allow_non_us_east_1: raw.allow_non_us_east_1,
         tampering_regions,
         stack_name: raw.stack_name.clone(),
         max_attempts,
     }
+}
+
+/// The same limits the template (and so CloudFormation) puts on each parameter, checked here so
+/// that the operator hears of them with the key's path, before any change set exists.
+fn validate_deploy(raw: &RawDeploy, report: &mut Report) -> DeployConfig {
+    use crate::template;
+
+    if raw.emails.len() > template::MAX_EMAILS {
+        report.error(
+            "deploy.emails",
+            format!(
+                "at most {} addresses (the stack subscribes each one separately); for more, \
+                 subscribe a mailing list; got {}",
+                template::MAX_EMAILS,
+                raw.emails.len()
+            ),
+        );
+    }
+    for (i, address) in raw.emails.iter().enumerate() {
+        match crate::deploy::validate_email(address) {
+            Ok(()) => {}
+            Err(crate::deploy::DeployError::BadEmail { reason, .. }) => report.error(
+                format!("deploy.emails[{i}]"),
+                format!(
+                    "{address:?} is not a usable e-mail address ({reason}); write one address \
+                     per list item, like \"security@example.com\""
+                ),
+            ),
+            Err(other) => report.error(format!("deploy.emails[{i}]"), other.to_string()),
+        }
+    }
+    if let Some(bucket) = raw.bucket.as_deref().filter(|b| !b.is_empty()) {
+        if let Err(e) = check_bucket_name(bucket) {
+            report.error("deploy.bucket", e);
+        }
+    }
+    let log_retention_days = raw.log_retention_days.and_then(|days| {
+        let allowed = &template::LOG_RETENTION_DAYS_ALLOWED;
+        let known = u32::try_from(days).ok().filter(|d| allowed.contains(d));
+        if known.is_none() {
+            report.error(
+                "deploy.log_retention_days",
+                format!(
+                    "must be a retention CloudWatch Logs offers, one of {}; got {days}",
+                    join_numbers(allowed)
+                ),
+            );
+        }
+        known
+    });
+    let alarm_period_seconds = raw.alarm_period.and_then(|seconds| {
+        let allowed = &template::ALARM_PERIOD_SECONDS_ALLOWED;
+        let known = u32::try_from(seconds).ok().filter(|s| allowed.contains(s));
+        if known.is_none() {
+            report.error(
+                "deploy.alarm_period",
+                format!(
+                    "must be one of {} (seconds; CloudWatch takes 10, 30 or a multiple of 60, \
+                     and the template offers these); got {seconds}",
+                    join_numbers(allowed)
+                ),
+            );
+        }
+        known
+    });
+    let alarm_threshold = raw.alarm_threshold.and_then(|count| {
+        let valid = u32::try_from(count)
+            .ok()
+            .filter(|n| *n >= template::MIN_ALARM_THRESHOLD);
+        if valid.is_none() {
+            report.error(
+                "deploy.alarm_threshold",
+                format!(
+                    "must be {}-{} (changes within one period that set the alarm off; 0 would \
+                     set it off in every period); got {count}",
+                    template::MIN_ALARM_THRESHOLD,
+                    u32::MAX
+                ),
+            );
+        }
+        valid
+    });
+    DeployConfig {
+        emails: raw.emails.clone(),
+        bucket: raw.bucket.clone(),
+        log_retention_days,
+        alarm_period_seconds,
+        alarm_threshold,
+        cis_filter: raw.cis_filter,
+        tampering_alarm: raw.tampering_alarm,
+        daemon_queue: raw.daemon_queue,
+    }
+}
+
+/// `1, 3, 5` for messages.
+fn join_numbers(values: &[u32]) -> String {
+    values
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn validate_poller(raw: &RawPoller, report: &mut Report) -> PollerConfig {
@@ -1985,6 +2233,27 @@ fn check_stack_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// S3 bucket names, as the template's `TrailBucketName` pattern takes them: 3-63 lowercase
+/// letters, digits, dots and hyphens, starting and ending with a letter or digit.
+fn check_bucket_name(name: &str) -> Result<(), String> {
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let shaped = (3..=63).contains(&name.len())
+        && edge(name.chars().next())
+        && edge(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    if shaped {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens, \
+             starting and ending with a letter or digit), or \"\" for a bucket the stack \
+             creates; got {name:?}"
+        ))
+    }
+}
+
 fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
@@ -2128,6 +2397,15 @@ mod tests {
         assert_eq!(smtp.to, ["security@example.com"]);
         assert_eq!(config.sns.unwrap().region, "us-east-1");
         assert_eq!(config.rules.allow.len(), 1);
+        assert_eq!(config.deploy.emails, ["security@example.com"]);
+        assert_eq!(
+            config.deploy.bucket, None,
+            "the example leaves the bucket out"
+        );
+        assert_eq!(
+            config.deploy.log_retention_days,
+            Some(crate::template::DEFAULT_LOG_RETENTION_DAYS)
+        );
         assert_eq!(
             config.metrics.listen,
             Some(defaults::METRICS_LISTEN_SUGGESTION.parse().unwrap())
@@ -2460,6 +2738,154 @@ listen = "localhost"
         assert!(problem_at(&found, "rules.allow[2].evnt")
             .message
             .contains("`rules.allow[2].event`"));
+    }
+
+    #[test]
+    fn deploy_section_reads_every_flag_counterpart() {
+        let config = load_str(
+            &format!(
+                "{MINIMAL}[deploy]\nemails = [\"a@example.com\", \"b@example.com\"]\nbucket = \"my-trail-logs\"\nlog_retention_days = 30\nalarm_period = 60\nalarm_threshold = 4\ncis_filter = true\ntampering_alarm = false\ndaemon_queue = false\n"
+            ),
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.deploy,
+            DeployConfig {
+                emails: vec!["a@example.com".to_owned(), "b@example.com".to_owned()],
+                bucket: Some("my-trail-logs".to_owned()),
+                log_retention_days: Some(30),
+                alarm_period_seconds: Some(60),
+                alarm_threshold: Some(4),
+                cis_filter: Some(true),
+                tampering_alarm: Some(false),
+                daemon_queue: Some(false),
+            }
+        );
+        // Left out: nothing is set, so the stack keeps (or the template gives) its values.
+        assert_eq!(
+            load_str(MINIMAL, &[]).unwrap().deploy,
+            DeployConfig::default()
+        );
+        // "" is a choice of its own: the stack creates its bucket.
+        let created = load_str(&format!("{MINIMAL}[deploy]\nbucket = \"\"\n"), &[]).unwrap();
+        assert_eq!(created.deploy.bucket.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn deploy_problems_are_all_reported_with_their_paths() {
+        let text = format!(
+            "{MINIMAL}[deploy]\nemails = [\"ok@example.com\", \"admin\", \"a@b\"]\nbucket = \"Trail_Logs\"\nlog_retention_days = 100\nalarm_period = 90\nalarm_threshold = 0\ncis_filter = \"maybe\"\nalarm_treshold = 2\n"
+        );
+        let found = problems(&text);
+        assert!(
+            !found.iter().any(|p| p.path == "deploy.emails[0]"),
+            "{found:#?}"
+        );
+        assert!(problem_at(&found, "deploy.emails[1]")
+            .message
+            .contains("no @"));
+        assert!(problem_at(&found, "deploy.emails[2]")
+            .message
+            .contains("example.com"));
+        problem_at(&found, "deploy.bucket");
+        assert!(problem_at(&found, "deploy.log_retention_days")
+            .message
+            .contains("365"));
+        let period = &problem_at(&found, "deploy.alarm_period").message;
+        assert!(
+            period.contains("got 90") && period.contains("3600"),
+            "{period}"
+        );
+        problem_at(&found, "deploy.alarm_threshold");
+        problem_at(&found, "deploy.cis_filter");
+        assert_eq!(
+            problem_at(&found, "deploy.alarm_treshold").message,
+            "unknown key; did you mean `deploy.alarm_threshold`?"
+        );
+        assert_eq!(found.len(), 8, "{found:#?}");
+    }
+
+    #[test]
+    fn deploy_numbers_out_of_range_and_too_many_addresses() {
+        let emails: Vec<String> = (0..4).map(|i| format!("\"a{i}@example.com\"")).collect();
+        let found = problems(&format!(
+            "{MINIMAL}[deploy]\nemails = [{}]\nalarm_threshold = -1\nlog_retention_days = -30\nalarm_period = 4294967356\n",
+            emails.join(", ")
+        ));
+        assert!(problem_at(&found, "deploy.emails")
+            .message
+            .contains("at most 3"));
+        assert!(problem_at(&found, "deploy.alarm_threshold")
+            .message
+            .contains("got -1"));
+        problem_at(&found, "deploy.log_retention_days");
+        problem_at(&found, "deploy.alarm_period");
+        assert_eq!(found.len(), 4, "{found:#?}");
+    }
+
+    #[test]
+    fn deploy_settings_come_from_the_environment_too() {
+        let config = load_str(
+            MINIMAL,
+            &[
+                ("IAMWATCHD__DEPLOY__EMAILS", "a@example.com, b@example.com"),
+                ("IAMWATCHD__DEPLOY__ALARM_THRESHOLD", "5"),
+                ("IAMWATCHD__DEPLOY__CIS_FILTER", "true"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.deploy.emails, ["a@example.com", "b@example.com"]);
+        assert_eq!(config.deploy.alarm_threshold, Some(5));
+        assert_eq!(config.deploy.cis_filter, Some(true));
+    }
+
+    #[test]
+    fn deploy_needs_no_notifier_but_the_daemon_does() {
+        let text = "[aws]\nstack_name = \"watch\"\n[deploy]\nemails = [\"a@example.com\"]\n";
+        let settings = DeploySettings::from_toml(text, Path::new("t.toml"), env(&[]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(settings.aws.stack_name, "watch");
+        assert_eq!(settings.deploy.emails, ["a@example.com"]);
+        problem_at(&problems(text), "smtp, sns");
+    }
+
+    #[test]
+    fn deploy_settings_check_aws_and_deploy_and_typos_anywhere() {
+        // An [smtp] section whose password file lives on the daemon's host only, a typo in
+        // [poller], and mistakes in the two sections deploy reads.
+        let text = "[aws]\nregion = \"eu-west-1\"\n[deploy]\nalarm_period = 7\n[poller]\npoll_intervall = \"5s\"\n[smtp]\nhost = \"mail\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\nfrom = \"a@b.example\"\nto = [\"x@y.example\"]\n";
+        let found = match DeploySettings::from_toml(text, Path::new("t.toml"), env(&[])) {
+            Err(e) => e.problems().to_vec(),
+            Ok(s) => panic!("accepted: {s:?}"),
+        };
+        let paths: Vec<&str> = found.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["aws.region", "deploy.alarm_period", "poller.poll_intervall"],
+            "{found:#?}"
+        );
+        // The same file for the daemon: the password file is a problem too.
+        problem_at(&problems(text), "smtp.password_file");
+
+        let allowed = DeploySettings::from_toml(
+            "[aws]\nregion = \"eu-west-1\"\nallow_non_us_east_1 = true\n",
+            Path::new("t.toml"),
+            env(&[]),
+        )
+        .unwrap();
+        assert!(allowed.aws.allow_non_us_east_1);
+        assert_eq!(allowed.warnings[0].path, "aws.region");
+    }
+
+    #[test]
+    fn bucket_names() {
+        for good in ["abc", "my-trail.logs-2", &"a".repeat(63)] {
+            assert!(check_bucket_name(good).is_ok(), "{good}");
+        }
+        for bad in ["ab", "-abc", "abc-", "ABC", "a_b_c", &"a".repeat(64)] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use aws_sdk_cloudformation::types::{
 use aws_sdk_cloudformation::Client;
 
 use crate::aws::{self, IAM_EVENTS_REGION};
+use crate::config::{DeployConfig, DeploySettings};
 use crate::template::{self, output, param};
 
 /// The stack name when none is given.
@@ -85,8 +86,9 @@ pub enum DeployError {
         reason: &'static str,
     },
     #[error(
-        "stack {stack} does not exist yet, so at least one --email address is needed: the \
-         alarms are sent there (the address must confirm the subscription)"
+        "stack {stack} does not exist yet, so at least one --email address (or deploy.emails \
+         in the --config file) is needed: the alarms are sent there (the address must confirm \
+         the subscription)"
     )]
     NoEmail { stack: String },
     #[error("{count} --email addresses given, the template subscribes at most {max}; for more, subscribe a mailing list")]
@@ -95,6 +97,16 @@ pub enum DeployError {
         "--log-retention-days {days} is not a retention CloudWatch Logs offers; choose one of {allowed}"
     )]
     BadRetention { days: u32, allowed: String },
+    #[error(
+        "--alarm-period {seconds} is not a period the template offers; choose one of {allowed} \
+         (seconds)"
+    )]
+    BadAlarmPeriod { seconds: u32, allowed: String },
+    #[error(
+        "--alarm-threshold 0 would set the alarm off in every period, changes or not; give at \
+         least {min}"
+    )]
+    BadAlarmThreshold { min: u32 },
     #[error(
         "no AWS credentials found ({detail}). Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
          or AWS_PROFILE for a profile in ~/.aws/credentials or ~/.aws/config (run `aws sso \
@@ -227,15 +239,37 @@ impl DeployRequest {
             if !template::LOG_RETENTION_DAYS_ALLOWED.contains(&days) {
                 return Err(DeployError::BadRetention {
                     days,
-                    allowed: template::LOG_RETENTION_DAYS_ALLOWED
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    allowed: list(&template::LOG_RETENTION_DAYS_ALLOWED),
                 });
             }
         }
+        if let Some(seconds) = self.alarm_period_seconds {
+            if !template::ALARM_PERIOD_SECONDS_ALLOWED.contains(&seconds) {
+                return Err(DeployError::BadAlarmPeriod {
+                    seconds,
+                    allowed: list(&template::ALARM_PERIOD_SECONDS_ALLOWED),
+                });
+            }
+        }
+        if self
+            .alarm_threshold
+            .is_some_and(|n| n < template::MIN_ALARM_THRESHOLD)
+        {
+            return Err(DeployError::BadAlarmThreshold {
+                min: template::MIN_ALARM_THRESHOLD,
+            });
+        }
         Ok(())
+    }
+
+    /// The same stack, to be deleted instead.
+    pub fn delete_request(&self) -> DeleteRequest {
+        DeleteRequest {
+            stack_name: self.stack_name.clone(),
+            region: self.region.clone(),
+            allow_region: self.allow_region,
+            timeout: self.timeout,
+        }
     }
 
     /// The stack parameters, every one with its value. On an update, a setting not given
@@ -293,6 +327,86 @@ impl DeployRequest {
         set(param::TAMPERING_ALARM, flag(self.tampering_alarm));
         set(param::DAEMON_QUEUE, flag(self.daemon_queue));
         Ok(parameters)
+    }
+}
+
+/// `1, 3, 5` for messages.
+fn list(values: &[u32]) -> String {
+    values
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What the command line said. Every setting is `None` (or empty) when its flag was not given,
+/// so that the configuration file can fill it in.
+#[derive(Debug, Clone)]
+pub struct DeployFlags {
+    pub stack_name: Option<String>,
+    pub region: Option<String>,
+    /// `--allow-region`; it can only add consent, never take the file's away.
+    pub allow_region: bool,
+    pub emails: Vec<String>,
+    pub bucket: Option<String>,
+    pub log_retention_days: Option<u32>,
+    pub alarm_period_seconds: Option<u32>,
+    pub alarm_threshold: Option<u32>,
+    pub cis_filter: Option<bool>,
+    pub tampering_alarm: Option<bool>,
+    pub daemon_queue: Option<bool>,
+    pub dry_run: bool,
+    pub timeout: Duration,
+}
+
+impl DeployFlags {
+    /// The request, setting by setting: a flag given on the command line wins over the
+    /// configuration file (`[aws]` and `[deploy]`), and the file wins over what happens to a
+    /// setting neither names: on an update it keeps the stack's current value, on a create it
+    /// takes the template's default (see [`DeployRequest::parameters`]). Any `--email` replaces
+    /// the file's whole `deploy.emails` list, as it replaces the stack's addresses.
+    pub fn resolve(self, file: Option<&DeploySettings>) -> DeployRequest {
+        let (aws, deploy) = match file {
+            Some(settings) => (Some(&settings.aws), Some(&settings.deploy)),
+            None => (None, None),
+        };
+        let from_file = |pick: fn(&DeployConfig) -> Option<u32>| deploy.and_then(pick);
+        let switch = |pick: fn(&DeployConfig) -> Option<bool>| deploy.and_then(pick);
+        DeployRequest {
+            stack_name: self
+                .stack_name
+                .or_else(|| aws.map(|a| a.stack_name.clone()))
+                .unwrap_or_else(|| DEFAULT_STACK_NAME.to_owned()),
+            region: self
+                .region
+                .or_else(|| aws.map(|a| a.region.clone()))
+                .unwrap_or_else(|| IAM_EVENTS_REGION.to_owned()),
+            allow_region: self.allow_region || aws.is_some_and(|a| a.allow_non_us_east_1),
+            emails: if self.emails.is_empty() {
+                deploy.map(|d| d.emails.clone()).unwrap_or_default()
+            } else {
+                self.emails
+            },
+            bucket: self
+                .bucket
+                .or_else(|| deploy.and_then(|d| d.bucket.clone())),
+            log_retention_days: self
+                .log_retention_days
+                .or_else(|| from_file(|d| d.log_retention_days)),
+            alarm_period_seconds: self
+                .alarm_period_seconds
+                .or_else(|| from_file(|d| d.alarm_period_seconds)),
+            alarm_threshold: self
+                .alarm_threshold
+                .or_else(|| from_file(|d| d.alarm_threshold)),
+            cis_filter: self.cis_filter.or_else(|| switch(|d| d.cis_filter)),
+            tampering_alarm: self
+                .tampering_alarm
+                .or_else(|| switch(|d| d.tampering_alarm)),
+            daemon_queue: self.daemon_queue.or_else(|| switch(|d| d.daemon_queue)),
+            dry_run: self.dry_run,
+            timeout: self.timeout,
+        }
     }
 }
 
@@ -1156,6 +1270,134 @@ mod tests {
         r.log_retention_days = Some(100);
         let message = r.validate().unwrap_err().to_string();
         assert!(message.contains("365"), "{message}");
+    }
+
+    #[test]
+    fn alarm_period_and_threshold_are_checked_like_the_template() {
+        let mut r = request();
+        r.alarm_period_seconds = Some(90);
+        let message = r.validate().unwrap_err().to_string();
+        assert!(message.contains("--alarm-period 90"), "{message}");
+        r.alarm_period_seconds = Some(60);
+        r.alarm_threshold = Some(0);
+        assert!(matches!(
+            r.validate(),
+            Err(DeployError::BadAlarmThreshold { min: 1 })
+        ));
+        r.alarm_threshold = Some(1);
+        r.validate().expect("valid");
+    }
+
+    fn flags() -> DeployFlags {
+        DeployFlags {
+            stack_name: None,
+            region: None,
+            allow_region: false,
+            emails: Vec::new(),
+            bucket: None,
+            log_retention_days: None,
+            alarm_period_seconds: None,
+            alarm_threshold: None,
+            cis_filter: None,
+            tampering_alarm: None,
+            daemon_queue: None,
+            dry_run: false,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    fn settings(text: &str) -> DeploySettings {
+        DeploySettings::from_toml(text, std::path::Path::new("t.toml"), Vec::new())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const FILE: &str = "[aws]\nregion = \"eu-west-1\"\nallow_non_us_east_1 = true\nstack_name = \"from-file\"\n[deploy]\nemails = [\"file@example.com\", \"file2@example.com\"]\nbucket = \"file-bucket\"\nlog_retention_days = 30\nalarm_period = 60\nalarm_threshold = 4\ncis_filter = true\ntampering_alarm = false\ndaemon_queue = false\n";
+
+    #[test]
+    fn without_a_file_unset_flags_stay_unset() {
+        let r = flags().resolve(None);
+        assert_eq!(r.stack_name, DEFAULT_STACK_NAME);
+        assert_eq!(r.region, IAM_EVENTS_REGION);
+        assert!(!r.allow_region && r.emails.is_empty());
+        // None = the stack's current value on an update, the template's default on a create.
+        assert_eq!(r.alarm_threshold, None);
+        assert_eq!(r.cis_filter, None);
+        assert_eq!(r.bucket, None);
+    }
+
+    #[test]
+    fn the_file_fills_in_what_no_flag_gives() {
+        let file = settings(FILE);
+        let r = flags().resolve(Some(&file));
+        assert_eq!(r.stack_name, "from-file");
+        assert_eq!(r.region, "eu-west-1");
+        assert!(r.allow_region, "the file's consent carries over");
+        assert_eq!(r.emails, ["file@example.com", "file2@example.com"]);
+        assert_eq!(r.bucket.as_deref(), Some("file-bucket"));
+        assert_eq!(r.log_retention_days, Some(30));
+        assert_eq!(r.alarm_period_seconds, Some(60));
+        assert_eq!(r.alarm_threshold, Some(4));
+        assert_eq!(
+            (r.cis_filter, r.tampering_alarm, r.daemon_queue),
+            (Some(true), Some(false), Some(false))
+        );
+        r.validate().expect("the file's values are valid");
+
+        // A file that leaves [deploy] out sets nothing: the stack keeps what it has.
+        let bare = flags().resolve(Some(&settings("[aws]\nstack_name = \"s\"\n")));
+        assert_eq!(bare.region, IAM_EVENTS_REGION);
+        assert_eq!((bare.alarm_threshold, bare.bucket), (None, None));
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_file() {
+        let file = settings(FILE);
+        let given = DeployFlags {
+            stack_name: Some("from-flag".to_owned()),
+            region: Some(IAM_EVENTS_REGION.to_owned()),
+            emails: vec!["flag@example.com".to_owned()],
+            bucket: Some(String::new()),
+            log_retention_days: Some(90),
+            alarm_period_seconds: Some(300),
+            alarm_threshold: Some(7),
+            cis_filter: Some(false),
+            tampering_alarm: Some(true),
+            daemon_queue: Some(true),
+            dry_run: true,
+            ..flags()
+        };
+        let r = given.resolve(Some(&file));
+        assert_eq!(r.stack_name, "from-flag");
+        assert_eq!(r.region, IAM_EVENTS_REGION);
+        assert_eq!(
+            r.emails,
+            ["flag@example.com"],
+            "--email replaces the whole list"
+        );
+        assert_eq!(r.bucket.as_deref(), Some(""));
+        assert_eq!(r.log_retention_days, Some(90));
+        assert_eq!(r.alarm_period_seconds, Some(300));
+        assert_eq!(r.alarm_threshold, Some(7));
+        assert_eq!(
+            (r.cis_filter, r.tampering_alarm, r.daemon_queue),
+            (Some(false), Some(true), Some(true))
+        );
+        assert!(r.dry_run);
+        // --allow-region adds consent the file does not give.
+        let no_consent = settings("[deploy]\nalarm_threshold = 2\n");
+        let r = DeployFlags {
+            region: Some("eu-west-1".to_owned()),
+            allow_region: true,
+            ..flags()
+        }
+        .resolve(Some(&no_consent));
+        assert!(r.allow_region);
+        assert_eq!(r.alarm_threshold, Some(2));
+        let delete = r.delete_request();
+        assert_eq!(
+            (delete.region.as_str(), delete.allow_region),
+            ("eu-west-1", true)
+        );
     }
 
     #[test]

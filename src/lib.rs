@@ -28,6 +28,9 @@
 //!   and the notifiers that deliver it: SMTP (lettre) and SNS.
 //! - [`service`]: `iamwatchd run` — the poller, the rules, the store and one delivery worker per
 //!   notifier, with graceful shutdown and systemd notifications.
+//! - [`probe`]: `iamwatchd health`, the container health check's client for `/healthz`.
+//! - [`scan`]: the same rules over LookupEvents history or CloudTrail log files, for incident
+//!   response and audits.
 //! - [`template`]: the CloudFormation template of the alarm path, with the rules' patterns.
 //! - [`deploy`]: creates, updates and deletes that stack through change sets, showing progress.
 //!
@@ -39,7 +42,9 @@ pub mod config;
 pub mod deploy;
 pub mod event;
 pub mod notify;
+pub mod probe;
 pub mod rules;
+pub mod scan;
 pub mod service;
 pub mod source;
 pub mod store;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use iamwatchd::config::{self, Config, ConfigErrors, LogFormat};
-use iamwatchd::deploy::{self, DeleteRequest, DeployRequest};
+use iamwatchd::deploy::{self, DeployFlags};
 use iamwatchd::template;
 
 /// Tells you, fast and exactly once, whenever anyone changes IAM in your AWS account, and
@@ -24,6 +24,14 @@ struct Cli {
 enum Command {
     /// Create or update the alarm-path stack (trail, log group, metric filters, alarms, SNS
     /// topic, daemon queue) through a CloudFormation change set, or delete it.
+    ///
+    /// Settings come from the flags and, only when --config PATH is given, from that file's
+    /// [aws] (region, allow_non_us_east_1, stack_name) and [deploy] sections; a flag given on
+    /// the command line wins over the file. A setting neither gives keeps the stack's current
+    /// value on an update and takes the template's default on a create. The daemon's sections
+    /// of the file ([smtp], [sns], ...) are not checked here.
+    ///
+    /// Exit status: 0 done, 1 failed, 78 configuration file invalid.
     Deploy(DeployArgs),
     /// Print the CloudFormation template that `deploy` uses.
     Template,
@@ -32,6 +40,26 @@ enum Command {
     /// Stops on SIGTERM or SIGINT: polling ends, notifications in flight get 20 seconds,
     /// everything not yet sent is delivered after the next start.
     Run(ConfigArgs),
+    /// Report the IAM changes and tampering in past records, with the daemon's rules.
+    ///
+    /// From CloudTrail's own history (`--since`, up to 90 days) or from CloudTrail log files
+    /// (`--files`, as the trail writes them to S3). Prints a table on a terminal, JSON lines
+    /// with `--json` or when piped; sends nothing unless `--notify`.
+    Scan(ScanArgs),
+    /// Ask a running daemon's health endpoint whether it is well (for container health checks).
+    ///
+    /// Exit status: 0 healthy, 1 unhealthy or unreachable.
+    Health {
+        /// The daemon's health URL (`[metrics] listen` plus /healthz).
+        #[arg(long, default_value = "http://127.0.0.1:9847/healthz")]
+        url: String,
+    },
+    /// Print a shell completion script, e.g. `iamwatchd completions bash >
+    /// /etc/bash_completion.d/iamwatchd`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Check the configuration (every problem at once, with its key path).
     ///
     /// Exit status: 0 valid, 78 configuration invalid.
@@ -46,6 +74,40 @@ struct ConfigArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["since", "files"])))]
+struct ScanArgs {
+    /// Look back this far in LookupEvents (e.g. 24h, 7d; at most 90d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+    since: Option<Duration>,
+    /// CloudTrail log files (.json, .json.gz) or directories of them.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    files: Vec<PathBuf>,
+    /// One JSON object per finding instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Use this configuration's rules (allow-list, failed calls, minimum severity), region
+    /// and, with --notify, its notifiers and store.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Region for --since (IAM events are recorded in us-east-1 only).
+    #[arg(long, value_name = "R")]
+    region: Option<String>,
+    /// Send each finding the daemon has not already reported (needs --config).
+    #[arg(long, requires = "config")]
+    notify: bool,
+}
+
+fn parse_since(text: &str) -> Result<Duration, String> {
+    let since = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if since > Duration::from_secs(90 * 24 * 3600) {
+        return Err(
+            "LookupEvents keeps 90 days: use at most 90d, or --files for older logs".into(),
+        );
+    }
+    Ok(since)
+}
+
+#[derive(Debug, Args)]
 struct CheckArgs {
     #[command(flatten)]
     config: ConfigArgs,
@@ -56,21 +118,29 @@ struct CheckArgs {
 
 #[derive(Debug, Args)]
 struct DeployArgs {
-    /// E-mail address that receives the alarms (repeat for up to three). Required when the
-    /// stack is created; on an update, omitting it keeps the current addresses.
+    /// Read the settings from this configuration file ([aws] and [deploy]); flags override it.
+    /// Without --config no file is read, not even /etc/iamwatchd/iamwatchd.toml, so that the
+    /// same command does the same thing on every machine.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// E-mail address that receives the alarms (repeat for up to three); replaces the file's
+    /// deploy.emails. Required when the stack is created; on an update, omitting it keeps the
+    /// current addresses.
     #[arg(long = "email", value_name = "ADDR")]
     emails: Vec<String>,
     /// Existing S3 bucket for the trail's log files (its policy must let CloudTrail write).
     /// Without it, the stack creates a private, encrypted bucket that is kept on deletion.
     #[arg(long, value_name = "NAME")]
     bucket: Option<String>,
-    /// Name of the CloudFormation stack.
-    #[arg(long, value_name = "NAME", default_value = deploy::DEFAULT_STACK_NAME)]
-    stack_name: String,
-    /// Region of the stack. IAM events are recorded in us-east-1 only.
-    #[arg(long, value_name = "R", default_value = iamwatchd::aws::IAM_EVENTS_REGION)]
-    region: String,
-    /// Deploy to a region other than us-east-1 anyway.
+    /// Name of the CloudFormation stack [default: aws.stack_name from --config, else
+    /// iamwatchd].
+    #[arg(long, value_name = "NAME")]
+    stack_name: Option<String>,
+    /// Region of the stack [default: aws.region from --config, else us-east-1]. IAM events are
+    /// recorded in us-east-1 only.
+    #[arg(long, value_name = "R")]
+    region: Option<String>,
+    /// Deploy to a region other than us-east-1 anyway (as aws.allow_non_us_east_1 = true).
     #[arg(long)]
     allow_region: bool,
     /// Create the change set, show what would change, delete it again.
@@ -102,6 +172,27 @@ struct DeployArgs {
     timeout_minutes: u64,
 }
 
+impl DeployArgs {
+    /// The settings the command line gave, each `None` when its flag was absent.
+    fn flags(&self) -> DeployFlags {
+        DeployFlags {
+            stack_name: self.stack_name.clone(),
+            region: self.region.clone(),
+            allow_region: self.allow_region,
+            emails: self.emails.clone(),
+            bucket: self.bucket.clone(),
+            log_retention_days: self.log_retention_days,
+            alarm_period_seconds: self.alarm_period,
+            alarm_threshold: self.alarm_threshold,
+            cis_filter: self.cis_filter,
+            tampering_alarm: self.tampering_alarm,
+            daemon_queue: self.daemon_queue,
+            dry_run: self.dry_run,
+            timeout: Duration::from_secs(self.timeout_minutes.saturating_mul(60)),
+        }
+    }
+}
+
 /// Where `run` and `check` look for the configuration unless told otherwise.
 const DEFAULT_CONFIG: &str = "/etc/iamwatchd/iamwatchd.toml";
 
@@ -129,6 +220,100 @@ fn init_logging(log: &config::LogConfig) {
     }
 }
 
+/// `iamwatchd scan`: findings to stdout, problems with inputs to stderr (and a failing exit).
+async fn scan(args: ScanArgs) -> anyhow::Result<()> {
+    use iamwatchd::scan::{self, Finding, Tally};
+    use iamwatchd::service::Policy;
+    use std::io::{IsTerminal, Write};
+
+    let config = args.config.as_deref().map(load_config).transpose()?;
+    let policy = match &config {
+        Some(config) => Policy::from_config(&config.rules),
+        None => Policy::default(),
+    };
+    let table = !args.json && std::io::stdout().is_terminal();
+    let mut out = std::io::stdout().lock();
+    if table {
+        writeln!(out, "{}", scan::table_header())?;
+    }
+    let mut emit = |finding: Finding| -> std::io::Result<()> {
+        if table {
+            writeln!(out, "{}", scan::table_row(&finding))
+        } else {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&finding).expect("serialisable")
+            )
+        }
+    };
+    let mut tally = Tally::default();
+    let mut failed_inputs = 0;
+    let mut records = Vec::new();
+    if let Some(since) = args.since {
+        let region = args
+            .region
+            .or_else(|| config.as_ref().map(|c| c.aws.region.clone()))
+            .unwrap_or_else(|| iamwatchd::aws::IAM_EVENTS_REGION.to_owned());
+        let rate = config
+            .as_ref()
+            .map_or(1.0, |c| c.poller.requests_per_second);
+        records = iamwatchd::source::history(&region, since, rate).await?;
+        tally.records = records.len();
+        for record in &records {
+            if let Some(verdict) = policy.judge(record) {
+                tally.findings += 1;
+                emit(Finding::new(record, &verdict))?;
+            }
+        }
+    } else {
+        for path in scan::trail_files(&args.files)? {
+            let result = scan::read_trail_file(&path).and_then(|text| {
+                let mut write_error = None;
+                scan::scan_text(&text, &path, &policy, &mut tally, &mut |record, finding| {
+                    if args.notify {
+                        records.push(record.clone());
+                    }
+                    if let Err(error) = emit(finding) {
+                        write_error.get_or_insert(error);
+                    }
+                })?;
+                Ok(write_error)
+            });
+            match result {
+                Ok(None) => {}
+                Ok(Some(error)) => return Err(error.into()),
+                Err(error) => {
+                    failed_inputs += 1;
+                    eprintln!("iamwatchd scan: {error}");
+                }
+            }
+        }
+    }
+    eprintln!(
+        "iamwatchd scan: {} findings in {} records ({} files){}",
+        tally.findings,
+        tally.records,
+        tally.files,
+        if tally.unreadable > 0 {
+            format!(
+                "; {} records lacked eventID/eventName/eventSource",
+                tally.unreadable
+            )
+        } else {
+            String::new()
+        }
+    );
+    if let (true, Some(config)) = (args.notify, &config) {
+        let new = iamwatchd::service::report_once(config, records, Duration::from_secs(60)).await?;
+        eprintln!("iamwatchd scan: {new} findings were new and have been sent");
+    }
+    if failed_inputs > 0 {
+        anyhow::bail!("{failed_inputs} input(s) could not be read (see above)");
+    }
+    Ok(())
+}
+
 /// Resolves on the first SIGTERM or SIGINT.
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -149,6 +334,20 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
                 .context("iamwatchd run")?;
         }
+        Command::Scan(args) => scan(args).await?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "iamwatchd",
+                &mut std::io::stdout(),
+            );
+        }
+        Command::Health { url } => {
+            let body = iamwatchd::probe::probe(&url, Duration::from_secs(5))?;
+            println!("{body}");
+        }
         Command::Check(args) => {
             load_config(&args.config.config)?;
             if !args.offline {
@@ -163,32 +362,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", template::template_json());
         }
         Command::Deploy(args) => {
-            let timeout = Duration::from_secs(args.timeout_minutes.saturating_mul(60));
-            if args.delete {
-                deploy::delete(&DeleteRequest {
-                    stack_name: args.stack_name,
-                    region: args.region,
-                    allow_region: args.allow_region,
-                    timeout,
-                })
-                .await?;
+            let file = match &args.config {
+                Some(path) => {
+                    let settings = config::load_deploy_settings(path)?;
+                    for warning in &settings.warnings {
+                        eprintln!("iamwatchd: warning: {warning}");
+                    }
+                    Some(settings)
+                }
+                None => None,
+            };
+            let delete = args.delete;
+            let request = args.flags().resolve(file.as_ref());
+            if delete {
+                deploy::delete(&request.delete_request()).await?;
             } else {
-                deploy::deploy(&DeployRequest {
-                    stack_name: args.stack_name,
-                    region: args.region,
-                    allow_region: args.allow_region,
-                    emails: args.emails,
-                    bucket: args.bucket,
-                    log_retention_days: args.log_retention_days,
-                    alarm_period_seconds: args.alarm_period,
-                    alarm_threshold: args.alarm_threshold,
-                    cis_filter: args.cis_filter,
-                    tampering_alarm: args.tampering_alarm,
-                    daemon_queue: args.daemon_queue,
-                    dry_run: args.dry_run,
-                    timeout,
-                })
-                .await?;
+                deploy::deploy(&request).await?;
             }
         }
     }
@@ -228,6 +417,32 @@ mod tests {
     }
 
     #[test]
+    fn completions_cover_every_subcommand() {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut Cli::command(),
+            "iamwatchd",
+            &mut script,
+        );
+        let script = String::from_utf8(script).unwrap();
+        for sub in [
+            "deploy",
+            "template",
+            "run",
+            "scan",
+            "check",
+            "health",
+            "completions",
+        ] {
+            assert!(
+                script.contains(sub),
+                "{sub} missing from the bash completions"
+            );
+        }
+    }
+
+    #[test]
     fn deploy_flags_parse() {
         let cli = Cli::try_parse_from([
             "iamwatchd",
@@ -254,6 +469,32 @@ mod tests {
         assert_eq!(args.emails, ["a@example.com", "b@example.com"]);
         assert!(args.dry_run && args.allow_region && !args.delete);
         assert_eq!(args.cis_filter, Some(true));
+        assert_eq!(args.config, None, "no file unless --config is given");
+        assert_eq!(
+            args.alarm_threshold, None,
+            "unset flags leave room for the file"
+        );
+
+        let cli = Cli::try_parse_from([
+            "iamwatchd",
+            "deploy",
+            "--config",
+            "/etc/x.toml",
+            "--alarm-threshold",
+            "2",
+        ])
+        .unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!("deploy")
+        };
+        let flags = args.flags();
+        assert_eq!(
+            args.config.as_deref(),
+            Some(std::path::Path::new("/etc/x.toml"))
+        );
+        assert_eq!((flags.stack_name, flags.region), (None, None));
+        assert_eq!(flags.alarm_threshold, Some(2));
+        assert_eq!(flags.timeout, Duration::from_secs(3600));
         assert!(Cli::try_parse_from(["iamwatchd", "deploy", "--dry-run", "--delete"]).is_err());
     }
 }

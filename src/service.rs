@@ -65,8 +65,9 @@ pub enum ServiceError {
     Scheduler(String),
 }
 
-/// What the rules let through, and how: the configured part of the rule catalogue.
-#[derive(Debug, Clone)]
+/// What the rules let through, and how: the configured part of the rule catalogue. The
+/// default reports everything the catalogue reports, attempts included.
+#[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub allow: Vec<AllowRule>,
     pub failed_calls: FailedCalls,
@@ -571,6 +572,68 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
+/// Reports records found outside the daemon (`scan --notify`): they are recorded as seen by the
+/// scan, so an event the daemon already reported is not repeated (and the daemon will not repeat
+/// it later), then delivered; returns how many were new once the outbox is empty or `deadline`
+/// has passed (what is left is delivered by the daemon or the next scan).
+pub async fn report_once(
+    config: &Config,
+    records: Vec<Record>,
+    deadline: Duration,
+) -> Result<usize, ServiceError> {
+    let store = SharedStore::new(Store::open(&config.store.state_directory)?);
+    let notifiers = build_notifiers(config).await?;
+    let wake = Arc::new(Notify::new());
+    let reporter = Reporter::new(
+        store.clone(),
+        Policy::from_config(&config.rules),
+        notifiers.iter().map(|n| n.name().to_owned()).collect(),
+        wake.clone(),
+    );
+    let now = Utc::now();
+    let items = records
+        .into_iter()
+        .filter_map(|record| reporter.alert_item(record, SeenBy::Scan, now))
+        .collect();
+    let new = reporter
+        .record(items, None)
+        .await?
+        .into_iter()
+        .filter(|r| *r == Recorded::New)
+        .count();
+    let stop = CancellationToken::new();
+    let mut workers = tokio::task::JoinSet::new();
+    for notifier in notifiers {
+        let backoff = (config.delivery.initial_backoff, config.delivery.max_backoff);
+        workers.spawn(deliver(
+            notifier,
+            store.clone(),
+            wake.clone(),
+            backoff,
+            stop.clone(),
+        ));
+    }
+    let drained = tokio::time::timeout(deadline, async {
+        loop {
+            let pending = store.with(|s| s.pending_counts()).await?;
+            if pending.values().all(|n| *n == 0) {
+                return Ok::<_, ServiceError>(());
+            }
+            tokio::time::sleep(DELIVERY_TICK).await;
+        }
+    })
+    .await;
+    stop.cancel();
+    while workers.join_next().await.is_some() {}
+    match drained {
+        Ok(result) => result?,
+        Err(_) => {
+            tracing::warn!("notifications still pending after {deadline:?}; they stay queued")
+        }
+    }
+    Ok(new)
+}
+
 /// Expiry of undeliverable notifications (every minute), pruning of the seen-event store
 /// (hourly) and, with the alarm path, its health check, driven by tokio-cron-scheduler.
 async fn periodic_jobs(
@@ -853,5 +916,80 @@ mod tests {
             .all(|r| matches!(r, Recorded::Confirmed { .. })));
         health.check(&reporter, now + minute * 20).await.unwrap();
         assert_eq!(health.incident, None);
+    }
+
+    fn record(name: &str, extra: serde_json::Value) -> Record {
+        let mut value = serde_json::json!({
+            "eventID": "e1", "eventName": name, "eventSource": "iam.amazonaws.com",
+            "eventTime": "2026-11-25T12:00:00Z", "readOnly": false,
+            "recipientAccountId": "111122223333",
+            "userIdentity": {"type": "AssumedRole",
+                "arn": "arn:aws:sts::111122223333:assumed-role/ci/build-7",
+                "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/ci"}}},
+            "requestParameters": {"roleName": "app"}
+        });
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Record::from_json(value).unwrap()
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            allow: vec![AllowRule {
+                principal: Some("arn:aws:iam::111122223333:role/ci".into()),
+                event: Some("Tag*".into()),
+                account: None,
+            }],
+            failed_calls: FailedCalls::Report,
+            min_severity: Severity::Info,
+        }
+    }
+
+    #[test]
+    fn an_allow_rule_for_a_role_covers_every_session_of_it() {
+        let policy = policy();
+        assert!(policy
+            .judge(&record("TagRole", serde_json::json!({})))
+            .is_none());
+        assert!(
+            policy
+                .judge(&record("CreateRole", serde_json::json!({})))
+                .is_some(),
+            "only the allowed event names"
+        );
+    }
+
+    #[test]
+    fn failed_calls_are_reported_as_attempts_or_ignored_per_config() {
+        let denied = record(
+            "CreateRole",
+            serde_json::json!({"errorCode": "AccessDenied"}),
+        );
+        let verdict = policy().judge(&denied).expect("reported");
+        assert!(verdict.attempt);
+        let ignoring = Policy {
+            failed_calls: FailedCalls::Ignore,
+            ..policy()
+        };
+        assert!(ignoring.judge(&denied).is_none());
+    }
+
+    #[test]
+    fn min_severity_drops_what_is_below_it_and_reads_are_never_reported() {
+        let strict = Policy {
+            min_severity: Severity::Critical,
+            ..policy()
+        };
+        assert!(strict
+            .judge(&record("UpdateRoleDescription", serde_json::json!({})))
+            .is_none());
+        assert!(strict
+            .judge(&record("UpdateAssumeRolePolicy", serde_json::json!({})))
+            .is_some());
+        assert!(policy()
+            .judge(&record("GetRole", serde_json::json!({"readOnly": true})))
+            .is_none());
     }
 }

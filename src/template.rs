@@ -81,6 +81,17 @@ pub const DEFAULT_ALARM_PERIOD_SECONDS: u32 = 300;
 pub const DEFAULT_ALARM_THRESHOLD: u32 = 1;
 /// The dead-man's switch: an alarm message older than this means the daemon stopped reading.
 pub const DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS: u32 = 900;
+pub const DEFAULT_CIS_FILTER: bool = false;
+pub const DEFAULT_TAMPERING_ALARM: bool = true;
+pub const DEFAULT_DAEMON_QUEUE: bool = true;
+
+/// The alarm periods the template offers. CloudWatch itself takes 10, 30 or any multiple of
+/// 60 seconds, but a CloudFormation parameter cannot say "multiple of 60", so the template
+/// lists the useful ones and CloudFormation refuses anything else.
+pub const ALARM_PERIOD_SECONDS_ALLOWED: [u32; 9] = [10, 30, 60, 120, 300, 600, 900, 1800, 3600];
+
+/// The smallest alarm threshold: at 0 the alarm would fire on every period, changes or not.
+pub const MIN_ALARM_THRESHOLD: u32 = 1;
 
 /// The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
 pub const LOG_RETENTION_DAYS_ALLOWED: [u32; 22] = [
@@ -167,7 +178,7 @@ fn parameters() -> Value {
         json!({
             "Type": "Number",
             "Default": DEFAULT_ALARM_PERIOD_SECONDS,
-            "AllowedValues": [10, 30, 60, 120, 300, 600, 900, 1800, 3600],
+            "AllowedValues": ALARM_PERIOD_SECONDS_ALLOWED,
             "Description": "Seconds over which the alarms count changes.",
         }),
     );
@@ -176,7 +187,7 @@ fn parameters() -> Value {
         json!({
             "Type": "Number",
             "Default": DEFAULT_ALARM_THRESHOLD,
-            "MinValue": 1,
+            "MinValue": MIN_ALARM_THRESHOLD,
             "Description": "Changes within one period that set off the alarm.",
         }),
     );
@@ -185,7 +196,7 @@ fn parameters() -> Value {
         boolean_parameter(
             "Add the exact CIS 4.4 / Security Hub CloudWatch.4 metric filter and its alarm \
              (Security Hub accepts only that exact pattern).",
-            false,
+            DEFAULT_CIS_FILTER,
         ),
     );
     parameters.insert(
@@ -193,7 +204,7 @@ fn parameters() -> Value {
         boolean_parameter(
             "Add a filter and an alarm for calls that blind the monitoring (StopLogging, \
              DeleteTrail, DeleteAlarms, DeleteTopic, ...).",
-            true,
+            DEFAULT_TAMPERING_ALARM,
         ),
     );
     parameters.insert(
@@ -203,7 +214,7 @@ fn parameters() -> Value {
              the e-mail addresses subscribe to a separate notifications topic the daemon \
              publishes its detailed messages to. false: alarm-only mode, the alarm topic \
              e-mails the addresses directly.",
-            true,
+            DEFAULT_DAEMON_QUEUE,
         ),
     );
     parameters.insert(

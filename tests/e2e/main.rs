@@ -12,4 +12,5 @@ mod foundation;
 mod notify;
 mod poller;
 mod rules;
+mod scan;
 mod service;

@@ -1,17 +1,24 @@
-"""A watchable tour of the local AWS that iamwatchd is tested on (run by ``scripts/demo``).
+"""The README's demo: iamwatchd on a local AWS, end to end, stopping by itself (``scripts/demo``).
 
-Starts the emulator, deploys the alarm-path stack (trail → log group → metric filter → alarm →
-SNS → SQS) through CloudFormation, makes a few IAM changes as an IAM user, then shows both paths
-the daemon will watch: the detailed records LookupEvents returns at once, and the bare alarm that
-arrives later through the queue. Stops everything by itself.
+1. starts the emulator (moto + our plugin + an SMTP sink);
+2. ``iamwatchd deploy`` creates the stack there (trail, log group, filters, alarms, topics, queue);
+3. ``iamwatchd run`` starts the daemon, mailing to the sink;
+4. a scripted set of IAM activity: a new user, an admin-policy attach, a new access key, a read
+   and a failed call;
+5. prints the e-mails the daemon sent, then stops everything.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import os
 import pathlib
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import boto3
@@ -19,95 +26,137 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 HERE = pathlib.Path(__file__).resolve().parent
-STACK = HERE.parent / "e2e" / "stack.json"
+ROOT_KEY = "AKIAIOSFODNN7EXAMPLE"
 
 
 def say(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
+    bold = sys.stdout.isatty()
+    print(f"\n\033[1m== {text}\033[0m" if bold else f"\n== {text}", flush=True)
 
 
-def main() -> int:
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "iamwatchd_emulator", "--lookup-delay", "1", "--log-delay", "3",
-         "--exit-with-stdin"],
-        cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        ready = emulator.stdout.readline()
-        if not ready.startswith("READY "):
-            print("the emulator did not start", file=sys.stderr)
-            return 1
-        print(ready.strip())
-        url = dict(p.split("=", 1) for p in ready.split()[1:])["aws"]
-        return tour(url)
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
-
-
-def client(url: str, service: str, key: str = "AKIAIOSFODNN7EXAMPLE", secret: str = "x"):
+def client(url: str, service: str, key: str = ROOT_KEY, secret: str = "x"):
     return boto3.client(service, region_name="us-east-1", endpoint_url=url,
                         aws_access_key_id=key, aws_secret_access_key=secret,
                         config=Config(retries={"total_max_attempts": 3, "mode": "standard"}))
 
 
-def tour(url: str) -> int:
-    say("deploy the alarm path with CloudFormation")
-    cfn = client(url, "cloudformation")
-    cfn.create_stack(StackName="iamwatchd-demo", TemplateBody=STACK.read_text(),
-                     Capabilities=["CAPABILITY_IAM"])
-    cfn.get_waiter("stack_create_complete").wait(StackName="iamwatchd-demo",
-                                                 WaiterConfig={"Delay": 1})
-    outputs = {o["OutputKey"]: o["OutputValue"]
-               for o in cfn.describe_stacks(StackName="iamwatchd-demo")["Stacks"][0]["Outputs"]}
-    for key, value in sorted(outputs.items()):
-        print(f"  {key:13} {value}")
+def daemon_config(work: pathlib.Path, smtp_port: int) -> pathlib.Path:
+    state = work / "state"
+    state.mkdir()
+    path = work / "iamwatchd.toml"
+    path.write_text(f"""
+[aws]
+region = "us-east-1"
 
-    say("alice changes IAM (and reads, and tries something she may not)")
-    root = client(url, "iam")
-    root.create_user(UserName="alice")
-    key = root.create_access_key(UserName="alice")["AccessKey"]
-    alice = client(url, "iam", key["AccessKeyId"], key["SecretAccessKey"])
-    alice.create_user(UserName="bob")
-    alice.attach_user_policy(UserName="bob",
-                             PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
-    alice.create_access_key(UserName="bob")
-    alice.list_users()
+[poller]
+poll_interval = "1s"
+short_window = "5s"
+sweep_interval = "10s"
+sweep_horizon = "2m"
+start_from = "5m"
+
+[store]
+state_directory = "{state}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"            # the local sink only; real servers get STARTTLS (the default)
+allow_plaintext = true
+from = "iamwatchd <iamwatchd@example.com>"
+to = ["security@example.com"]
+""")
+    return path
+
+
+def wait_for(what: str, condition, deadline: float = 60.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)  # polling a condition at a human pace
+    raise SystemExit(f"demo: timed out waiting for {what}")
+
+
+def show_mail(path: pathlib.Path) -> None:
+    with path.open("rb") as handle:
+        message = email.message_from_binary_file(handle, policy=email.policy.default)
+    print(f"\n--- {message['Subject']}")
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if body else ""
+    # The who and what sections; the full mail also has where, when, why and a console link.
+    for line in text.splitlines()[2:24]:
+        print(f"    {line}")
+
+
+def main(binary: str) -> int:
+    work = pathlib.Path(tempfile.mkdtemp(prefix="iamwatchd-demo-"))
+    maildir = work / "mail"
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "iamwatchd_emulator", "--maildir", str(maildir),
+         "--lookup-delay", "2", "--log-delay", "4", "--exit-with-stdin"],
+        cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stderr=(work / "emulator.log").open("w"),
+    )
+    daemon = None
     try:
-        alice.delete_role(RoleName="does-not-exist")
-    except ClientError as error:
-        print(f"  (failed as expected: {error.response['Error']['Code']})")
+        ready = emulator.stdout.readline()
+        if not ready.startswith("READY "):
+            print("demo: the emulator did not start", file=sys.stderr)
+            return 1
+        fields = dict(part.split("=", 1) for part in ready.split()[1:])
+        url, smtp_port = fields["aws"], int(fields["smtp"].rsplit(":", 1)[1])
+        print(f"local AWS at {url}, mail sink on port {smtp_port}, files in {work}")
+        env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": ROOT_KEY,
+               "AWS_SECRET_ACCESS_KEY": "x", "AWS_EC2_METADATA_DISABLED": "true"}
 
-    say("fast path: CloudTrail LookupEvents (EventSource=iam.amazonaws.com), newest first")
-    trail = client(url, "cloudtrail")
-    deadline = time.monotonic() + 30
-    events: list = []
-    while time.monotonic() < deadline and not any(e["EventName"] == "DeleteRole" for e in events):
-        events = trail.lookup_events(LookupAttributes=[
-            {"AttributeKey": "EventSource", "AttributeValue": "iam.amazonaws.com"}])["Events"]
-        time.sleep(0.5)  # records become visible after --lookup-delay; poll at a human pace
-    for event in reversed(events):
-        record = json.loads(event["CloudTrailEvent"])
-        who = record["userIdentity"].get("userName") or record["userIdentity"]["type"]
-        what = json.dumps(record.get("requestParameters") or {})[:70]
-        flags = "read" if record["readOnly"] else ("FAILED " + record["errorCode"]
-                                                   if record.get("errorCode") else "CHANGE")
-        print(f"  {record['eventTime']}  {flags:22} {record['eventName']:18} by {who:6} {what}")
+        say("iamwatchd deploy --email security@example.com --daemon-queue true")
+        subprocess.run([binary, "deploy", "--email", "security@example.com",
+                        "--daemon-queue", "true", "--alarm-period", "60"], env=env, check=True)
 
-    say("slow path: the alarm's SNS message arrives on the queue (it names no event)")
-    sqs = client(url, "sqs")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        messages = sqs.receive_message(QueueUrl=outputs["QueueUrl"], WaitTimeSeconds=2)
-        if messages.get("Messages"):
-            alarm = json.loads(json.loads(messages["Messages"][0]["Body"])["Message"])
-            print(json.dumps({k: alarm[k] for k in ("AlarmName", "NewStateValue",
-                              "NewStateReason", "StateChangeTime")}, indent=2))
-            say("done: iamwatchd joins the two paths and reports each change once, with who/what")
-            return 0
-    print("no alarm arrived within 60 s", file=sys.stderr)
-    return 1
+        say("iamwatchd run (mailing to the local sink)")
+        config = daemon_config(work, smtp_port)
+        log = (work / "daemon.log").open("w")
+        daemon = subprocess.Popen([binary, "run", "--config", str(config)], env=env,
+                                  stdout=log, stderr=log)
+
+        say("alice changes IAM, reads, and tries something that fails")
+        root = client(url, "iam")
+        root.create_user(UserName="alice")
+        key = root.create_access_key(UserName="alice")["AccessKey"]
+        alice = client(url, "iam", key["AccessKeyId"], key["SecretAccessKey"])
+        alice.create_user(UserName="bob")
+        print("  alice: CreateUser bob")
+        alice.attach_user_policy(UserName="bob",
+                                 PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+        print("  alice: AttachUserPolicy AdministratorAccess -> bob")
+        alice.create_access_key(UserName="bob")
+        print("  alice: CreateAccessKey for bob")
+        alice.list_users()
+        print("  alice: ListUsers (a read: not reported)")
+        try:
+            alice.delete_role(RoleName="production-admin")
+        except ClientError as error:
+            print(f"  alice: DeleteRole production-admin -> {error.response['Error']['Code']}")
+
+        say("e-mails received by the sink (one per change; the read is not among them)")
+        mails = wait_for("six e-mails", lambda: (lambda m: m if len(m) >= 6 else None)(
+            sorted(maildir.glob("*.eml"))))
+        for path in mails:
+            show_mail(path)
+
+        say("stopping the daemon (SIGTERM: it finishes what is in flight and exits 0)")
+        daemon.send_signal(signal.SIGTERM)
+        print(f"  exit status {daemon.wait(timeout=30)}; logs and mail in {work}")
+        daemon = None
+        return 0
+    finally:
+        if daemon is not None:
+            daemon.kill()
+        emulator.terminate()
+        emulator.wait(timeout=10)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1]))

@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="emulator %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    quiet = logging.INFO if args.verbose else logging.WARNING
+    logging.getLogger("werkzeug").setLevel(quiet)
+    logging.getLogger("mail.log").setLevel(quiet)  # aiosmtpd's per-command protocol log
 
     filterpattern.install()
     managed_policies.install()

@@ -1,0 +1,364 @@
+//! `iamwatchd scan`: the same rules over history, for incident response and audits.
+//!
+//! Two sources: CloudTrail's own history through LookupEvents (`--since`, up to 90 days, within
+//! the same request budget as the daemon), or CloudTrail log files as the trail writes them to S3
+//! (`{"Records": [...]}`, `.json` or `.json.gz`, directories walked). Every record goes through the
+//! daemon's [`Policy`](crate::service::Policy): same catalogue, severity and allow-list.
+//!
+//! Files are read record by record: a cheap look at `eventSource`/`eventName` first, and the full
+//! tolerant parse only for the few records that can matter, so a scan of gigabytes of trail logs
+//! is bound by reading and decompressing, not by building every record.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::event::Record;
+use crate::rules::{self, Category, Classification};
+use crate::service::Policy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not a CloudTrail log file ({reason}); expected {{\"Records\": [...]}} as \
+         CloudTrail writes to S3, plain or gzipped"
+    )]
+    NotATrailFile { path: PathBuf, reason: String },
+}
+
+/// One finding: a record the rules report, with their verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    #[serde(rename = "eventID")]
+    pub event_id: String,
+    #[serde(rename = "eventTime")]
+    pub event_time: Option<String>,
+    pub severity: String,
+    pub category: &'static str,
+    pub attempt: bool,
+    #[serde(rename = "eventName")]
+    pub event_name: String,
+    pub target: Option<String>,
+    pub principal: Option<String>,
+    pub actor: String,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    #[serde(rename = "sourceIPAddress")]
+    pub source_ip: Option<String>,
+    #[serde(rename = "errorCode")]
+    pub error_code: Option<String>,
+    pub reason: String,
+}
+
+impl Finding {
+    pub fn new(record: &Record, verdict: &Classification) -> Finding {
+        Finding {
+            event_id: record.event_id.clone(),
+            event_time: record.event_time.map(|t| t.to_rfc3339()),
+            severity: verdict.severity.to_string(),
+            category: match verdict.category {
+                Category::IamChange => "iam-change",
+                Category::Tampering => "tampering",
+            },
+            attempt: verdict.attempt,
+            event_name: record.event_name.clone(),
+            target: record.target(),
+            principal: record.identity.principal(),
+            actor: record.identity.display_name(),
+            account: record.account().map(str::to_owned),
+            region: record.aws_region.clone(),
+            source_ip: record.source_ip.clone(),
+            error_code: record.error_code.clone(),
+            reason: verdict.reason.clone(),
+        }
+    }
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub files: usize,
+    pub records: usize,
+    pub findings: usize,
+    /// Records without the fields every CloudTrail record has (eventID, eventName, eventSource).
+    pub unreadable: usize,
+}
+
+/// The fields that decide whether a record can matter, borrowed from the input.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "eventSource", borrow, default)]
+    event_source: Option<Cow<'a, str>>,
+    #[serde(rename = "eventName", borrow, default)]
+    event_name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct TrailFile<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Vec<&'a RawValue>,
+}
+
+/// Whether the rules could report a record with this source and name (a superset of what
+/// [`rules::classify`] accepts; the full parse decides).
+fn may_matter(head: &Head<'_>) -> bool {
+    let (Some(source), Some(name)) = (head.event_source.as_deref(), head.event_name.as_deref())
+    else {
+        return true; // let the full parse name what is missing
+    };
+    (source == rules::IAM_EVENT_SOURCE && !rules::READ_PREFIXES.iter().any(|p| name.starts_with(p)))
+        || rules::TAMPERING_EVENTS
+            .iter()
+            .any(|(s, n)| *s == source && *n == name)
+}
+
+/// Scans the records of one trail file's text, calling `found` for each finding (with its
+/// record, for callers that go on to report it).
+pub fn scan_text(
+    text: &str,
+    path: &Path,
+    policy: &Policy,
+    tally: &mut Tally,
+    found: &mut impl FnMut(&Record, Finding),
+) -> Result<(), ScanError> {
+    let file: TrailFile<'_> = serde_json::from_str(text).map_err(|e| ScanError::NotATrailFile {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    tally.files += 1;
+    for raw in file.records {
+        tally.records += 1;
+        let head: Head<'_> = match serde_json::from_str(raw.get()) {
+            Ok(head) => head,
+            Err(_) => {
+                tally.unreadable += 1;
+                continue;
+            }
+        };
+        if !may_matter(&head) {
+            continue;
+        }
+        let record = match Record::parse(raw.get()) {
+            Ok(record) => record,
+            Err(_) => {
+                tally.unreadable += 1;
+                continue;
+            }
+        };
+        if let Some(verdict) = policy.judge(&record) {
+            tally.findings += 1;
+            let finding = Finding::new(&record, &verdict);
+            found(&record, finding);
+        }
+    }
+    Ok(())
+}
+
+/// The text of a `.json` or `.json.gz` file.
+pub fn read_trail_file(path: &Path) -> Result<String, ScanError> {
+    let read = |source| ScanError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(read)?;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .map_err(read)?;
+        Ok(text)
+    } else {
+        String::from_utf8(bytes).map_err(|e| ScanError::NotATrailFile {
+            path: path.to_owned(),
+            reason: format!("not UTF-8 text: {e}"),
+        })
+    }
+}
+
+/// The `.json` / `.json.gz` files under the given paths (directories walked), sorted.
+pub fn trail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScanError> {
+    let mut files = Vec::new();
+    let mut pending: Vec<PathBuf> = paths.to_vec();
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::metadata(&path).map_err(|source| ScanError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let entries = std::fs::read_dir(&path).map_err(|source| ScanError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            for entry in entries {
+                let entry = entry.map_err(|source| ScanError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let child = entry.path();
+                let name = child.to_string_lossy();
+                if child.is_dir() || name.ends_with(".json") || name.ends_with(".json.gz") {
+                    pending.push(child);
+                }
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// A fixed-width line for the terminal table; untrusted text is cut and made one line.
+pub fn table_row(finding: &Finding) -> String {
+    fn cell(text: &str, width: usize) -> String {
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if clean.chars().count() > width {
+            let cut: String = clean.chars().take(width.saturating_sub(1)).collect();
+            format!("{cut}…")
+        } else {
+            format!("{clean:<width$}")
+        }
+    }
+    let kind = if finding.attempt { "attempt" } else { "change" };
+    format!(
+        "{} {} {} {} {} {} {}",
+        cell(finding.event_time.as_deref().unwrap_or("-"), 25),
+        cell(&finding.severity, 8),
+        cell(kind, 7),
+        cell(&finding.event_name, 28),
+        cell(finding.target.as_deref().unwrap_or("-"), 32),
+        cell(&finding.actor, 28),
+        cell(finding.account.as_deref().unwrap_or("-"), 12),
+    )
+}
+
+/// The table's header line, aligned with [`table_row`].
+pub fn table_header() -> String {
+    format!(
+        "{:<25} {:<8} {:<7} {:<28} {:<32} {:<28} {:<12}",
+        "TIME", "SEVERITY", "KIND", "EVENT", "TARGET", "BY", "ACCOUNT"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FailedCalls;
+    use crate::rules::Severity;
+
+    fn policy() -> Policy {
+        Policy {
+            allow: Vec::new(),
+            failed_calls: FailedCalls::Report,
+            min_severity: Severity::Info,
+        }
+    }
+
+    fn scan(text: &str) -> (Vec<Finding>, Tally) {
+        let mut findings = Vec::new();
+        let mut tally = Tally::default();
+        scan_text(
+            text,
+            Path::new("t.json"),
+            &policy(),
+            &mut tally,
+            &mut |_, f| findings.push(f),
+        )
+        .unwrap();
+        (findings, tally)
+    }
+
+    #[test]
+    fn only_iam_changes_and_tampering_are_findings() {
+        let (findings, tally) = scan(
+            r#"{"Records": [
+              {"eventID": "1", "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+               "requestParameters": {"userName": "bob"}},
+              {"eventID": "2", "eventSource": "iam.amazonaws.com", "eventName": "GetUser"},
+              {"eventID": "3", "eventSource": "s3.amazonaws.com", "eventName": "PutObject"},
+              {"eventID": "4", "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging"},
+              {"eventSource": "iam.amazonaws.com", "eventName": "DeleteUser"}
+            ]}"#,
+        );
+        let names: Vec<_> = findings.iter().map(|f| f.event_name.as_str()).collect();
+        assert_eq!(names, ["CreateUser", "StopLogging"]);
+        assert_eq!(findings[0].target.as_deref(), Some("user/bob"));
+        assert_eq!(findings[1].category, "tampering");
+        assert_eq!(
+            tally,
+            Tally {
+                files: 1,
+                records: 5,
+                findings: 2,
+                unreadable: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_trail_file_is_named() {
+        let error = scan_text(
+            "[1, 2]",
+            Path::new("x.json"),
+            &policy(),
+            &mut Tally::default(),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("x.json"), "{error}");
+        assert!(error.to_string().contains("Records"), "{error}");
+    }
+
+    #[test]
+    fn table_cells_are_one_line_and_bounded() {
+        let (findings, _) = scan(
+            r#"{"Records": [{"eventID": "1", "eventSource": "iam.amazonaws.com",
+                "eventName": "CreateRole", "requestParameters": {"roleName": "a\r\nb-very-long-role-name-that-goes-on-and-on"}}]}"#,
+        );
+        let row = table_row(&findings[0]);
+        assert!(!row.contains('\n') && !row.contains('\r'));
+        assert!(row.contains('…'));
+    }
+
+    #[test]
+    fn every_shared_trail_file_scans_and_malformed_ones_are_reported() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cloudtrail");
+        let files = trail_files(&[root.join("trail-files"), root.join("malformed")])
+            .expect("the shared corpus is present (../shared/data)");
+        assert!(files.len() > 50);
+        let (mut ok, mut bad) = (0, 0);
+        let mut tally = Tally::default();
+        for file in &files {
+            let text = match read_trail_file(file) {
+                Ok(text) => text,
+                Err(_) => {
+                    bad += 1;
+                    continue;
+                }
+            };
+            match scan_text(&text, file, &policy(), &mut tally, &mut |_, _| {}) {
+                Ok(()) => ok += 1,
+                Err(ScanError::NotATrailFile { .. }) => bad += 1,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        assert!(ok > 50, "{ok} files read");
+        assert!(
+            bad >= 1,
+            "SerializerTestFileBadJsonFormat.json must be refused"
+        );
+        assert!(tally.findings > 0);
+    }
+}

@@ -1,0 +1,111 @@
+//! `iamwatchd scan`, the real binary: trail files, LookupEvents history, `--notify` once.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::emulator::Emulator;
+
+fn scan(emulator: Option<&Emulator>, home: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iamwatchd"));
+    command
+        .arg("scan")
+        .args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    if let Some(emulator) = emulator {
+        command
+            .env("AWS_ENDPOINT_URL", &emulator.endpoint)
+            .env("AWS_ACCESS_KEY_ID", crate::emulator::ROOT_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "secret");
+    }
+    command.output().expect("run iamwatchd scan")
+}
+
+fn json_lines(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn trail_files_are_scanned_and_a_broken_one_is_named_without_losing_the_rest() {
+    let home = tempfile::tempdir().unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cloudtrail");
+    let output = scan(
+        None,
+        home.path(),
+        &[
+            "--json",
+            "--files",
+            &format!("{data}/trail-files"),
+            &format!("{data}/malformed/SerializerTestFileBadJsonFormat.json"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("SerializerTestFileBadJsonFormat.json"),
+        "{stderr}"
+    );
+    let findings = json_lines(&output);
+    assert!(findings.len() > 50, "{} findings", findings.len());
+    assert!(findings
+        .iter()
+        .all(|f| f["category"] == "iam-change" || f["category"] == "tampering"));
+    assert!(findings
+        .iter()
+        .any(|f| f["eventName"] == "AttachRolePolicy"));
+    assert!(
+        !findings
+            .iter()
+            .any(|f| f["eventName"].as_str().unwrap().starts_with("Get")),
+        "reads are never findings"
+    );
+}
+
+#[tokio::test]
+async fn since_reads_lookup_events_and_notify_sends_each_finding_once() {
+    let emulator = Emulator::start();
+    let iam = aws_sdk_iam::Client::new(&emulator.sdk_config().await);
+    iam.create_user().user_name("zoe").send().await.unwrap();
+    iam.list_users().send().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = scan(Some(&emulator), dir.path(), &["--since", "1h", "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let findings = json_lines(&output);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["eventName"], "CreateUser");
+    assert_eq!(findings[0]["target"], "user/zoe");
+    assert!(emulator.mail().is_empty(), "scan never sends unless asked");
+
+    let config = crate::daemon::write_config(dir.path(), &emulator, "");
+    let config = config.to_str().unwrap();
+    for _ in 0..2 {
+        let output = scan(
+            Some(&emulator),
+            dir.path(),
+            &["--since", "1h", "--json", "--config", config, "--notify"],
+        );
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mail = emulator.mail();
+    assert_eq!(
+        mail.len(),
+        1,
+        "the second scan must not repeat the first one's mail"
+    );
+    assert!(mail[0].contains("CreateUser"));
+}
