@@ -154,7 +154,11 @@ async fn poller_first_the_alarm_only_confirms() {
     let mail = mails_about(&emulator, "poller-first");
     assert_eq!(mail.len(), 1, "one mail, the alarm added none: {mail:#?}");
     assert!(mail[0].contains("the LookupEvents poller"));
-    assert!(daemon.log().contains("confirmed=1"), "{}", daemon.log());
+    assert!(
+        daemon.plain_log().contains("confirmed=1"),
+        "{}",
+        daemon.log()
+    );
     assert!(mails_about(&emulator, "no matching record").is_empty());
 }
 
@@ -206,7 +210,7 @@ async fn alarm_first_reports_with_full_detail_and_the_later_poller_sighting_adds
     assert_eq!(status, 200);
     // The only record LookupEvents shows: the pass that finds it logs it as refetched.
     wait_until("the poller's sighting", || {
-        daemon.log().contains("refetched=1").then_some(())
+        daemon.plain_log().contains("refetched=1").then_some(())
     })
     .await;
     assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
