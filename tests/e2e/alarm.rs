@@ -77,11 +77,10 @@ async fn start_of_period() {
     }
 }
 
+/// What the daemon's store knows about `event_id`, read beside the running daemon; `None`
+/// also while the daemon is still creating the store (polled again by the caller).
 fn seen(dir: &Path, event_id: &str) -> Option<SeenEvent> {
-    Store::open(&dir.join("state"))
-        .expect("open the store")
-        .seen(event_id)
-        .expect("read the store")
+    Store::open(&dir.join("state")).ok()?.seen(event_id).ok()?
 }
 
 /// The eventID of the only record of the trail's log group whose event name is `name`.
@@ -126,27 +125,40 @@ async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u32 {
 
 #[tokio::test]
 async fn poller_first_the_alarm_only_confirms() {
-    // Log delivery lags: the poller reports first, the alarm fires a few seconds later.
-    let emulator = Emulator::start_with(Options {
-        log_delay: 6.0,
-        ..Options::default()
-    });
+    let emulator = Emulator::start();
     let home = tempfile::tempdir().unwrap();
     let out = deploy(&emulator, home.path()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "30m"));
-    alarm_ok(&emulator, &out["AlarmName"]).await;
+    daemon.ready().await;
 
+    // CloudTrail's two deliveries of one record, made explicit: LookupEvents first (the log
+    // group's copy held back), then, once the poller has reported it, the log group's copy.
+    let record = json!({
+        "eventID": "poller-first-0001", "eventName": "CreateGroup",
+        "eventSource": "iam.amazonaws.com", "readOnly": false,
+        "awsRegion": "us-east-1", "recipientAccountId": "123456789012",
+        "sourceIPAddress": "198.51.100.7",
+        "userIdentity": {"type": "IAMUser", "userName": "alice",
+            "arn": "arn:aws:iam::123456789012:user/alice", "accountId": "123456789012"},
+        "requestParameters": {"groupName": "poller-first"}
+    });
+    let lookup_only = json!([{"record": record, "lookupDelay": 0, "logDelay": 3600}]);
+    let (status, _) = emulator.control("POST", "events?retime=1", &lookup_only.to_string());
+    assert_eq!(status, 200);
+    let reported = wait_until("the poller's report", || {
+        seen(dir.path(), "poller-first-0001")
+    })
+    .await;
+    assert_eq!(reported.first_path, SeenBy::Poller);
+
+    alarm_ok(&emulator, &out["AlarmName"]).await;
     start_of_period().await;
-    let iam = Iam::new(&emulator.sdk_config().await);
-    iam.create_group()
-        .group_name("poller-first")
-        .send()
-        .await
-        .unwrap();
-    let event_id = crate::daemon::event_id_of(&emulator, "CreateGroup").await;
+    let log_only = json!([{"record": record, "lookupDelay": 3600, "logDelay": 0}]);
+    let (status, _) = emulator.control("POST", "events?retime=1", &log_only.to_string());
+    assert_eq!(status, 200);
     let confirmed = wait_until("the alarm path's confirmation", || {
-        seen(dir.path(), &event_id).filter(|s| s.confirmed_by_alarm_at.is_some())
+        seen(dir.path(), "poller-first-0001").filter(|s| s.confirmed_by_alarm_at.is_some())
     })
     .await;
     assert_eq!(confirmed.first_path, SeenBy::Poller);
@@ -174,6 +186,7 @@ async fn alarm_first_reports_with_full_detail_and_the_later_poller_sighting_adds
     let out = deploy(&emulator, home.path()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "30m"));
+    daemon.ready().await;
     alarm_ok(&emulator, &out["AlarmName"]).await;
 
     start_of_period().await;
@@ -234,6 +247,7 @@ async fn changes_while_the_daemon_is_down_wait_in_the_queue_and_are_reported_onc
     let iam = Iam::new(&config);
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "30m"));
+    daemon.ready().await;
     alarm_ok(&emulator, &out["AlarmName"]).await;
     iam.create_group()
         .group_name("before")
@@ -303,6 +317,7 @@ async fn an_alarm_without_matching_records_is_reported_as_such_once() {
     let out = deploy(&emulator, home.path()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "30m"));
+    daemon.ready().await;
 
     // What CloudWatch would publish for a firing two days ago: the log group holds nothing
     // then. Published twice (SNS may deliver twice) after a message that is not an alarm.
@@ -368,6 +383,7 @@ async fn a_deleted_metric_filter_is_critical_and_the_silent_alarm_path_is_notice
     let out = deploy(&emulator, home.path()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "5s"));
+    daemon.ready().await;
     let config = emulator.sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
     let filters = logs

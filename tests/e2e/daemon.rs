@@ -101,6 +101,15 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the daemon has opened its store and started every path, so a test may
+    /// read the store beside it (opening it first would race the daemon's schema migration).
+    pub(crate) async fn ready(&self) {
+        wait_until("the daemon running", || {
+            self.log().contains("iamwatchd is running").then_some(())
+        })
+        .await;
+    }
+
     /// The log without terminal colour codes, for matching `field=value`.
     pub(crate) fn plain_log(&self) -> String {
         let log = self.log();

@@ -260,24 +260,53 @@ async fn deploy_dry_run_create_no_op_update_and_delete() {
     assert_eq!(iam_alarm.treat_missing_data(), Some("notBreaching"));
     assert_eq!(iam_alarm.alarm_actions(), [out["TopicArn"].clone()]);
 
-    // The e-mail subscription waits for its confirmation; the queue is subscribed.
-    let subscriptions = aws_sdk_sns::Client::new(&config)
-        .list_subscriptions_by_topic()
-        .topic_arn(&out["TopicArn"])
-        .send()
-        .await
-        .expect("ListSubscriptionsByTopic");
-    let email = subscriptions
-        .subscriptions()
+    // Daemon mode (the default): the alarm topic feeds only the queue; the e-mail
+    // subscription, waiting for its confirmation, is on the notifications topic.
+    let sns = aws_sdk_sns::Client::new(&config);
+    let protocols = |topic: String| {
+        let sns = sns.clone();
+        async move {
+            sns.list_subscriptions_by_topic()
+                .topic_arn(topic)
+                .send()
+                .await
+                .expect("ListSubscriptionsByTopic")
+                .subscriptions()
+                .to_vec()
+        }
+    };
+    let alarm_topic = protocols(out["TopicArn"].clone()).await;
+    assert_eq!(
+        alarm_topic.iter().map(|s| s.protocol()).collect::<Vec<_>>(),
+        [Some("sqs")],
+        "humans never get the bare alarm in daemon mode"
+    );
+    let humans = protocols(out["NotificationTopicArn"].clone()).await;
+    let email = humans
         .iter()
         .find(|s| s.protocol() == Some("email"))
         .expect("an e-mail subscription");
     assert_eq!(email.endpoint(), Some(EMAIL));
     assert_eq!(email.subscription_arn(), Some("PendingConfirmation"));
-    assert!(subscriptions
-        .subscriptions()
-        .iter()
-        .any(|s| s.protocol() == Some("sqs")));
+
+    // The dead-man's switch: the queue's age of oldest message, e-mailed to the humans.
+    let switch = alarm(&config, &out["DaemonQueueAgeAlarmName"]).await;
+    assert_eq!(switch.namespace(), Some("AWS/SQS"));
+    assert_eq!(switch.metric_name(), Some("ApproximateAgeOfOldestMessage"));
+    assert_eq!(switch.threshold(), Some(900.0));
+    assert_eq!(
+        switch.alarm_actions(),
+        [out["NotificationTopicArn"].clone()]
+    );
+    let queue_name = out["QueueUrl"].rsplit('/').next().unwrap();
+    assert_eq!(
+        switch
+            .dimensions()
+            .iter()
+            .map(|d| (d.name().unwrap(), d.value().unwrap()))
+            .collect::<Vec<_>>(),
+        [("QueueName", queue_name)]
+    );
 
     // Running it again changes nothing, successfully.
     let again = iamwatchd(endpoint, home.path(), &["deploy", "--email", EMAIL]);
