@@ -163,6 +163,21 @@ impl Reporter {
         }
     }
 
+    /// The reporter for `config`'s rules, queuing for each of `notifiers`.
+    pub fn configured(
+        config: &Config,
+        store: SharedStore,
+        notifiers: &[Arc<dyn Notifier>],
+        wake: Arc<Notify>,
+    ) -> Reporter {
+        Reporter::new(
+            store,
+            Policy::from_config(&config.rules),
+            notifiers.iter().map(|n| n.name().to_owned()).collect(),
+            wake,
+        )
+    }
+
     /// The stored event and its queued messages for `record`, or `None` when the rules say it
     /// must not be reported.
     pub fn alert_item(
@@ -491,12 +506,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     let wake = Arc::new(Notify::new());
-    let reporter = Reporter::new(
-        store.clone(),
-        Policy::from_config(&config.rules),
-        notifiers.iter().map(|n| n.name().to_owned()).collect(),
-        wake.clone(),
-    );
+    let reporter = Reporter::configured(&config, store.clone(), &notifiers, wake.clone());
     let sink = Arc::new(StoreSink {
         reporter: reporter.clone(),
     });
@@ -584,12 +594,7 @@ pub async fn report_once(
     let store = SharedStore::new(Store::open(&config.store.state_directory)?);
     let notifiers = build_notifiers(config).await?;
     let wake = Arc::new(Notify::new());
-    let reporter = Reporter::new(
-        store.clone(),
-        Policy::from_config(&config.rules),
-        notifiers.iter().map(|n| n.name().to_owned()).collect(),
-        wake.clone(),
-    );
+    let reporter = Reporter::configured(config, store.clone(), &notifiers, wake.clone());
     let now = Utc::now();
     let items = records
         .into_iter()

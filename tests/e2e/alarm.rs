@@ -37,6 +37,38 @@ async fn deploy(emulator: &Emulator, home: &Path) -> HashMap<String, String> {
     outputs(&CloudFormation::new(&emulator.sdk_config().await)).await
 }
 
+/// An emulator with the stack deployed in daemon mode, and a state directory for the daemon.
+struct Deployed {
+    emulator: Emulator,
+    out: HashMap<String, String>,
+    dir: tempfile::TempDir,
+    _home: tempfile::TempDir,
+}
+
+async fn deployed(options: Options) -> Deployed {
+    let emulator = Emulator::start_with(options);
+    let home = tempfile::tempdir().unwrap();
+    let out = deploy(&emulator, home.path()).await;
+    Deployed {
+        emulator,
+        out,
+        dir: tempfile::tempdir().unwrap(),
+        _home: home,
+    }
+}
+
+/// The daemon on the deployed stack's queue and log group, once it is running.
+async fn daemon(
+    emulator: &Emulator,
+    out: &HashMap<String, String>,
+    dir: &Path,
+    confirm_within: &str,
+) -> Daemon {
+    let daemon = Daemon::start(emulator, dir, &alarm_config(out, confirm_within));
+    daemon.ready().await;
+    daemon
+}
+
 /// The `[alarm]` section for the stack's outputs.
 fn alarm_config(out: &HashMap<String, String>, confirm_within: &str) -> String {
     format!(
@@ -125,12 +157,9 @@ async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> u32 {
 
 #[tokio::test]
 async fn poller_first_the_alarm_only_confirms() {
-    let emulator = Emulator::start();
-    let home = tempfile::tempdir().unwrap();
-    let out = deploy(&emulator, home.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "30m"));
-    daemon.ready().await;
+    let stack = deployed(Options::default()).await;
+    let (emulator, out, dir) = (&stack.emulator, &stack.out, &stack.dir);
+    let mut daemon = daemon(emulator, out, dir.path(), "30m").await;
 
     // CloudTrail's two deliveries of one record, made explicit: LookupEvents first (the log
     // group's copy held back), then, once the poller has reported it, the log group's copy.
@@ -152,7 +181,7 @@ async fn poller_first_the_alarm_only_confirms() {
     .await;
     assert_eq!(reported.first_path, SeenBy::Poller);
 
-    alarm_ok(&emulator, &out["AlarmName"]).await;
+    alarm_ok(emulator, &out["AlarmName"]).await;
     start_of_period().await;
     let log_only = json!([{"record": record, "lookupDelay": 3600, "logDelay": 0}]);
     let (status, _) = emulator.control("POST", "events?retime=1", &log_only.to_string());
@@ -163,7 +192,7 @@ async fn poller_first_the_alarm_only_confirms() {
     .await;
     assert_eq!(confirmed.first_path, SeenBy::Poller);
     assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
-    let mail = mails_about(&emulator, "poller-first");
+    let mail = mails_about(emulator, "poller-first");
     assert_eq!(mail.len(), 1, "one mail, the alarm added none: {mail:#?}");
     assert!(mail[0].contains("the LookupEvents poller"));
     assert!(
@@ -171,23 +200,21 @@ async fn poller_first_the_alarm_only_confirms() {
         "{}",
         daemon.log()
     );
-    assert!(mails_about(&emulator, "no matching record").is_empty());
+    assert!(mails_about(emulator, "no matching record").is_empty());
 }
 
 #[tokio::test]
 async fn alarm_first_reports_with_full_detail_and_the_later_poller_sighting_adds_nothing() {
     // LookupEvents lags two minutes behind the log group: only the alarm path can see it.
-    let emulator = Emulator::start_with(Options {
+    let stack = deployed(Options {
         lookup_delay: 120.0,
         log_delay: 0.5,
         ..Options::default()
-    });
-    let home = tempfile::tempdir().unwrap();
-    let out = deploy(&emulator, home.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "30m"));
-    daemon.ready().await;
-    alarm_ok(&emulator, &out["AlarmName"]).await;
+    })
+    .await;
+    let (emulator, out, dir) = (&stack.emulator, &stack.out, &stack.dir);
+    let mut daemon = daemon(emulator, out, dir.path(), "30m").await;
+    alarm_ok(emulator, &out["AlarmName"]).await;
 
     start_of_period().await;
     Iam::new(&emulator.sdk_config().await)
@@ -197,7 +224,7 @@ async fn alarm_first_reports_with_full_detail_and_the_later_poller_sighting_adds
         .await
         .unwrap();
     let mail = wait_until("the alarm path's mail", || {
-        mails_about(&emulator, "alarm-first").into_iter().next()
+        mails_about(emulator, "alarm-first").into_iter().next()
     })
     .await;
     let subject = header(&mail, "Subject").unwrap();
@@ -210,7 +237,7 @@ async fn alarm_first_reports_with_full_detail_and_the_later_poller_sighting_adds
     assert!(mail.contains("us-east-1"), "region: full detail");
 
     // LookupEvents catches up: the same record (same eventID) becomes visible to the poller.
-    let record = logged_event(&emulator, &out["LogGroupName"], "CreateGroup")
+    let record = logged_event(emulator, &out["LogGroupName"], "CreateGroup")
         .await
         .expect("the record in the log group");
     let event_id = record["eventID"].as_str().unwrap().to_owned();
@@ -228,7 +255,7 @@ async fn alarm_first_reports_with_full_detail_and_the_later_poller_sighting_adds
     .await;
     assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
     assert_eq!(
-        mails_about(&emulator, "alarm-first").len(),
+        mails_about(emulator, "alarm-first").len(),
         1,
         "the poller's sighting added nothing"
     );
@@ -240,27 +267,24 @@ async fn alarm_first_reports_with_full_detail_and_the_later_poller_sighting_adds
 
 #[tokio::test]
 async fn changes_while_the_daemon_is_down_wait_in_the_queue_and_are_reported_once() {
-    let emulator = Emulator::start();
-    let home = tempfile::tempdir().unwrap();
-    let out = deploy(&emulator, home.path()).await;
+    let stack = deployed(Options::default()).await;
+    let (emulator, out, dir) = (&stack.emulator, &stack.out, &stack.dir);
     let config = emulator.sdk_config().await;
     let iam = Iam::new(&config);
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "30m"));
-    daemon.ready().await;
-    alarm_ok(&emulator, &out["AlarmName"]).await;
+    let mut daemon = daemon(emulator, out, dir.path(), "30m").await;
+    alarm_ok(emulator, &out["AlarmName"]).await;
     iam.create_group()
         .group_name("before")
         .send()
         .await
         .unwrap();
     wait_until("the first change's mail", || {
-        (mails_about(&emulator, "before").len() == 1).then_some(())
+        (mails_about(emulator, "before").len() == 1).then_some(())
     })
     .await;
     assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
 
-    alarm_ok(&emulator, &out["AlarmName"]).await;
+    alarm_ok(emulator, &out["AlarmName"]).await;
     let alarms_before = emulator.counter("alarm_alarm");
     for name in ["while-down-1", "while-down-2"] {
         iam.create_group().group_name(name).send().await.unwrap();
@@ -281,12 +305,12 @@ async fn changes_while_the_daemon_is_down_wait_in_the_queue_and_are_reported_onc
     }
     assert!(emulator.mail().iter().all(|m| !m.contains("while-down")));
 
-    let mut daemon = Daemon::spawn(&emulator, dir.path(), &dir.path().join("iamwatchd.toml"));
+    let mut daemon = Daemon::spawn(emulator, dir.path(), &dir.path().join("iamwatchd.toml"));
     let started = Instant::now();
     loop {
         let reported = ["while-down-1", "while-down-2"]
             .iter()
-            .all(|name| mails_about(&emulator, name).len() == 1);
+            .all(|name| mails_about(emulator, name).len() == 1);
         if reported && queue_depth(&sqs, &out["QueueUrl"]).await == 0 {
             break;
         }
@@ -299,25 +323,22 @@ async fn changes_while_the_daemon_is_down_wait_in_the_queue_and_are_reported_onc
     let ids: Vec<String> = ["while-down-1", "while-down-2"]
         .iter()
         .map(|name| {
-            let mail = &mails_about(&emulator, name)[0];
+            let mail = &mails_about(emulator, name)[0];
             header(mail, "Message-ID").unwrap()
         })
         .collect();
     assert_ne!(ids[0], ids[1]);
     assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
     for name in ["before", "while-down-1", "while-down-2"] {
-        assert_eq!(mails_about(&emulator, name).len(), 1, "{name} exactly once");
+        assert_eq!(mails_about(emulator, name).len(), 1, "{name} exactly once");
     }
 }
 
 #[tokio::test]
 async fn an_alarm_without_matching_records_is_reported_as_such_once() {
-    let emulator = Emulator::start();
-    let home = tempfile::tempdir().unwrap();
-    let out = deploy(&emulator, home.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "30m"));
-    daemon.ready().await;
+    let stack = deployed(Options::default()).await;
+    let (emulator, out, dir) = (&stack.emulator, &stack.out, &stack.dir);
+    let mut daemon = daemon(emulator, out, dir.path(), "30m").await;
 
     // What CloudWatch would publish for a firing two days ago: the log group holds nothing
     // then. Published twice (SNS may deliver twice) after a message that is not an alarm.
@@ -349,7 +370,7 @@ async fn an_alarm_without_matching_records_is_reported_as_such_once() {
             .unwrap();
     }
     let mail = wait_until("the nothing-found mail", || {
-        mails_about(&emulator, "no matching record found")
+        mails_about(emulator, "no matching record found")
             .into_iter()
             .next()
     })
@@ -363,7 +384,7 @@ async fn an_alarm_without_matching_records_is_reported_as_such_once() {
     .await;
     assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
     assert_eq!(
-        mails_about(&emulator, "no matching record found").len(),
+        mails_about(emulator, "no matching record found").len(),
         1,
         "the second copy is a duplicate"
     );
@@ -378,12 +399,9 @@ async fn an_alarm_without_matching_records_is_reported_as_such_once() {
 
 #[tokio::test]
 async fn a_deleted_metric_filter_is_critical_and_the_silent_alarm_path_is_noticed() {
-    let emulator = Emulator::start();
-    let home = tempfile::tempdir().unwrap();
-    let out = deploy(&emulator, home.path()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(&emulator, dir.path(), &alarm_config(&out, "5s"));
-    daemon.ready().await;
+    let stack = deployed(Options::default()).await;
+    let (emulator, out, dir) = (&stack.emulator, &stack.out, &stack.dir);
+    let mut daemon = daemon(emulator, out, dir.path(), "5s").await;
     let config = emulator.sdk_config().await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
     let filters = logs
@@ -402,7 +420,7 @@ async fn a_deleted_metric_filter_is_critical_and_the_silent_alarm_path_is_notice
     }
     // Tampering streams are polled once a minute.
     let tampering = wait_until_within(Duration::from_secs(150), "the tampering mail", || {
-        mails_about(&emulator, "DeleteMetricFilter")
+        mails_about(emulator, "DeleteMetricFilter")
             .into_iter()
             .next()
     })
@@ -420,13 +438,13 @@ async fn a_deleted_metric_filter_is_critical_and_the_silent_alarm_path_is_notice
         .await
         .unwrap();
     let silent = wait_until("the alarm-path-silent mail", || {
-        mails_about(&emulator, "alarm path silent")
+        mails_about(emulator, "alarm path silent")
             .into_iter()
             .next()
     })
     .await;
     assert!(silent.contains("not confirmed"), "{silent}");
     assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
-    assert_eq!(mails_about(&emulator, "alarm path silent").len(), 1);
+    assert_eq!(mails_about(emulator, "alarm path silent").len(), 1);
     assert!(daemon.log().contains("alarm path silent"));
 }
