@@ -17,7 +17,8 @@
 //!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
 //!   the same code.
 //! - [`source`]: CloudTrail `LookupEvents`, read in fast passes and sweeps within one shared
-//!   request budget.
+//!   request budget; and the alarm path: the CloudWatch alarm heard through SQS, its window
+//!   read back from the trail's log group.
 //! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
 //! - [`rules`]: the one rule catalogue — which records are IAM changes or tampering, their
 //!   severity, the allow-list, and the CloudWatch Logs filter patterns generated from the same
@@ -26,8 +27,9 @@
 //!   outbox, written together in one transaction so nothing is lost or repeated across crashes.
 //! - [`notify`]: one rendering of an alert (subject, text, HTML; untrusted strings made safe)
 //!   and the notifiers that deliver it: SMTP (lettre) and SNS.
-//! - [`service`]: `iamwatchd run` — the poller, the rules, the store and one delivery worker per
-//!   notifier, with graceful shutdown and systemd notifications.
+//! - [`service`]: `iamwatchd run` — the poller, the alarm path, the rules, the store and one
+//!   delivery worker per notifier, the alarm path's health check, graceful shutdown and
+//!   systemd notifications.
 //! - [`probe`]: `iamwatchd health`, the container health check's client for `/healthz`.
 //! - [`scan`]: the same rules over LookupEvents history or CloudTrail log files, for incident
 //!   response and audits.

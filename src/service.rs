@@ -1,10 +1,16 @@
-//! `iamwatchd run`: wires the poller, the rules, the store and the notifiers together.
+//! `iamwatchd run`: wires the poller, the alarm path, the rules, the store and the notifiers
+//! together.
 //!
 //! ```text
-//!   Poller ──records──► StoreSink (rules, allow-list, render) ──one transaction──► Store
-//!                                                                               │ outbox
-//!   delivery worker per notifier ◄──────────────── due rows ◄───────────────────┘
+//!   Poller ─────records──► StoreSink ─┐
+//!                                     ├► Reporter (rules, allow-list, render) ──one tx──► Store
+//!   SQS alarm ─► log group ─records───┘                                              │ outbox
+//!   delivery worker per notifier ◄──────────────── due rows ◄────────────────────────┘
 //! ```
+//!
+//! Both paths record through the same [`Reporter`], keyed by `eventID`: whichever sees a
+//! change first reports it; the alarm path's later sighting confirms it, the poller's later
+//! sighting is a duplicate. A periodic health check watches the alarm path from the store.
 //!
 //! Guarantees, and where they come from:
 //! - **nothing lost**: a record is marked seen and its notifications queued in the same
