@@ -228,7 +228,7 @@ pub struct AlarmPath {
 
 impl AlarmPath {
     /// Long-polls the queue until `stop` fires; the receive in flight and the messages it
-    /// brought are finished first (at most [`WAIT_SECONDS`] plus their processing).
+    /// brought are finished first (at most the 10 s long poll plus their processing).
     pub async fn run(self, stop: CancellationToken) {
         tracing::info!(queue = %self.queue_url, log_group = %self.log_group, "alarm path listening");
         while !stop.is_cancelled() {
