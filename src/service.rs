@@ -62,6 +62,8 @@ pub enum ServiceError {
     },
     #[error("the periodic job scheduler failed: {0}")]
     Scheduler(String),
+    #[error("cannot record findings: {0}")]
+    Record(String),
 }
 
 /// What the rules let through, and how: the configured part of the rule catalogue. The
@@ -496,7 +498,7 @@ pub async fn report_once(
     let accepted = sink
         .accept(records, Pass::Sweep, None)
         .await
-        .map_err(|e| ServiceError::Scheduler(format!("recording scan findings: {e}")))?;
+        .map_err(ServiceError::Record)?;
     let stop = CancellationToken::new();
     let mut workers = tokio::task::JoinSet::new();
     for notifier in notifiers {
