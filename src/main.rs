@@ -32,9 +32,13 @@ enum Command {
     /// Stops on SIGTERM or SIGINT: polling ends, notifications in flight get 20 seconds,
     /// everything not yet sent is delivered after the next start.
     Run(ConfigArgs),
-    /// Check the configuration (every problem at once, with its key path).
+    /// Check that the daemon can run here: the configuration (every problem at once, with its
+    /// key path), then credentials (who am I), the region (IAM events are recorded in us-east-1
+    /// only), the stack and its parts (trail logging, metric filter, alarms, e-mail subscription
+    /// confirmed) and each notifier. Prints a checklist with the fix for every problem.
     ///
-    /// Exit status: 0 valid, 78 configuration invalid.
+    /// Exit status: 0 ready, 78 configuration invalid (EX_CONFIG), 69 environment not ready
+    /// (EX_UNAVAILABLE: credentials, stack or a notifier).
     Check(CheckArgs),
 }
 
@@ -50,8 +54,11 @@ struct CheckArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// Check the file only, without touching the network (for systemd's ExecStartPre).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "send_test")]
     offline: bool,
+    /// Also send a clearly marked test message through every notifier.
+    #[arg(long)]
+    send_test: bool,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +115,10 @@ const DEFAULT_CONFIG: &str = "/etc/iamwatchd/iamwatchd.toml";
 /// sysexits' EX_CONFIG: the configuration is wrong (as opposed to the environment not ready).
 const EXIT_CONFIG: u8 = 78;
 
+/// sysexits' EX_UNAVAILABLE: the configuration is fine but the environment is not ready
+/// (credentials, the stack, a notifier).
+const EXIT_UNAVAILABLE: u8 = 69;
+
 /// The configuration, or a failure that has already been printed with every problem.
 fn load_config(path: &std::path::Path) -> Result<Config, ConfigErrors> {
     let config = config::check_offline(path)?;
@@ -140,7 +151,7 @@ async fn stop_signal() {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => {
             let config = load_config(&args.config)?;
@@ -150,14 +161,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .context("iamwatchd run")?;
         }
         Command::Check(args) => {
-            load_config(&args.config.config)?;
-            if !args.offline {
-                eprintln!(
-                    "iamwatchd: checks beyond the configuration file (credentials, stack, \
-                     notifiers) are not available yet; use --offline"
-                );
+            let config = load_config(&args.config.config)?;
+            println!("✓ configuration {}: valid", args.config.config.display());
+            if args.offline {
+                return Ok(ExitCode::SUCCESS);
             }
-            println!("{}: configuration is valid", args.config.config.display());
+            let options = iamwatchd::check::Options {
+                send_test: args.send_test,
+            };
+            let report = iamwatchd::check::check(&config, options).await;
+            print!("{report}");
+            if !report.ready() {
+                println!("not ready: fix the ✗ lines above and run `iamwatchd check` again");
+                return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+            }
+            println!("ready");
         }
         Command::Template => {
             print!("{}", template::template_json());
@@ -192,7 +210,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -205,7 +223,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) if error.downcast_ref::<ConfigErrors>().is_some() => {
             eprintln!("iamwatchd: {error:#}");
             ExitCode::from(EXIT_CONFIG)
@@ -255,5 +273,15 @@ mod tests {
         assert!(args.dry_run && args.allow_region && !args.delete);
         assert_eq!(args.cis_filter, Some(true));
         assert!(Cli::try_parse_from(["iamwatchd", "deploy", "--dry-run", "--delete"]).is_err());
+    }
+
+    #[test]
+    fn check_flags_parse_and_offline_sends_nothing() {
+        let cli = Cli::try_parse_from(["iamwatchd", "check", "--send-test"]).unwrap();
+        let Command::Check(args) = cli.command else {
+            panic!("check")
+        };
+        assert!(args.send_test && !args.offline);
+        assert!(Cli::try_parse_from(["iamwatchd", "check", "--offline", "--send-test"]).is_err());
     }
 }
