@@ -157,6 +157,63 @@ async fn a_deployed_stack_and_a_reachable_notifier_pass_and_send_test_mails() {
     assert!(mail.contains("TEST MESSAGE"), "{mail}");
 }
 
+/// Someone blinds the alarm path: each broken part gets its own ✗ line and fix.
+#[tokio::test]
+async fn a_tampered_stack_fails_on_each_broken_part() {
+    let emulator = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    deploy(&emulator, dir.path());
+    confirm_email_subscription(&emulator).await;
+    let config = write_config(dir.path(), &emulator, "");
+    let sdk = emulator.sdk_config().await;
+
+    let trail = aws_sdk_cloudtrail::Client::new(&sdk);
+    trail.stop_logging().name("iamwatchd").send().await.unwrap();
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+    cloudwatch
+        .disable_alarm_actions()
+        .alarm_names("iamwatchd-iam-changes")
+        .send()
+        .await
+        .unwrap();
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let filters = logs.describe_metric_filters().send().await.unwrap();
+    for filter in filters.metric_filters() {
+        logs.delete_metric_filter()
+            .log_group_name(filter.log_group_name().unwrap())
+            .filter_name(filter.filter_name().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let run = check(&emulator, &config, &[]);
+    assert_eq!(run.code, Some(69), "{run:?}");
+    for what in [
+        "trail arn:aws:cloudtrail:us-east-1:123456789012:trail/iamwatchd: NOT logging",
+        "metric filter on iamwatchd-",
+        "alarm iamwatchd-iam-changes: actions DISABLED",
+    ] {
+        assert!(
+            line(&run, "✗", what).is_some(),
+            "no ✗ line for {what:?}: {run:?}"
+        );
+    }
+    assert!(
+        run.stdout.contains("aws cloudtrail start-logging --name"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("aws cloudwatch enable-alarm-actions --alarm-names iamwatchd-iam-changes"),
+        "{run:?}"
+    );
+    assert!(
+        line(&run, "✓", "alarm iamwatchd-monitoring-tampering").is_some(),
+        "{run:?}"
+    );
+}
+
 #[test]
 fn a_config_with_several_errors_exits_78_listing_all_of_them() {
     let dir = tempfile::tempdir().unwrap();
