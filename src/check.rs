@@ -189,12 +189,18 @@ async fn stack(sdk: &aws_config::SdkConfig, config: &Config, report: &mut Report
     let described = match cfn.describe_stacks().stack_name(name).send().await {
         Ok(described) => described,
         Err(error) => {
-            let text = aws_error(&error);
-            if text.contains("does not exist") {
+            // CloudFormation answers a missing stack with a ValidationError.
+            let missing = error.as_service_error().is_some_and(|e| {
+                e.meta().code() == Some("ValidationError")
+                    && e.meta()
+                        .message()
+                        .is_some_and(|m| m.contains("does not exist"))
+            });
+            if missing {
                 report.fail(format!("stack {name}: not found in {region}"), deploy_fix);
             } else {
                 report.fail(
-                    format!("stack {name}: cannot describe it: {text}"),
+                    format!("stack {name}: cannot describe it: {}", aws_error(&error)),
                     "allow cloudformation:DescribeStacks (deploy/iamwatchd-policy.json)",
                 );
             }

@@ -262,31 +262,24 @@ impl Metrics {
             let _ = writeln!(out, "{name}_count{{path=\"{path}\"}} {}", load(&lag.count));
         }
 
-        for (name, help, pick) in [
+        type Pick = fn(&NotifierCounters) -> &AtomicU64;
+        let per_notifier: [(&str, &str, Pick); 2] = [
             (
                 "iamwatchd_notifications_sent_total",
                 "Notifications a notifier accepted.",
-                0,
+                |c| &c.sent,
             ),
             (
                 "iamwatchd_notifications_failed_total",
                 "Delivery attempts that failed (retried with backoff).",
-                1,
+                |c| &c.failed,
             ),
-        ] {
+        ];
+        for (name, help, pick) in per_notifier {
             header(&mut out, name, help, "counter");
             for (notifier, counters) in &self.notifiers {
-                let value = if pick == 0 {
-                    &counters.sent
-                } else {
-                    &counters.failed
-                };
-                let _ = writeln!(
-                    out,
-                    "{name}{{notifier=\"{}\"}} {}",
-                    label(notifier),
-                    load(value)
-                );
+                let value = load(pick(counters));
+                let _ = writeln!(out, "{name}{{notifier=\"{}\"}} {value}", label(notifier));
             }
         }
 
@@ -415,8 +408,9 @@ impl Response {
             405 => "Method Not Allowed",
             408 => "Request Timeout",
             431 => "Request Header Fields Too Large",
+            503 => "Service Unavailable",
             505 => "HTTP Version Not Supported",
-            _ => "Service Unavailable",
+            _ => "Internal Server Error",
         }
     }
 
