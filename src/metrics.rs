@@ -790,15 +790,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SharedStore::new(crate::store::Store::open(dir.path()).unwrap());
         let m = Arc::new(metrics());
-        m.poller
-            .last_pass_unix_ms
-            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let server = tokio::spawn(serve(
             listener,
-            Endpoint { metrics: m, store },
+            Endpoint {
+                metrics: m.clone(),
+                store,
+            },
             stop.clone(),
         ));
         let ask = |raw: Vec<u8>| async move {
@@ -808,6 +808,15 @@ mod tests {
             stream.read_to_string(&mut answer).await.unwrap();
             answer
         };
+        let starting = ask(b"GET /healthz HTTP/1.1\r\n\r\n".to_vec()).await;
+        assert!(
+            starting.starts_with("HTTP/1.1 503 Service Unavailable\r\n")
+                && starting.contains("no poll pass has completed yet"),
+            "{starting}"
+        );
+        m.poller
+            .last_pass_unix_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
         let metrics = ask(b"GET /metrics HTTP/1.1\r\n\r\n".to_vec()).await;
         assert!(metrics.starts_with("HTTP/1.1 200 OK\r\n"), "{metrics}");
         assert!(metrics.contains("iamwatchd_store_up 1"));
