@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, FailedCalls, StartFrom};
 use crate::event::Record;
+use crate::metrics::Metrics;
 use crate::notify::smtp::{SmtpNotifier, SmtpTls};
 use crate::notify::sns::SnsNotifier;
 use crate::notify::{Alert, DetectionPath, Message, Notifier};
@@ -64,6 +65,8 @@ pub enum ServiceError {
     Scheduler(String),
     #[error("cannot record findings: {0}")]
     Record(String),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::ListenError),
 }
 
 /// What the rules let through, and how: the configured part of the rule catalogue. The
@@ -145,6 +148,7 @@ pub struct StoreSink {
     notifiers: Vec<String>,
     wake: Arc<Notify>,
     path: SeenBy,
+    metrics: Arc<Metrics>,
 }
 
 impl StoreSink {
@@ -211,6 +215,7 @@ impl Sink for StoreSink {
         if items.is_empty() && cursor.is_none() {
             return Ok(Accepted::default());
         }
+        let event_times: Vec<_> = items.iter().map(|(event, _)| event.event_time).collect();
         let results =
             self.store
                 .with(move |store| {
@@ -227,9 +232,13 @@ impl Sink for StoreSink {
                 .await
                 .map_err(|e| e.to_string())?;
         let mut accepted = Accepted::default();
-        for result in results {
+        for (result, event_time) in results.into_iter().zip(event_times) {
             match result {
-                Recorded::New => accepted.new += 1,
+                Recorded::New => {
+                    accepted.new += 1;
+                    let lag = (now - event_time).to_std().unwrap_or_default();
+                    self.metrics.new_event(self.path, lag);
+                }
                 Recorded::Confirmed { .. } | Recorded::Duplicate { .. } => accepted.duplicate += 1,
             }
         }
@@ -248,6 +257,7 @@ async fn deliver(
     store: SharedStore,
     wake: Arc<Notify>,
     backoff: (Duration, Duration),
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let name = notifier.name().to_owned();
@@ -280,10 +290,12 @@ async fn deliver(
             let id = row.id;
             let result = match outcome {
                 Ok(()) => {
+                    metrics.notification_sent(&name);
                     tracing::info!(notifier = %name, event_id = %row.event_id, "notification sent");
                     store.with(move |s| s.mark_sent(id, Utc::now())).await
                 }
                 Err(error) => {
+                    metrics.notification_failed(&name);
                     let attempts = row.attempts + 1;
                     // A permanent error (bad password, unknown topic) waits the longest: it needs
                     // a human, and hammering the server helps nobody.
@@ -402,15 +414,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tracing::warn!(notifier = notifier.name(), "health check failed: {error}");
         }
     }
-    let wake = Arc::new(Notify::new());
-    let sink = Arc::new(StoreSink {
-        store: store.clone(),
-        policy: Policy::from_config(&config.rules),
-        notifiers: notifiers.iter().map(|n| n.name().to_owned()).collect(),
-        wake: wake.clone(),
-        path: SeenBy::Poller,
-    });
-
     let streams = streams(&config);
     let mut clients = HashMap::new();
     for stream in &streams {
@@ -426,6 +429,37 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.poller.requests_per_second,
         schedule(&config.poller),
     );
+    let notifier_names: Vec<String> = notifiers.iter().map(|n| n.name().to_owned()).collect();
+    let metrics = Arc::new(Metrics::new(
+        poller.counters(),
+        &notifier_names,
+        health_max_age(&config.poller),
+    ));
+    let wake = Arc::new(Notify::new());
+    let sink = Arc::new(StoreSink {
+        store: store.clone(),
+        policy: Policy::from_config(&config.rules),
+        notifiers: notifier_names,
+        wake: wake.clone(),
+        path: SeenBy::Poller,
+        metrics: metrics.clone(),
+    });
+    let stop_metrics = CancellationToken::new();
+    let metrics_server = match config.metrics.listen {
+        Some(addr) => {
+            let listener = crate::metrics::bind(addr).await?;
+            let endpoint = crate::metrics::Endpoint {
+                metrics: metrics.clone(),
+                store: store.clone(),
+            };
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                endpoint,
+                stop_metrics.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let stop_polling = CancellationToken::new();
     let stop_delivery = CancellationToken::new();
@@ -438,6 +472,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             store.clone(),
             wake.clone(),
             (config.delivery.initial_backoff, config.delivery.max_backoff),
+            metrics.clone(),
             stop_delivery.clone(),
         ));
     }
@@ -473,6 +508,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Err(error) = scheduler.shutdown().await {
         tracing::warn!(%error, "periodic jobs did not stop cleanly");
     }
+    stop_metrics.cancel();
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     Ok(())
 }
 
@@ -487,13 +526,21 @@ pub async fn report_once(
 ) -> Result<usize, ServiceError> {
     let store = SharedStore::new(Store::open(&config.store.state_directory)?);
     let notifiers = build_notifiers(config).await?;
+    let names: Vec<String> = notifiers.iter().map(|n| n.name().to_owned()).collect();
+    // Counted like the daemon's, though nobody scrapes a one-off scan.
+    let metrics = Arc::new(Metrics::new(
+        Arc::new(crate::source::poller::Counters::default()),
+        &names,
+        health_max_age(&config.poller),
+    ));
     let wake = Arc::new(Notify::new());
     let sink = StoreSink {
         store: store.clone(),
         policy: Policy::from_config(&config.rules),
-        notifiers: notifiers.iter().map(|n| n.name().to_owned()).collect(),
+        notifiers: names,
         wake: wake.clone(),
         path: SeenBy::Scan,
+        metrics: metrics.clone(),
     };
     let accepted = sink
         .accept(records, Pass::Sweep, None)
@@ -508,6 +555,7 @@ pub async fn report_once(
             store.clone(),
             wake.clone(),
             backoff,
+            metrics.clone(),
             stop.clone(),
         ));
     }
@@ -530,6 +578,12 @@ pub async fn report_once(
         }
     }
     Ok(accepted.new)
+}
+
+/// How old the last completed poll pass may be before `/healthz` fails: three sweep (or
+/// poll) intervals, so one slow or failed pass is not an outage but a stuck poller is.
+pub fn health_max_age(poller: &config::PollerConfig) -> Duration {
+    poller.sweep_interval.max(poller.poll_interval) * 3
 }
 
 /// Expiry of undeliverable notifications (every minute) and pruning of the seen-event store

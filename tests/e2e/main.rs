@@ -4,6 +4,8 @@
 //! emulator on free ports (`emulator::Emulator`), so tests run in parallel and leave nothing
 //! behind.
 
+mod check;
+mod daemon;
 mod deploy;
 mod emulator;
 mod foundation;

@@ -87,7 +87,7 @@ async fn since_reads_lookup_events_and_notify_sends_each_finding_once() {
     assert_eq!(findings[0]["target"], "user/zoe");
     assert!(emulator.mail().is_empty(), "scan never sends unless asked");
 
-    let config = crate::service::write_config(dir.path(), &emulator, "");
+    let config = crate::daemon::write_config(dir.path(), &emulator, "");
     let config = config.to_str().unwrap();
     for _ in 0..2 {
         let output = scan(

@@ -1,0 +1,160 @@
+//! The real `iamwatchd run` as a child process against the emulator, shared by the tests of
+//! the service, `check` and metrics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::emulator::{header_fields, values, Emulator};
+
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running daemon with its own state directory and configuration.
+pub(crate) struct Daemon {
+    child: Option<Child>,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+/// The configuration tests run with: fast polling, plaintext SMTP to the sink, short backoff.
+pub(crate) fn write_config(dir: &Path, emulator: &Emulator, extra: &str) -> PathBuf {
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let config = format!(
+        r#"
+[aws]
+region = "us-east-1"
+
+[poller]
+requests_per_second = 2.0
+poll_interval = "1s"
+short_window = "3s"
+sweep_interval = "2s"
+sweep_horizon = "2m"
+start_from = "10m"
+
+[store]
+state_directory = "{state}"
+
+[smtp]
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+allow_plaintext = true
+from = "iamwatchd <iamwatchd@example.com>"
+to = ["security@example.com"]
+timeout = "5s"
+
+[delivery]
+initial_backoff = "200ms"
+max_backoff = "1s"
+
+[log]
+level = "iamwatchd=debug,info"
+{extra}
+"#,
+        state = state.display(),
+        port = emulator.smtp_port.expect("SMTP sink"),
+    );
+    let path = dir.join("iamwatchd.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+impl Daemon {
+    pub(crate) fn start(emulator: &Emulator, dir: &Path, extra: &str) -> Daemon {
+        let config = write_config(dir, emulator, extra);
+        Daemon::spawn(emulator, dir, &config)
+    }
+
+    pub(crate) fn spawn(emulator: &Emulator, dir: &Path, config: &Path) -> Daemon {
+        let log = dir.join(format!("daemon-{}.log", std::process::id()));
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_iamwatchd"))
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir)
+            .env("AWS_ENDPOINT_URL", &emulator.endpoint)
+            .env("AWS_ACCESS_KEY_ID", crate::emulator::ROOT_ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "secret")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start iamwatchd run");
+        Daemon {
+            child: Some(child),
+            dir: dir.to_owned(),
+            log,
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, as systemd stops it; returns the exit status.
+    pub(crate) fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap()
+    }
+
+    /// SIGKILL: a crash, no chance to finish anything.
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("daemon log:\n{}", self.log());
+        }
+        let _ = &self.dir;
+    }
+}
+
+/// The mail whose headers carry this event name, from the sink.
+pub(crate) fn mails_about(emulator: &Emulator, needle: &str) -> Vec<String> {
+    emulator
+        .mail()
+        .into_iter()
+        .filter(|m| m.contains(needle))
+        .collect()
+}
+
+pub(crate) async fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await; // condition polling interval
+    }
+}
+
+/// One header field of a stored mail, unfolded (encoded words left as they are).
+pub(crate) fn header(mail: &str, name: &str) -> Option<String> {
+    let fields = header_fields(mail);
+    values(&fields, &name.to_ascii_lowercase())
+        .first()
+        .map(|v| (*v).to_owned())
+}
