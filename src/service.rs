@@ -479,11 +479,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!(region = %config.aws.region, "iamwatchd is running");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
+    // The watchdog is fed only while the poller makes progress (or is still within its first
+    // health window), so systemd restarts a daemon whose polling is stuck, not just dead.
+    let started = Utc::now();
+    let grace = chrono::TimeDelta::from_std(health_max_age(&config.poller)).unwrap_or_default();
     let watchdog = async {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
+        let mut complained = false;
         loop {
             tick.tick().await;
-            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            let now = Utc::now();
+            match metrics.poller_health(now) {
+                Err(reason) if now - started > grace => {
+                    if !complained {
+                        tracing::error!(%reason, "not feeding the systemd watchdog");
+                        complained = true;
+                    }
+                }
+                _ => {
+                    complained = false;
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
         }
     };
     tokio::select! {
