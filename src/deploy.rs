@@ -25,6 +25,20 @@ use crate::aws::{self, IAM_EVENTS_REGION};
 use crate::config::{DeployConfig, DeploySettings};
 use crate::template::{self, output, param};
 
+/// The AWS actions this module calls itself (the waiter polls DescribeChangeSet).
+/// `deploy/iamwatchd-deploy-policy.json` must allow them, plus what CloudFormation does with the
+/// caller's permissions to create the stack's resources; `check`'s tests enforce both.
+pub const ACTIONS: &[&str] = &[
+    "cloudformation:CreateChangeSet",
+    "cloudformation:DeleteChangeSet",
+    "cloudformation:DeleteStack",
+    "cloudformation:DescribeChangeSet",
+    "cloudformation:DescribeStackEvents",
+    "cloudformation:DescribeStacks",
+    "cloudformation:ExecuteChangeSet",
+    "cloudformation:ListStackResources",
+];
+
 /// The stack name when none is given.
 pub const DEFAULT_STACK_NAME: &str = "iamwatchd";
 

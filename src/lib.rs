@@ -33,6 +33,11 @@
 //! - [`probe`]: `iamwatchd health`, the container health check's client for `/healthz`.
 //! - [`scan`]: the same rules over LookupEvents history or CloudTrail log files, for incident
 //!   response and audits.
+//! - [`metrics`]: the optional local HTTP listener with `/metrics` (Prometheus) and
+//!   `/healthz`, fed by the poller, the store sink, the delivery workers and the store.
+//! - [`check`]: `iamwatchd check` — the configuration, then the environment (credentials,
+//!   region, the stack and its parts, each notifier), as a checklist with the fix for each
+//!   problem.
 //! - [`template`]: the CloudFormation template of the alarm path, with the rules' patterns.
 //! - [`deploy`]: creates, updates and deletes that stack through change sets, showing progress.
 //!
@@ -40,9 +45,11 @@
 //! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
 
 pub mod aws;
+pub mod check;
 pub mod config;
 pub mod deploy;
 pub mod event;
+pub mod metrics;
 pub mod notify;
 pub mod probe;
 pub mod rules;

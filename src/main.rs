@@ -60,9 +60,13 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Check the configuration (every problem at once, with its key path).
+    /// Check that the daemon can run here: the configuration (every problem at once, with its
+    /// key path), then credentials (who am I), the region (IAM events are recorded in us-east-1
+    /// only), the stack and its parts (trail logging, metric filter, alarms, e-mail subscription
+    /// confirmed) and each notifier. Prints a checklist with the fix for every problem.
     ///
-    /// Exit status: 0 valid, 78 configuration invalid.
+    /// Exit status: 0 ready, 78 configuration invalid (EX_CONFIG), 69 environment not ready
+    /// (EX_UNAVAILABLE: credentials, stack or a notifier).
     Check(CheckArgs),
 }
 
@@ -112,8 +116,11 @@ struct CheckArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// Check the file only, without touching the network (for systemd's ExecStartPre).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "send_test")]
     offline: bool,
+    /// Also send a clearly marked test message through every notifier.
+    #[arg(long)]
+    send_test: bool,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +205,10 @@ const DEFAULT_CONFIG: &str = "/etc/iamwatchd/iamwatchd.toml";
 
 /// sysexits' EX_CONFIG: the configuration is wrong (as opposed to the environment not ready).
 const EXIT_CONFIG: u8 = 78;
+
+/// sysexits' EX_UNAVAILABLE: the configuration is fine but the environment is not ready
+/// (credentials, the stack, a notifier).
+const EXIT_UNAVAILABLE: u8 = 69;
 
 /// The configuration, or a failure that has already been printed with every problem.
 fn load_config(path: &std::path::Path) -> Result<Config, ConfigErrors> {
@@ -325,7 +336,7 @@ async fn stop_signal() {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => {
             let config = load_config(&args.config)?;
@@ -349,14 +360,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{body}");
         }
         Command::Check(args) => {
-            load_config(&args.config.config)?;
-            if !args.offline {
-                eprintln!(
-                    "iamwatchd: checks beyond the configuration file (credentials, stack, \
-                     notifiers) are not available yet; use --offline"
-                );
+            let config = load_config(&args.config.config)?;
+            println!("✓ configuration {}: valid", args.config.config.display());
+            if args.offline {
+                return Ok(ExitCode::SUCCESS);
             }
-            println!("{}: configuration is valid", args.config.config.display());
+            let options = iamwatchd::check::Options {
+                send_test: args.send_test,
+            };
+            let report = iamwatchd::check::check(&config, options).await;
+            print!("{report}");
+            if !report.ready() {
+                println!("not ready: fix the ✗ lines above and run `iamwatchd check` again");
+                return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+            }
+            println!("ready");
         }
         Command::Template => {
             print!("{}", template::template_json());
@@ -381,7 +399,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -394,7 +412,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) if error.downcast_ref::<ConfigErrors>().is_some() => {
             eprintln!("iamwatchd: {error:#}");
             ExitCode::from(EXIT_CONFIG)
@@ -496,5 +514,15 @@ mod tests {
         assert_eq!(flags.alarm_threshold, Some(2));
         assert_eq!(flags.timeout, Duration::from_secs(3600));
         assert!(Cli::try_parse_from(["iamwatchd", "deploy", "--dry-run", "--delete"]).is_err());
+    }
+
+    #[test]
+    fn check_flags_parse_and_offline_sends_nothing() {
+        let cli = Cli::try_parse_from(["iamwatchd", "check", "--send-test"]).unwrap();
+        let Command::Check(args) = cli.command else {
+            panic!("check")
+        };
+        assert!(args.send_test && !args.offline);
+        assert!(Cli::try_parse_from(["iamwatchd", "check", "--offline", "--send-test"]).is_err());
     }
 }

@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config, FailedCalls, StartFrom};
 use crate::event::Record;
+use crate::metrics::Metrics;
 use crate::notify::smtp::{SmtpNotifier, SmtpTls};
 use crate::notify::sns::SnsNotifier;
 use crate::notify::{Alert, DetectionPath, Message, Notifier};
@@ -69,6 +70,10 @@ pub enum ServiceError {
     },
     #[error("the periodic job scheduler failed: {0}")]
     Scheduler(String),
+    #[error("cannot record findings: {0}")]
+    Record(String),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::ListenError),
 }
 
 /// What the rules let through, and how: the configured part of the rule catalogue. The
@@ -152,6 +157,7 @@ pub struct Reporter {
     policy: Arc<Policy>,
     notifiers: Arc<[String]>,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Reporter {
@@ -160,12 +166,14 @@ impl Reporter {
         policy: Policy,
         notifiers: Vec<String>,
         wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
     ) -> Reporter {
         Reporter {
             store,
             policy: Arc::new(policy),
             notifiers: notifiers.into(),
             wake,
+            metrics,
         }
     }
 
@@ -175,12 +183,14 @@ impl Reporter {
         store: SharedStore,
         notifiers: &[Arc<dyn Notifier>],
         wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
     ) -> Reporter {
         Reporter::new(
             store,
             Policy::from_config(&config.rules),
             notifiers.iter().map(|n| n.name().to_owned()).collect(),
             wake,
+            metrics,
         )
     }
 
@@ -252,9 +262,18 @@ impl Reporter {
                             now,
                         }
                     });
-                    store.record_batch(&items, update)
+                    store
+                        .record_batch(&items, update)
+                        .map(|results| (items, results))
                 })
                 .await?;
+        let (items, results) = results;
+        for ((event, _), result) in items.iter().zip(&results) {
+            if *result == Recorded::New {
+                let lag = (now - event.event_time).to_std().unwrap_or_default();
+                self.metrics.new_event(event.seen_by, lag);
+            }
+        }
         if results.contains(&Recorded::New) {
             self.wake.notify_waiters();
         }
@@ -323,6 +342,7 @@ async fn deliver(
     store: SharedStore,
     wake: Arc<Notify>,
     backoff: (Duration, Duration),
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     let name = notifier.name().to_owned();
@@ -355,10 +375,12 @@ async fn deliver(
             let id = row.id;
             let result = match outcome {
                 Ok(()) => {
+                    metrics.notification_sent(&name);
                     tracing::info!(notifier = %name, event_id = %row.event_id, "notification sent");
                     store.with(move |s| s.mark_sent(id, Utc::now())).await
                 }
                 Err(error) => {
+                    metrics.notification_failed(&name);
                     let attempts = row.attempts + 1;
                     // A permanent error (bad password, unknown topic) waits the longest: it needs
                     // a human, and hammering the server helps nobody.
@@ -511,12 +533,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             tracing::warn!(notifier = notifier.name(), "health check failed: {error}");
         }
     }
-    let wake = Arc::new(Notify::new());
-    let reporter = Reporter::configured(&config, store.clone(), &notifiers, wake.clone());
-    let sink = Arc::new(StoreSink {
-        reporter: reporter.clone(),
-    });
-
     let streams = streams(&config);
     let mut clients = HashMap::new();
     for stream in &streams {
@@ -532,6 +548,39 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         config.poller.requests_per_second,
         schedule(&config.poller),
     );
+    let notifier_names: Vec<String> = notifiers.iter().map(|n| n.name().to_owned()).collect();
+    let metrics = Arc::new(Metrics::new(
+        poller.counters(),
+        &notifier_names,
+        health_max_age(&config.poller),
+    ));
+    let wake = Arc::new(Notify::new());
+    let reporter = Reporter::configured(
+        &config,
+        store.clone(),
+        &notifiers,
+        wake.clone(),
+        metrics.clone(),
+    );
+    let sink = Arc::new(StoreSink {
+        reporter: reporter.clone(),
+    });
+    let stop_metrics = CancellationToken::new();
+    let metrics_server = match config.metrics.listen {
+        Some(addr) => {
+            let listener = crate::metrics::bind(addr).await?;
+            let endpoint = crate::metrics::Endpoint {
+                metrics: metrics.clone(),
+                store: store.clone(),
+            };
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                endpoint,
+                stop_metrics.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let stop_polling = CancellationToken::new();
     let stop_delivery = CancellationToken::new();
@@ -547,17 +596,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             store.clone(),
             wake.clone(),
             (config.delivery.initial_backoff, config.delivery.max_backoff),
+            metrics.clone(),
             stop_delivery.clone(),
         ));
     }
     tracing::info!(region = %config.aws.region, "iamwatchd is running");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
+    // The watchdog is fed only while the poller makes progress (or is still within its first
+    // health window), so systemd restarts a daemon whose polling is stuck, not just dead.
+    let started = Utc::now();
+    let grace = chrono::TimeDelta::from_std(health_max_age(&config.poller)).unwrap_or_default();
     let watchdog = async {
         let mut tick = tokio::time::interval(Duration::from_secs(10));
+        let mut complained = false;
         loop {
             tick.tick().await;
-            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            let now = Utc::now();
+            match metrics.poller_health(now) {
+                Err(reason) if now - started > grace => {
+                    if !complained {
+                        tracing::error!(%reason, "not feeding the systemd watchdog");
+                        complained = true;
+                    }
+                }
+                _ => {
+                    complained = false;
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
         }
     };
     tokio::select! {
@@ -585,6 +652,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Err(error) = scheduler.shutdown().await {
         tracing::warn!(%error, "periodic jobs did not stop cleanly");
     }
+    stop_metrics.cancel();
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     Ok(())
 }
 
@@ -599,8 +670,21 @@ pub async fn report_once(
 ) -> Result<usize, ServiceError> {
     let store = SharedStore::new(Store::open(&config.store.state_directory)?);
     let notifiers = build_notifiers(config).await?;
+    let names: Vec<String> = notifiers.iter().map(|n| n.name().to_owned()).collect();
+    // Counted like the daemon's, though nobody scrapes a one-off scan.
+    let metrics = Arc::new(Metrics::new(
+        Arc::new(crate::source::poller::Counters::default()),
+        &names,
+        health_max_age(&config.poller),
+    ));
     let wake = Arc::new(Notify::new());
-    let reporter = Reporter::configured(config, store.clone(), &notifiers, wake.clone());
+    let reporter = Reporter::configured(
+        config,
+        store.clone(),
+        &notifiers,
+        wake.clone(),
+        metrics.clone(),
+    );
     let now = Utc::now();
     let items = records
         .into_iter()
@@ -621,6 +705,7 @@ pub async fn report_once(
             store.clone(),
             wake.clone(),
             backoff,
+            metrics.clone(),
             stop.clone(),
         ));
     }
@@ -643,6 +728,12 @@ pub async fn report_once(
         }
     }
     Ok(new)
+}
+
+/// How old the last completed poll pass may be before `/healthz` fails: three sweep (or
+/// poll) intervals, so one slow or failed pass is not an outage but a stuck poller is.
+pub fn health_max_age(poller: &config::PollerConfig) -> Duration {
+    poller.sweep_interval.max(poller.poll_interval) * 3
 }
 
 /// Expiry of undeliverable notifications (every minute), pruning of the seen-event store
@@ -851,7 +942,13 @@ mod tests {
             failed_calls: FailedCalls::Report,
             min_severity: Severity::Info,
         };
-        let reporter = Reporter::new(store, policy, vec!["smtp".into()], Arc::new(Notify::new()));
+        let names = vec!["smtp".to_owned()];
+        let metrics = Arc::new(Metrics::new(
+            Arc::new(crate::source::poller::Counters::default()),
+            &names,
+            Duration::from_secs(60),
+        ));
+        let reporter = Reporter::new(store, policy, names, Arc::new(Notify::new()), metrics);
         (dir, reporter)
     }
 

@@ -15,6 +15,10 @@ use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::{Message, Notifier, NotifyError};
 
+/// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
+/// must allow exactly the union of every module's list; `check`'s tests enforce it).
+pub const ACTIONS: &[&str] = &["sns:Publish", "sns:GetTopicAttributes"];
+
 /// Publishes each alert to one SNS topic.
 #[derive(Debug, Clone)]
 pub struct SnsNotifier {

@@ -33,6 +33,15 @@ use crate::service::Reporter;
 use crate::store::{NewEvent, Recorded, SeenBy};
 use crate::{rules, template};
 
+/// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
+/// must allow exactly the union of every module's list; `check`'s tests enforce it).
+pub const ACTIONS: &[&str] = &[
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "logs:FilterLogEvents",
+];
+
 /// SQS long polling. A receive in flight is finished, not dropped, at shutdown: a dropped one
 /// can still take a message server-side and hide it for the visibility timeout. So this also
 /// bounds how long the alarm path delays a stop.

@@ -35,6 +35,10 @@ use tokio_util::sync::CancellationToken;
 use super::budget::Budget;
 use crate::event::Record;
 
+/// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
+/// must allow exactly the union of every module's list; `check`'s tests enforce it).
+pub const ACTIONS: &[&str] = &["cloudtrail:LookupEvents"];
+
 /// LookupEvents keeps 90 days of history.
 pub const RETENTION: TimeDelta = TimeDelta::days(90);
 

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +86,9 @@ pub struct Counters {
     pub reads_dropped: AtomicU64,
     pub malformed: AtomicU64,
     pub failed_passes: AtomicU64,
+    /// When the last pass (of any stream) was stored, in Unix milliseconds; 0 before the
+    /// first. `/healthz` reads it: a poller that stopped completing passes is not healthy.
+    pub last_pass_unix_ms: AtomicI64,
 }
 
 impl Counters {
@@ -102,6 +105,8 @@ impl Counters {
             .fetch_add(accepted.new as u64, Ordering::Relaxed);
         self.events_refetched
             .fetch_add(accepted.duplicate as u64, Ordering::Relaxed);
+        self.last_pass_unix_ms
+            .fetch_max(Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
 }
 

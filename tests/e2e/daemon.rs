@@ -1,6 +1,6 @@
-//! The real `iamwatchd run` binary as tests start it: its own state directory and
-//! configuration pointed at the emulator and its SMTP sink, stopped like systemd stops it.
-//! Shared by the service and the alarm-path tests.
+//! The real `iamwatchd run` as a child process against the emulator, shared by the tests of
+//! the service, the alarm path, `check` and metrics: its own state directory and configuration
+//! pointed at the emulator and its SMTP sink, stopped like systemd stops it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -5,6 +5,7 @@
 //! behind.
 
 mod alarm;
+mod check;
 mod daemon;
 mod deploy;
 mod emulator;

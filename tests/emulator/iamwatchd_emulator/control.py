@@ -12,6 +12,8 @@
 | POST /_iamwatchd/tick      | run one delivery and alarm-evaluation step now                   |
 | POST /_iamwatchd/smtp      | ``{"paused": true}`` refuses SMTP connections until ``false``     |
 | POST /_iamwatchd/reset     | forget all records, counters, faults and every moto resource     |
+| POST /_iamwatchd/confirm   | ``{"subscription_arn": ARN}``: the recipient clicks the e-mail's  |
+|                            | confirmation link                                                |
 """
 
 from __future__ import annotations
@@ -185,6 +187,22 @@ def reset(gateway: "Gateway") -> dict[str, Any]:
     return {"reset": True}
 
 
+def confirm(environ: dict[str, Any]) -> dict[str, Any]:
+    """Confirms a pending e-mail subscription, as its recipient clicking the link would."""
+    from moto.sns.exceptions import SNSNotFoundError
+
+    from .cfn import confirm_subscription
+
+    arn = _object(environ).get("subscription_arn")
+    if not isinstance(arn, str):
+        raise BadRequest('expected {"subscription_arn": "arn:aws:sns:..."}')
+    try:
+        confirm_subscription(arn)
+    except (SNSNotFoundError, ValueError) as error:
+        raise BadRequest(f"cannot confirm {arn}: {error}") from None
+    return {"confirmed": arn}
+
+
 def handle(gateway: "Gateway", environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
     method = environ.get("REQUEST_METHOD", "GET")
     name = environ.get("PATH_INFO", "")[len(PREFIX):].strip("/")
@@ -218,6 +236,8 @@ def handle(gateway: "Gateway", environ: dict[str, Any], start_response: Callable
             return _json(start_response, "200 OK", {"ticked": True})
         if name == "smtp" and method in ("GET", "POST"):
             return _json(start_response, "200 OK", smtp_control(gateway, environ, method))
+        if (method, name) == ("POST", "confirm"):
+            return _json(start_response, "200 OK", confirm(environ))
         if (method, name) == ("POST", "reset"):
             return _json(start_response, "200 OK", reset(gateway))
     except BadRequest as error:

@@ -108,3 +108,12 @@ def test_smtp_can_be_taken_down_and_brought_back_on_the_same_port(emulator):
     with smtplib.SMTP("127.0.0.1", emulator.smtp_port, timeout=5) as client:
         client.sendmail("a@example.com", ["b@example.com"], b"Subject: back\r\n\r\nhello\r\n")
     assert emulator.control("POST", "smtp", {"paused": "yes"})[0] == 400
+
+
+def test_confirm_refuses_unknown_subscriptions_and_bad_bodies(emulator):
+    # The positive path (a stack's pending e-mail subscription) is covered by the Rust
+    # end-to-end test of `iamwatchd check`.
+    unknown = "arn:aws:sns:us-east-1:123456789012:topic:00000000-0000-0000-0000-000000000000"
+    status, answer = emulator.control("POST", "confirm", {"subscription_arn": unknown})
+    assert status == 400 and "cannot confirm" in answer["error"]
+    assert emulator.control("POST", "confirm", {"arn": unknown})[0] == 400
