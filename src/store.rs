@@ -431,13 +431,29 @@ impl Store {
     fn configure(&mut self) -> Result<()> {
         // The first statement that touches the file: a file that is not a database, or that
         // cannot be read, fails here, so report it as an open error.
-        let mode: String = self
-            .conn
-            .pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))
-            .map_err(|source| StoreError::Open {
-                path: self.path.clone(),
-                source,
-            })?;
+        // Switching a new file to WAL needs an exclusive moment; SQLite answers "busy" at once
+        // (without the busy handler) when another process is opening the same file, so retry
+        // for as long as the busy timeout would have waited.
+        let mut waited = Duration::ZERO;
+        let mode: String = loop {
+            match self
+                .conn
+                .pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))
+            {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy && waited < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                    waited += Duration::from_millis(20);
+                }
+                other => {
+                    break other.map_err(|source| StoreError::Open {
+                        path: self.path.clone(),
+                        source,
+                    })?
+                }
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             // Some network filesystems cannot do WAL. Durability does not depend on it (the
             // rollback journal with synchronous=FULL is as safe), only concurrency does.
@@ -482,6 +498,14 @@ impl Store {
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(err("starting the schema migration"))?;
+            // Another process (a scan beside the daemon) may have migrated while we waited for
+            // the write lock: re-read the version under the lock and skip what is done.
+            let now: i64 = tx
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(err("reading the schema version"))?;
+            if now > from as i64 {
+                continue;
+            }
             tx.execute_batch(step)
                 .map_err(err("migrating the schema"))?;
             tx.pragma_update(None, "user_version", from as i64 + 1)
@@ -1400,6 +1424,20 @@ mod tests {
         );
         let prune = plan("SELECT event_id FROM seen_event WHERE event_time < 5");
         assert!(prune.contains("seen_event_time"), "{prune}");
+    }
+
+    #[test]
+    fn two_processes_opening_a_new_store_at_once_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = dir.path().to_owned();
+                std::thread::spawn(move || Store::open(&path).map(|_| ()))
+            })
+            .collect();
+        for opener in openers {
+            opener.join().unwrap().expect("concurrent open");
+        }
     }
 
     #[test]
