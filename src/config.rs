@@ -550,6 +550,14 @@ fn describe_invalid(path: &Path, problems: &[Problem], warnings: &[Problem]) -> 
 // Loading
 // ---------------------------------------------------------------------------------------------
 
+/// The configuration file's text, or an error naming it.
+fn read_file(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|source| ConfigErrors::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 impl Config {
     /// Loads `path` layered with the `IAMWATCHD__*` entries of `env`, and validates it.
     ///
@@ -560,11 +568,7 @@ impl Config {
     where
         I: IntoIterator<Item = (String, String)>,
     {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigErrors::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml(&text, path, env)
+        Self::from_toml(&read_file(path)?, path, env)
     }
 
     /// Like [`Config::load`], with the file's content given; `path` is used in messages.
@@ -585,11 +589,7 @@ impl DeploySettings {
     where
         I: IntoIterator<Item = (String, String)>,
     {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigErrors::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml(&text, path, env)
+        Self::from_toml(&read_file(path)?, path, env)
     }
 
     /// Like [`DeploySettings::load`], with the file's content given; `path` is used in messages.

@@ -11,8 +11,9 @@ use aws_sdk_iam::Client as Iam;
 use iamwatchd::store::{SeenBy, SeenEvent, Store};
 use serde_json::json;
 
+use crate::cli::iamwatchd;
 use crate::daemon::{header, mails_about, wait_until, wait_until_within, Daemon, DEADLINE};
-use crate::deploy::{iamwatchd, outputs};
+use crate::deploy::outputs;
 use crate::emulator::{Emulator, Options};
 
 /// The stack's alarm period in these tests (the emulator evaluates alarms every tick).

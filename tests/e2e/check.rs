@@ -4,61 +4,20 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 
+use crate::cli::{iamwatchd, Run};
 use crate::daemon::{mails_about, wait_until, write_config, Daemon};
-use crate::emulator::{Emulator, ROOT_ACCESS_KEY};
-
-/// What a finished `iamwatchd` run printed and returned.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs the binary with only the emulator's endpoint and test credentials in its environment.
-fn iamwatchd(emulator: Option<&Emulator>, home: &Path, args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iamwatchd"));
-    command
-        .env_clear()
-        .env("HOME", home)
-        .env("AWS_CONFIG_FILE", home.join("aws-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("aws-credentials"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args(args);
-    if let Some(emulator) = emulator {
-        command
-            .env("AWS_ENDPOINT_URL", &emulator.endpoint)
-            .env("AWS_ACCESS_KEY_ID", ROOT_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", "secret");
-    }
-    let output = command.output().expect("run iamwatchd");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
+use crate::emulator::Emulator;
 
 fn check(emulator: &Emulator, config: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["check", "--config", config.to_str().unwrap()];
     args.extend_from_slice(extra);
-    iamwatchd(Some(emulator), config.parent().unwrap(), &args)
+    iamwatchd(Some(&emulator.endpoint), config.parent().unwrap(), &args)
 }
 
 fn deploy(emulator: &Emulator, home: &Path) {
     let run = iamwatchd(
-        Some(emulator),
+        Some(&emulator.endpoint),
         home,
         &["deploy", "--email", "security@example.com"],
     );

@@ -2,83 +2,15 @@
 //! exists in the account afterwards, checked through each service's own API.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::Client as CloudFormation;
 use serde_json::Value;
 
-use crate::emulator::{Emulator, ROOT_ACCESS_KEY};
-
-/// Upper bound for anything asynchronous in the emulator (trail delivery, alarm evaluation).
-const DEADLINE: Duration = Duration::from_secs(60);
+use crate::cli::iamwatchd;
+use crate::emulator::Emulator;
 
 const STACK: &str = "iamwatchd";
 const EMAIL: &str = "admin@example.com";
-
-/// What one run of the binary did.
-pub(crate) struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    pub(crate) fn assert_success(&self) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    fn assert_failure(&self) -> &Run {
-        assert_eq!(
-            self.code,
-            Some(1),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        assert_eq!(
-            self.stderr.trim_end().lines().count(),
-            1,
-            "one paragraph, no trace:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
-/// Runs `iamwatchd` with nothing from the test's own environment but what is given: an
-/// empty HOME (no ~/.aws), no instance metadata, and the emulator's endpoint and a key when
-/// `endpoint` is given.
-pub(crate) fn iamwatchd(endpoint: Option<&str>, home: &Path, args: &[&str]) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iamwatchd"));
-    command
-        .env_clear()
-        .env("HOME", home)
-        .env("AWS_CONFIG_FILE", home.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args(args);
-    if let Some(endpoint) = endpoint {
-        command
-            .env("AWS_ENDPOINT_URL", endpoint)
-            .env("AWS_ACCESS_KEY_ID", ROOT_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", "secret");
-    }
-    let output = command.output().expect("run iamwatchd");
-    Run {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 pub(crate) async fn outputs(cfn: &CloudFormation) -> HashMap<String, String> {
     outputs_of(cfn, STACK).await
@@ -447,26 +379,9 @@ async fn after_deploy_an_iam_change_sets_off_the_alarm_and_its_json_reaches_the_
         .await
         .expect("CreateRole");
 
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let started = Instant::now();
     let alarm = loop {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "no alarm message on the queue; emulator log: {}",
-            emulator.log_path().display()
-        );
-        let received = sqs
-            .receive_message()
-            .queue_url(&out["QueueUrl"])
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("ReceiveMessage");
-        let Some(message) = received.messages().first() else {
-            continue;
-        };
-        let envelope: Value =
-            serde_json::from_str(message.body().expect("body")).expect("SNS envelope");
+        let body = emulator.next_message(&out["QueueUrl"]).await;
+        let envelope: Value = serde_json::from_str(&body).expect("SNS envelope");
         let alarm: Value = serde_json::from_str(envelope["Message"].as_str().expect("Message"))
             .expect("alarm JSON");
         // The tampering alarm shares the topic; this test is about the IAM alarm.

@@ -205,6 +205,64 @@ impl Emulator {
             .collect()
     }
 
+    /// An SNS topic with a new SQS queue subscribed to it (raw delivery or the SNS envelope),
+    /// for reading back what is published: (topic ARN, queue URL).
+    pub async fn topic_with_queue(&self, name: &str, raw_delivery: bool) -> (String, String) {
+        let config = self.sdk_config().await;
+        let sns = aws_sdk_sns::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let topic_arn = sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .expect("CreateTopic")
+            .topic_arn
+            .expect("topic ARN");
+        let queue = format!("{name}-reader");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(&queue)
+            .send()
+            .await
+            .expect("CreateQueue")
+            .queue_url
+            .expect("queue URL");
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(format!("arn:aws:sqs:us-east-1:123456789012:{queue}"))
+            .attributes("RawMessageDelivery", raw_delivery.to_string())
+            .send()
+            .await
+            .expect("Subscribe");
+        (topic_arn, queue_url)
+    }
+
+    /// Waits for the next message on an SQS queue (long polling, up to a minute) and returns its
+    /// body; fails the test, naming the emulator's log, when none comes.
+    pub async fn next_message(&self, queue_url: &str) -> String {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let started = std::time::Instant::now();
+        loop {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "no message on {queue_url}; emulator log: {}",
+                self.log_path().display()
+            );
+            let received = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("ReceiveMessage");
+            if let Some(message) = received.messages().first() {
+                return message.body().expect("message body").to_owned();
+            }
+        }
+    }
+
     /// The path of the emulator's log, for assertion messages.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("emulator.log")

@@ -261,25 +261,7 @@ async fn a_deployed_stack_turns_an_iam_change_into_alarm_json_on_sqs() {
         .await
         .expect("CreateUser");
 
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let started = Instant::now();
-    let body = loop {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "no alarm message on the queue; emulator log: {}",
-            emulator.log_path().display()
-        );
-        let received = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("ReceiveMessage");
-        if let Some(message) = received.messages().first() {
-            break message.body().expect("message body").to_owned();
-        }
-    };
+    let body = emulator.next_message(queue_url).await;
     // Without raw delivery the alarm JSON sits, as a string, in the SNS envelope's Message.
     let envelope: Value = serde_json::from_str(&body).expect("SNS envelope");
     assert_eq!(envelope["Type"], "Notification");

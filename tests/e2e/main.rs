@@ -6,6 +6,7 @@
 
 mod alarm;
 mod check;
+mod cli;
 mod daemon;
 mod deploy;
 mod emulator;

@@ -1,7 +1,7 @@
 //! The notifiers against the emulator: SMTP into its sink (STARTTLS, AUTH, failures) and SNS
 //! read back through an SQS queue subscribed to the topic.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iamwatchd::event::Record;
 use iamwatchd::notify::smtp::{SmtpConfig, SmtpNotifier, SmtpTls};
@@ -11,8 +11,6 @@ use iamwatchd::rules::{Category, Classification, Severity};
 use serde_json::Value;
 
 use crate::emulator::{header_fields, values, Emulator, Options};
-
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A real AttachUserPolicy(AdministratorAccess) record from the shared corpus, aimed at a
 /// user whose name tries to inject a `Bcc:` header.
@@ -235,61 +233,14 @@ async fn a_dead_smtp_port_is_a_transient_error() {
 async fn sns_publishes_subject_text_and_filterable_attributes() {
     let emulator = Emulator::start();
     let config = emulator.sdk_config().await;
-    let sns = aws_sdk_sns::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
-    let topic_arn = sns
-        .create_topic()
-        .name("iamwatchd-alerts")
-        .send()
-        .await
-        .expect("CreateTopic")
-        .topic_arn
-        .expect("topic ARN");
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("alert-reader")
-        .send()
-        .await
-        .expect("CreateQueue")
-        .queue_url
-        .expect("queue URL");
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("GetQueueAttributes")
-        .attributes
-        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .expect("queue ARN");
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(&queue_arn)
-        .send()
-        .await
-        .expect("Subscribe");
+    let (topic_arn, queue_url) = emulator.topic_with_queue("iamwatchd-alerts", false).await;
 
     let notifier = SnsNotifier::new("pager", &topic_arn, &config).expect("topic ARN");
     notifier.healthcheck().await.expect("GetTopicAttributes");
     let message = hostile_admin_grant();
     notifier.send(&message).await.expect("Publish");
 
-    let started = Instant::now();
-    let body = loop {
-        assert!(started.elapsed() < DEADLINE, "nothing arrived on the queue");
-        let received = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("ReceiveMessage");
-        if let Some(first) = received.messages().first() {
-            break first.body().expect("body").to_owned();
-        }
-    };
+    let body = emulator.next_message(&queue_url).await;
     let envelope: Value = serde_json::from_str(&body).expect("SNS envelope");
     assert_eq!(envelope["Type"], "Notification");
     assert_eq!(envelope["TopicArn"], topic_arn.as_str());

@@ -1,31 +1,21 @@
 //! `iamwatchd scan`, the real binary: trail files, LookupEvents history, `--notify` once.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::cli::{iamwatchd, Run};
 use crate::emulator::Emulator;
 
-fn scan(emulator: Option<&Emulator>, home: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iamwatchd"));
-    command
-        .arg("scan")
-        .args(args)
-        .env_clear()
-        .env("HOME", home)
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    if let Some(emulator) = emulator {
-        command
-            .env("AWS_ENDPOINT_URL", &emulator.endpoint)
-            .env("AWS_ACCESS_KEY_ID", crate::emulator::ROOT_ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", "secret");
-    }
-    command.output().expect("run iamwatchd scan")
+fn scan(emulator: Option<&Emulator>, home: &Path, args: &[&str]) -> Run {
+    let args: Vec<&str> = std::iter::once("scan")
+        .chain(args.iter().copied())
+        .collect();
+    iamwatchd(emulator.map(|e| e.endpoint.as_str()), home, &args)
 }
 
-fn json_lines(output: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&output.stdout)
+fn json_lines(run: &Run) -> Vec<Value> {
+    run.stdout
         .lines()
         .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
         .collect()
@@ -45,8 +35,8 @@ fn trail_files_are_scanned_and_a_broken_one_is_named_without_losing_the_rest() {
             &format!("{data}/malformed/SerializerTestFileBadJsonFormat.json"),
         ],
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = &output.stderr;
+    assert_eq!(output.code, Some(1), "{stderr}");
     assert!(
         stderr.contains("SerializerTestFileBadJsonFormat.json"),
         "{stderr}"
@@ -76,11 +66,7 @@ async fn since_reads_lookup_events_and_notify_sends_each_finding_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let output = scan(Some(&emulator), dir.path(), &["--since", "1h", "--json"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_eq!(output.code, Some(0), "{output:?}");
     let findings = json_lines(&output);
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_eq!(findings[0]["eventName"], "CreateUser");
@@ -95,11 +81,7 @@ async fn since_reads_lookup_events_and_notify_sends_each_finding_once() {
             dir.path(),
             &["--since", "1h", "--json", "--config", config, "--notify"],
         );
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_eq!(output.code, Some(0), "{output:?}");
     }
     let mail = emulator.mail();
     assert_eq!(

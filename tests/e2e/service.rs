@@ -35,27 +35,8 @@ async fn each_change_is_one_email_and_one_sns_message_with_who_what_where() {
     let emulator = Emulator::start();
     let config = emulator.sdk_config().await;
     // The SNS notifier's topic, read back through a subscribed queue.
-    let sns = aws_sdk_sns::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let topic = sns.create_topic().name("alerts").send().await.unwrap();
-    let topic_arn = topic.topic_arn().unwrap().to_owned();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("alerts-copy")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:alerts-copy";
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
+    let (topic_arn, queue_url) = emulator.topic_with_queue("alerts", true).await;
 
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(
@@ -205,31 +186,8 @@ async fn a_crash_between_poll_and_send_loses_nothing_and_repeats_nothing() {
 async fn smtp_down_for_a_while_delays_mail_but_not_sns() {
     let emulator = Emulator::start();
     let config = emulator.sdk_config().await;
-    let sns = aws_sdk_sns::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let topic_arn = sns
-        .create_topic()
-        .name("alerts")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("copy")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint("arn:aws:sqs:us-east-1:123456789012:copy")
-        .send()
-        .await
-        .unwrap();
+    let (topic_arn, queue_url) = emulator.topic_with_queue("alerts", false).await;
     smtp_paused(&emulator, true);
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(
