@@ -40,7 +40,7 @@ def client(url: str, service: str, key: str = ROOT_KEY, secret: str = "x"):
                         config=Config(retries={"total_max_attempts": 3, "mode": "standard"}))
 
 
-def daemon_config(work: pathlib.Path, smtp_port: int) -> pathlib.Path:
+def daemon_config(work: pathlib.Path, smtp_port: int, outputs: dict) -> pathlib.Path:
     state = work / "state"
     state.mkdir()
     path = work / "iamwatchd.toml"
@@ -65,6 +65,10 @@ tls = "none"            # the local sink only; real servers get STARTTLS (the de
 allow_plaintext = true
 from = "iamwatchd <iamwatchd@example.com>"
 to = ["security@example.com"]
+
+[alarm]                 # the safety net: the stack's alarm reaches the daemon through this queue
+queue_url = "{outputs['QueueUrl']}"
+log_group = "{outputs['LogGroupName']}"
 """)
     return path
 
@@ -116,7 +120,9 @@ def main(binary: str) -> int:
                         "--daemon-queue", "true", "--alarm-period", "60"], env=env, check=True)
 
         say("iamwatchd run (mailing to the local sink)")
-        config = daemon_config(work, smtp_port)
+        stack = client(url, "cloudformation").describe_stacks(StackName="iamwatchd")["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        config = daemon_config(work, smtp_port, outputs)
         log = (work / "daemon.log").open("w")
         daemon = subprocess.Popen([binary, "run", "--config", str(config)], env=env,
                                   stdout=log, stderr=log)
