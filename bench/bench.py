@@ -67,8 +67,13 @@ class Mode:
     store_events: int  # figure 4
 
 
-QUICK = Mode("quick", 400, 40, 40.0, 200 << 20, 60, 1_000_000)
-FULL = Mode("full", 3000, 150, 100.0, 1 << 30, 240, 1_000_000)
+# Figure 1's N: the issue asks for 10,000 mutations + 100,000 reads, which is 2,200 pages and so
+# 1,100 s at the API limit by itself, more than the whole 15-minute budget, and the daemon takes
+# about 2.5 times the limit (see the README). The drain is linear in the backlog (pages at a fixed
+# rate, then mail at a fixed rate), so 1,200 (full, 264 pages) and 200 (quick, 44 pages) measure
+# the same ratios; pass --mutations 10000 for the issue's size (about an hour).
+QUICK = Mode("quick", 200, 30, 30.0, 200 << 20, 40, 1_000_000)
+FULL = Mode("full", 1200, 150, 60.0, 1 << 30, 180, 1_000_000)
 
 POLL_INTERVAL = 5.0  # figure 2's configured poll interval, seconds
 
@@ -661,7 +666,7 @@ def main() -> int:
                         help="public CloudTrail records to resample (default: %(default)s)")
     parser.add_argument("--only", choices=["drain", "latency", "scan", "footprint"], action="append",
                         help="run only these figures (repeatable; the result file is then not written)")
-    parser.add_argument("--mutations", type=int, help="figure 1's N (default: 400 quick, 3000 full)")
+    parser.add_argument("--mutations", type=int, help="figure 1's N (default: 200 quick, 1200 full)")
     parser.add_argument("--corpus-mb", type=int, help="figure 3's corpus size (default: 200 / 1024)")
     args = parser.parse_args()
     if not args.records.is_file():
@@ -680,7 +685,7 @@ def main() -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": mode.name,
         "machine": machine(),
-        "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+        "commit": subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                                  capture_output=True, text=True).stdout.strip(),
     }
     if "drain" in only:
