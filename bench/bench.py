@@ -484,7 +484,7 @@ def scan(args: argparse.Namespace, mode: Mode, prefixes: list[str],
     log("figure 3: iamwatchd scan")
     elapsed, found, _ = timed_count(
         f"taskset -c 0 '{args.bin}' scan --json --files '{directory}' | wc -l")
-    results["iamwatchd"] = {"seconds": round(elapsed, 2), "found": found}
+    results["iamwatchd"] = {"seconds": elapsed, "found": found}
 
     log("figure 3: jq")
     jq_filter = (
@@ -495,21 +495,22 @@ def scan(args: argparse.Namespace, mode: Mode, prefixes: list[str],
     elapsed, found, _ = timed_count(
         f"taskset -c 0 jq -r --argjson reads '{json.dumps(prefixes)}' "
         f"--argjson tamper '{json.dumps([list(t) for t in tampering])}' '{jq_filter}' {quoted} | wc -l")
-    results["jq"] = {"seconds": round(elapsed, 2), "found": found}
+    results["jq"] = {"seconds": elapsed, "found": found}
 
     log("figure 3: python json loop")
     elapsed, found, _ = timed_count(
         f"taskset -c 0 '{sys.executable}' '{ROOT / 'bench' / 'pyscan.py'}' "
         f"--reads '{json.dumps(prefixes)}' --tamper '{json.dumps(tampering)}' {quoted}")
-    results["python"] = {"seconds": round(elapsed, 2), "found": found}
+    results["python"] = {"seconds": elapsed, "found": found}
 
-    for tool in ("iamwatchd", "jq", "python"):
-        entry = results[tool]
-        entry["events_per_s"] = round(records / entry["seconds"])
-        entry["mb_per_s"] = round(size / entry["seconds"] / 1e6, 1)
     results["same_count"] = len({results[t]["found"] for t in ("iamwatchd", "jq", "python")}) == 1
     results["vs_jq"] = round(results["jq"]["seconds"] / results["iamwatchd"]["seconds"], 1)
     results["vs_python"] = round(results["python"]["seconds"] / results["iamwatchd"]["seconds"], 1)
+    for tool in ("iamwatchd", "jq", "python"):  # rates from the unrounded times
+        entry = results[tool]
+        entry["events_per_s"] = round(records / entry["seconds"])
+        entry["mb_per_s"] = round(size / entry["seconds"] / 1e6, 1)
+        entry["seconds"] = round(entry["seconds"], 3)
     return results
 
 
