@@ -14,6 +14,12 @@ use tokio::time::Instant;
 /// The API's hard limit, requests per second per account and region.
 pub const API_LIMIT_PER_SECOND: f64 = 2.0;
 
+/// The share of the API limit the daemon uses at most. Spacing requests exactly 500 ms apart
+/// at 2/s lets network jitter land three in one second at the server, which throttles; a 5 %
+/// margin keeps "the full rate" below the limit as the server counts it (the benchmark measured
+/// 51 throttles in a 2/s backlog drain without it).
+const LIMIT_HEADROOM: f64 = 0.95;
+
 /// The longest spacing throttling can push us to.
 const MAX_SPACING: Duration = Duration::from_secs(30);
 
@@ -31,9 +37,9 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// A budget of `per_second` requests per second, capped at the API's limit.
+    /// A budget of `per_second` requests per second, capped just below the API's limit.
     pub fn new(per_second: f64) -> Budget {
-        let rate = per_second.clamp(0.01, API_LIMIT_PER_SECOND);
+        let rate = per_second.clamp(0.01, API_LIMIT_PER_SECOND * LIMIT_HEADROOM);
         let base = Duration::from_secs_f64(1.0 / rate);
         Budget {
             base,
@@ -93,30 +99,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_rate_is_capped_at_the_api_limit() {
+    async fn the_rate_is_capped_just_below_the_api_limit() {
         let budget = Budget::new(50.0);
         let start = Instant::now();
-        for _ in 0..5 {
+        for _ in 0..20 {
             budget.acquire().await;
         }
-        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        // 19 gaps at 1/1.9 s: never two requests closer than the limit allows, with margin.
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!((elapsed - 19.0 / 1.9).abs() < 0.01, "{elapsed}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn throttling_backs_off_and_success_recovers() {
-        let budget = Budget::new(2.0);
+        let budget = Budget::new(1.0);
         budget.throttled().await;
         budget.throttled().await;
-        assert_eq!(budget.spacing().await, Duration::from_secs(2));
+        assert_eq!(budget.spacing().await, Duration::from_secs(4));
         for _ in 0..20 {
             budget.succeeded().await;
         }
-        assert_eq!(budget.spacing().await, Duration::from_millis(500));
+        assert_eq!(budget.spacing().await, Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]
     async fn concurrent_users_share_one_budget() {
-        let budget = std::sync::Arc::new(Budget::new(2.0));
+        let budget = std::sync::Arc::new(Budget::new(1.0));
         let start = Instant::now();
         let tasks: Vec<_> = (0..6)
             .map(|_| {
@@ -127,6 +135,6 @@ mod tests {
         for task in tasks {
             task.await.unwrap();
         }
-        assert_eq!(start.elapsed(), Duration::from_millis(2500));
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 }
