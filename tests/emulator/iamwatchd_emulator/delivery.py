@@ -179,7 +179,10 @@ class Pump:
             logs.put_log_events(group_name, stream, [{"timestamp": timestamp_ms, "message": message}])
             with self.state.lock:
                 self.state.counters["log_events_delivered"] += 1
-            self._apply_metric_filters(logs, group_name, message, stamp, event.account, region)
+            # Datapoints are stamped when they arrive, not with the event's (whole-second, often
+            # earlier) time: real CloudWatch alarms also evaluate data that arrives late for a
+            # period, which this evaluator (current periods only) would otherwise never see.
+            self._apply_metric_filters(logs, group_name, message, now, event.account, region)
 
     def _apply_metric_filters(
         self, logs: Any, group_name: str, message: str, stamp: float, account: str, region: str
