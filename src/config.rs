@@ -1564,6 +1564,27 @@ fn validate_aws(raw: &RawAws, report: &mut Report) -> AwsConfig {
 
 /// The same limits the template (and so CloudFormation) puts on each parameter, checked here so
 /// that the operator hears of them with the key's path, before any change set exists.
+impl DeployConfig {
+    /// These settings, each one this does not name taken from `fallback` (an empty `emails`
+    /// list counts as not named: addresses replace each other as a whole).
+    pub fn or(self, fallback: &DeployConfig) -> DeployConfig {
+        DeployConfig {
+            emails: if self.emails.is_empty() {
+                fallback.emails.clone()
+            } else {
+                self.emails
+            },
+            bucket: self.bucket.or_else(|| fallback.bucket.clone()),
+            log_retention_days: self.log_retention_days.or(fallback.log_retention_days),
+            alarm_period_seconds: self.alarm_period_seconds.or(fallback.alarm_period_seconds),
+            alarm_threshold: self.alarm_threshold.or(fallback.alarm_threshold),
+            cis_filter: self.cis_filter.or(fallback.cis_filter),
+            tampering_alarm: self.tampering_alarm.or(fallback.tampering_alarm),
+            daemon_queue: self.daemon_queue.or(fallback.daemon_queue),
+        }
+    }
+}
+
 fn validate_deploy(raw: &RawDeploy, report: &mut Report) -> DeployConfig {
     use crate::template;
 

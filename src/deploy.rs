@@ -58,14 +58,8 @@ pub struct DeployRequest {
     pub region: String,
     /// The operator insists on a region other than us-east-1.
     pub allow_region: bool,
-    pub emails: Vec<String>,
-    pub bucket: Option<String>,
-    pub log_retention_days: Option<u32>,
-    pub alarm_period_seconds: Option<u32>,
-    pub alarm_threshold: Option<u32>,
-    pub cis_filter: Option<bool>,
-    pub tampering_alarm: Option<bool>,
-    pub daemon_queue: Option<bool>,
+    /// The stack's settings (e-mails, bucket, retention, alarm, optional parts).
+    pub settings: DeployConfig,
     /// Create the change set, show it, delete it.
     pub dry_run: bool,
     pub timeout: Duration,
@@ -240,16 +234,16 @@ impl DeployRequest {
     /// Everything that can be checked without AWS, all before the first call.
     pub fn validate(&self) -> Result<(), DeployError> {
         check_region(&self.region, self.allow_region)?;
-        if self.emails.len() > template::MAX_EMAILS {
+        if self.settings.emails.len() > template::MAX_EMAILS {
             return Err(DeployError::TooManyEmails {
-                count: self.emails.len(),
+                count: self.settings.emails.len(),
                 max: template::MAX_EMAILS,
             });
         }
-        for email in &self.emails {
+        for email in &self.settings.emails {
             validate_email(email)?;
         }
-        if let Some(days) = self.log_retention_days {
+        if let Some(days) = self.settings.log_retention_days {
             if !template::LOG_RETENTION_DAYS_ALLOWED.contains(&days) {
                 return Err(DeployError::BadRetention {
                     days,
@@ -257,7 +251,7 @@ impl DeployRequest {
                 });
             }
         }
-        if let Some(seconds) = self.alarm_period_seconds {
+        if let Some(seconds) = self.settings.alarm_period_seconds {
             if !template::ALARM_PERIOD_SECONDS_ALLOWED.contains(&seconds) {
                 return Err(DeployError::BadAlarmPeriod {
                     seconds,
@@ -266,6 +260,7 @@ impl DeployRequest {
             }
         }
         if self
+            .settings
             .alarm_threshold
             .is_some_and(|n| n < template::MIN_ALARM_THRESHOLD)
         {
@@ -292,7 +287,7 @@ impl DeployRequest {
     /// spelled out rather than sent as `UsePreviousValue`, so the change set says exactly what
     /// the stack will be.
     fn parameters(&self, existing: Option<&Stack>) -> Result<Vec<Parameter>, DeployError> {
-        if self.emails.is_empty() && existing.is_none() {
+        if self.settings.emails.is_empty() && existing.is_none() {
             return Err(DeployError::NoEmail {
                 stack: self.stack_name.clone(),
             });
@@ -327,19 +322,28 @@ impl DeployRequest {
         };
         for (index, key) in param::EMAILS.iter().enumerate() {
             // Given addresses replace all of the old ones.
-            let value = (!self.emails.is_empty())
-                .then(|| self.emails.get(index).cloned().unwrap_or_default());
+            let value = (!self.settings.emails.is_empty())
+                .then(|| self.settings.emails.get(index).cloned().unwrap_or_default());
             set(key, value);
         }
-        set(param::BUCKET, self.bucket.clone());
+        set(param::BUCKET, self.settings.bucket.clone());
         let number = |n: Option<u32>| n.map(|n| n.to_string());
-        set(param::LOG_RETENTION_DAYS, number(self.log_retention_days));
-        set(param::ALARM_PERIOD, number(self.alarm_period_seconds));
-        set(param::ALARM_THRESHOLD, number(self.alarm_threshold));
+        set(
+            param::LOG_RETENTION_DAYS,
+            number(self.settings.log_retention_days),
+        );
+        set(
+            param::ALARM_PERIOD,
+            number(self.settings.alarm_period_seconds),
+        );
+        set(
+            param::ALARM_THRESHOLD,
+            number(self.settings.alarm_threshold),
+        );
         let flag = |b: Option<bool>| b.map(|b| b.to_string());
-        set(param::CIS_FILTER, flag(self.cis_filter));
-        set(param::TAMPERING_ALARM, flag(self.tampering_alarm));
-        set(param::DAEMON_QUEUE, flag(self.daemon_queue));
+        set(param::CIS_FILTER, flag(self.settings.cis_filter));
+        set(param::TAMPERING_ALARM, flag(self.settings.tampering_alarm));
+        set(param::DAEMON_QUEUE, flag(self.settings.daemon_queue));
         Ok(parameters)
     }
 }
@@ -361,14 +365,8 @@ pub struct DeployFlags {
     pub region: Option<String>,
     /// `--allow-region`; it can only add consent, never take the file's away.
     pub allow_region: bool,
-    pub emails: Vec<String>,
-    pub bucket: Option<String>,
-    pub log_retention_days: Option<u32>,
-    pub alarm_period_seconds: Option<u32>,
-    pub alarm_threshold: Option<u32>,
-    pub cis_filter: Option<bool>,
-    pub tampering_alarm: Option<bool>,
-    pub daemon_queue: Option<bool>,
+    /// The stack's settings (e-mails, bucket, retention, alarm, optional parts).
+    pub settings: DeployConfig,
     pub dry_run: bool,
     pub timeout: Duration,
 }
@@ -384,8 +382,6 @@ impl DeployFlags {
             Some(settings) => (Some(&settings.aws), Some(&settings.deploy)),
             None => (None, None),
         };
-        let from_file = |pick: fn(&DeployConfig) -> Option<u32>| deploy.and_then(pick);
-        let switch = |pick: fn(&DeployConfig) -> Option<bool>| deploy.and_then(pick);
         DeployRequest {
             stack_name: self
                 .stack_name
@@ -396,28 +392,10 @@ impl DeployFlags {
                 .or_else(|| aws.map(|a| a.region.clone()))
                 .unwrap_or_else(|| IAM_EVENTS_REGION.to_owned()),
             allow_region: self.allow_region || aws.is_some_and(|a| a.allow_non_us_east_1),
-            emails: if self.emails.is_empty() {
-                deploy.map(|d| d.emails.clone()).unwrap_or_default()
-            } else {
-                self.emails
+            settings: match deploy {
+                Some(file) => self.settings.or(file),
+                None => self.settings,
             },
-            bucket: self
-                .bucket
-                .or_else(|| deploy.and_then(|d| d.bucket.clone())),
-            log_retention_days: self
-                .log_retention_days
-                .or_else(|| from_file(|d| d.log_retention_days)),
-            alarm_period_seconds: self
-                .alarm_period_seconds
-                .or_else(|| from_file(|d| d.alarm_period_seconds)),
-            alarm_threshold: self
-                .alarm_threshold
-                .or_else(|| from_file(|d| d.alarm_threshold)),
-            cis_filter: self.cis_filter.or_else(|| switch(|d| d.cis_filter)),
-            tampering_alarm: self
-                .tampering_alarm
-                .or_else(|| switch(|d| d.tampering_alarm)),
-            daemon_queue: self.daemon_queue.or_else(|| switch(|d| d.daemon_queue)),
             dry_run: self.dry_run,
             timeout: self.timeout,
         }
@@ -1226,14 +1204,10 @@ mod tests {
             stack_name: DEFAULT_STACK_NAME.to_owned(),
             region: IAM_EVENTS_REGION.to_owned(),
             allow_region: false,
-            emails: vec!["admin@example.com".to_owned()],
-            bucket: None,
-            log_retention_days: None,
-            alarm_period_seconds: None,
-            alarm_threshold: None,
-            cis_filter: None,
-            tampering_alarm: None,
-            daemon_queue: None,
+            settings: DeployConfig {
+                emails: vec!["admin@example.com".to_owned()],
+                ..DeployConfig::default()
+            },
             dry_run: false,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -1263,7 +1237,7 @@ mod tests {
             "ad min@example.com",
         ] {
             let mut r = request();
-            r.emails = vec![bad.to_owned()];
+            r.settings.emails = vec![bad.to_owned()];
             match r.validate() {
                 Err(DeployError::BadEmail { address, .. }) => assert_eq!(address, bad),
                 other => panic!("{bad}: {other:?}"),
@@ -1275,13 +1249,13 @@ mod tests {
     #[test]
     fn at_most_three_addresses_and_known_retentions() {
         let mut r = request();
-        r.emails = (0..4).map(|i| format!("a{i}@example.com")).collect();
+        r.settings.emails = (0..4).map(|i| format!("a{i}@example.com")).collect();
         assert!(matches!(
             r.validate(),
             Err(DeployError::TooManyEmails { count: 4, max: 3 })
         ));
         let mut r = request();
-        r.log_retention_days = Some(100);
+        r.settings.log_retention_days = Some(100);
         let message = r.validate().unwrap_err().to_string();
         assert!(message.contains("365"), "{message}");
     }
@@ -1289,16 +1263,16 @@ mod tests {
     #[test]
     fn alarm_period_and_threshold_are_checked_like_the_template() {
         let mut r = request();
-        r.alarm_period_seconds = Some(90);
+        r.settings.alarm_period_seconds = Some(90);
         let message = r.validate().unwrap_err().to_string();
         assert!(message.contains("--alarm-period 90"), "{message}");
-        r.alarm_period_seconds = Some(60);
-        r.alarm_threshold = Some(0);
+        r.settings.alarm_period_seconds = Some(60);
+        r.settings.alarm_threshold = Some(0);
         assert!(matches!(
             r.validate(),
             Err(DeployError::BadAlarmThreshold { min: 1 })
         ));
-        r.alarm_threshold = Some(1);
+        r.settings.alarm_threshold = Some(1);
         r.validate().expect("valid");
     }
 
@@ -1307,14 +1281,7 @@ mod tests {
             stack_name: None,
             region: None,
             allow_region: false,
-            emails: Vec::new(),
-            bucket: None,
-            log_retention_days: None,
-            alarm_period_seconds: None,
-            alarm_threshold: None,
-            cis_filter: None,
-            tampering_alarm: None,
-            daemon_queue: None,
+            settings: DeployConfig::default(),
             dry_run: false,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -1332,11 +1299,11 @@ mod tests {
         let r = flags().resolve(None);
         assert_eq!(r.stack_name, DEFAULT_STACK_NAME);
         assert_eq!(r.region, IAM_EVENTS_REGION);
-        assert!(!r.allow_region && r.emails.is_empty());
+        assert!(!r.allow_region && r.settings.emails.is_empty());
         // None = the stack's current value on an update, the template's default on a create.
-        assert_eq!(r.alarm_threshold, None);
-        assert_eq!(r.cis_filter, None);
-        assert_eq!(r.bucket, None);
+        assert_eq!(r.settings.alarm_threshold, None);
+        assert_eq!(r.settings.cis_filter, None);
+        assert_eq!(r.settings.bucket, None);
     }
 
     #[test]
@@ -1346,13 +1313,17 @@ mod tests {
         assert_eq!(r.stack_name, "from-file");
         assert_eq!(r.region, "eu-west-1");
         assert!(r.allow_region, "the file's consent carries over");
-        assert_eq!(r.emails, ["file@example.com", "file2@example.com"]);
-        assert_eq!(r.bucket.as_deref(), Some("file-bucket"));
-        assert_eq!(r.log_retention_days, Some(30));
-        assert_eq!(r.alarm_period_seconds, Some(60));
-        assert_eq!(r.alarm_threshold, Some(4));
+        assert_eq!(r.settings.emails, ["file@example.com", "file2@example.com"]);
+        assert_eq!(r.settings.bucket.as_deref(), Some("file-bucket"));
+        assert_eq!(r.settings.log_retention_days, Some(30));
+        assert_eq!(r.settings.alarm_period_seconds, Some(60));
+        assert_eq!(r.settings.alarm_threshold, Some(4));
         assert_eq!(
-            (r.cis_filter, r.tampering_alarm, r.daemon_queue),
+            (
+                r.settings.cis_filter,
+                r.settings.tampering_alarm,
+                r.settings.daemon_queue
+            ),
             (Some(true), Some(false), Some(false))
         );
         r.validate().expect("the file's values are valid");
@@ -1360,7 +1331,10 @@ mod tests {
         // A file that leaves [deploy] out sets nothing: the stack keeps what it has.
         let bare = flags().resolve(Some(&settings("[aws]\nstack_name = \"s\"\n")));
         assert_eq!(bare.region, IAM_EVENTS_REGION);
-        assert_eq!((bare.alarm_threshold, bare.bucket), (None, None));
+        assert_eq!(
+            (bare.settings.alarm_threshold, bare.settings.bucket),
+            (None, None)
+        );
     }
 
     #[test]
@@ -1369,14 +1343,16 @@ mod tests {
         let given = DeployFlags {
             stack_name: Some("from-flag".to_owned()),
             region: Some(IAM_EVENTS_REGION.to_owned()),
-            emails: vec!["flag@example.com".to_owned()],
-            bucket: Some(String::new()),
-            log_retention_days: Some(90),
-            alarm_period_seconds: Some(300),
-            alarm_threshold: Some(7),
-            cis_filter: Some(false),
-            tampering_alarm: Some(true),
-            daemon_queue: Some(true),
+            settings: DeployConfig {
+                emails: vec!["flag@example.com".to_owned()],
+                bucket: Some(String::new()),
+                log_retention_days: Some(90),
+                alarm_period_seconds: Some(300),
+                alarm_threshold: Some(7),
+                cis_filter: Some(false),
+                tampering_alarm: Some(true),
+                daemon_queue: Some(true),
+            },
             dry_run: true,
             ..flags()
         };
@@ -1384,16 +1360,20 @@ mod tests {
         assert_eq!(r.stack_name, "from-flag");
         assert_eq!(r.region, IAM_EVENTS_REGION);
         assert_eq!(
-            r.emails,
+            r.settings.emails,
             ["flag@example.com"],
             "--email replaces the whole list"
         );
-        assert_eq!(r.bucket.as_deref(), Some(""));
-        assert_eq!(r.log_retention_days, Some(90));
-        assert_eq!(r.alarm_period_seconds, Some(300));
-        assert_eq!(r.alarm_threshold, Some(7));
+        assert_eq!(r.settings.bucket.as_deref(), Some(""));
+        assert_eq!(r.settings.log_retention_days, Some(90));
+        assert_eq!(r.settings.alarm_period_seconds, Some(300));
+        assert_eq!(r.settings.alarm_threshold, Some(7));
         assert_eq!(
-            (r.cis_filter, r.tampering_alarm, r.daemon_queue),
+            (
+                r.settings.cis_filter,
+                r.settings.tampering_alarm,
+                r.settings.daemon_queue
+            ),
             (Some(false), Some(true), Some(true))
         );
         assert!(r.dry_run);
@@ -1406,7 +1386,7 @@ mod tests {
         }
         .resolve(Some(&no_consent));
         assert!(r.allow_region);
-        assert_eq!(r.alarm_threshold, Some(2));
+        assert_eq!(r.settings.alarm_threshold, Some(2));
         let delete = r.delete_request();
         assert_eq!(
             (delete.region.as_str(), delete.allow_region),
@@ -1461,8 +1441,8 @@ mod tests {
             )
             .build();
         let mut r = request();
-        r.emails.clear();
-        r.log_retention_days = Some(30);
+        r.settings.emails.clear();
+        r.settings.log_retention_days = Some(30);
         let parameters = r.parameters(Some(&stack)).unwrap();
         let value = |key: &str| {
             parameters
@@ -1490,7 +1470,7 @@ mod tests {
     #[test]
     fn given_addresses_replace_all_three() {
         let mut r = request();
-        r.emails = vec!["a@example.com".to_owned(), "b@example.com".to_owned()];
+        r.settings.emails = vec!["a@example.com".to_owned(), "b@example.com".to_owned()];
         let parameters = r.parameters(None).unwrap();
         let values: Vec<_> = param::EMAILS
             .iter()

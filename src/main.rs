@@ -186,14 +186,16 @@ impl DeployArgs {
             stack_name: self.stack_name.clone(),
             region: self.region.clone(),
             allow_region: self.allow_region,
-            emails: self.emails.clone(),
-            bucket: self.bucket.clone(),
-            log_retention_days: self.log_retention_days,
-            alarm_period_seconds: self.alarm_period,
-            alarm_threshold: self.alarm_threshold,
-            cis_filter: self.cis_filter,
-            tampering_alarm: self.tampering_alarm,
-            daemon_queue: self.daemon_queue,
+            settings: iamwatchd::config::DeployConfig {
+                emails: self.emails.clone(),
+                bucket: self.bucket.clone(),
+                log_retention_days: self.log_retention_days,
+                alarm_period_seconds: self.alarm_period,
+                alarm_threshold: self.alarm_threshold,
+                cis_filter: self.cis_filter,
+                tampering_alarm: self.tampering_alarm,
+                daemon_queue: self.daemon_queue,
+            },
             dry_run: self.dry_run,
             timeout: Duration::from_secs(self.timeout_minutes.saturating_mul(60)),
         }
@@ -511,7 +513,7 @@ mod tests {
             Some(std::path::Path::new("/etc/x.toml"))
         );
         assert_eq!((flags.stack_name, flags.region), (None, None));
-        assert_eq!(flags.alarm_threshold, Some(2));
+        assert_eq!(flags.settings.alarm_threshold, Some(2));
         assert_eq!(flags.timeout, Duration::from_secs(3600));
         assert!(Cli::try_parse_from(["iamwatchd", "deploy", "--dry-run", "--delete"]).is_err());
     }
