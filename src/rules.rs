@@ -160,18 +160,29 @@ pub const MAX_FILTER_PATTERN_LEN: usize = 1024;
 /// Whether the record is a call to a mutating IAM API, successful or not. Exactly what
 /// [`iam_metric_filter_pattern`] matches.
 pub fn is_iam_mutation(record: &Record) -> bool {
-    record.event_source == IAM_EVENT_SOURCE
+    is_iam_mutation_name(&record.event_source, &record.event_name)
+}
+
+/// [`is_iam_mutation`] on the two fields it reads, for callers that have not parsed a record
+/// (`scan` looks at these before paying for the full parse).
+pub fn is_iam_mutation_name(event_source: &str, event_name: &str) -> bool {
+    event_source == IAM_EVENT_SOURCE
         && !READ_PREFIXES
             .iter()
-            .any(|prefix| record.event_name.starts_with(prefix))
+            .any(|prefix| event_name.starts_with(prefix))
 }
 
 /// Whether the record is one of [`TAMPERING_EVENTS`], successful or not. Exactly what
 /// [`tampering_metric_filter_pattern`] matches.
 pub fn is_tampering(record: &Record) -> bool {
+    is_tampering_name(&record.event_source, &record.event_name)
+}
+
+/// [`is_tampering`] on the two fields it reads.
+pub fn is_tampering_name(event_source: &str, event_name: &str) -> bool {
     TAMPERING_EVENTS
         .iter()
-        .any(|(source, name)| record.event_source == *source && record.event_name == *name)
+        .any(|(source, name)| event_source == *source && event_name == *name)
 }
 
 /// The CloudWatch Logs filter pattern for IAM mutations, generated from [`READ_PREFIXES`].

@@ -115,10 +115,7 @@ fn may_matter(head: &Head<'_>) -> bool {
     else {
         return true; // let the full parse name what is missing
     };
-    (source == rules::IAM_EVENT_SOURCE && !rules::READ_PREFIXES.iter().any(|p| name.starts_with(p)))
-        || rules::TAMPERING_EVENTS
-            .iter()
-            .any(|(s, n)| *s == source && *n == name)
+    rules::is_iam_mutation_name(source, name) || rules::is_tampering_name(source, name)
 }
 
 /// Scans the records of one trail file's text, calling `found` for each finding (with its
