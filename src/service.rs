@@ -414,6 +414,29 @@ async fn deliver(
     }
 }
 
+/// One delivery worker per notifier, all stopping on `stop`.
+fn spawn_delivery(
+    notifiers: Vec<Arc<dyn Notifier>>,
+    store: &SharedStore,
+    wake: &Arc<Notify>,
+    delivery: &config::DeliveryConfig,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> tokio::task::JoinSet<()> {
+    let mut workers = tokio::task::JoinSet::new();
+    for notifier in notifiers {
+        workers.spawn(deliver(
+            notifier,
+            store.clone(),
+            wake.clone(),
+            (delivery.initial_backoff, delivery.max_backoff),
+            metrics.clone(),
+            stop.clone(),
+        ));
+    }
+    workers
+}
+
 /// The notifiers the configuration names, built and ready to send.
 pub async fn build_notifiers(config: &Config) -> Result<Vec<Arc<dyn Notifier>>, ServiceError> {
     let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
@@ -589,17 +612,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let alarm_path = alarm_path(&config, reporter)
         .await
         .map(|path| tokio::spawn(path.run(stop_polling.clone())));
-    let mut delivery = tokio::task::JoinSet::new();
-    for notifier in notifiers {
-        delivery.spawn(deliver(
-            notifier,
-            store.clone(),
-            wake.clone(),
-            (config.delivery.initial_backoff, config.delivery.max_backoff),
-            metrics.clone(),
-            stop_delivery.clone(),
-        ));
-    }
+    let mut delivery = spawn_delivery(
+        notifiers,
+        &store,
+        &wake,
+        &config.delivery,
+        &metrics,
+        &stop_delivery,
+    );
     tracing::info!(region = %config.aws.region, "iamwatchd is running");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 
@@ -697,18 +717,7 @@ pub async fn report_once(
         .filter(|r| *r == Recorded::New)
         .count();
     let stop = CancellationToken::new();
-    let mut workers = tokio::task::JoinSet::new();
-    for notifier in notifiers {
-        let backoff = (config.delivery.initial_backoff, config.delivery.max_backoff);
-        workers.spawn(deliver(
-            notifier,
-            store.clone(),
-            wake.clone(),
-            backoff,
-            metrics.clone(),
-            stop.clone(),
-        ));
-    }
+    let mut workers = spawn_delivery(notifiers, &store, &wake, &config.delivery, &metrics, &stop);
     let drained = tokio::time::timeout(deadline, async {
         loop {
             let pending = store.with(|s| s.pending_counts()).await?;
