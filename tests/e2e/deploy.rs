@@ -16,7 +16,8 @@ pub(crate) async fn outputs(cfn: &CloudFormation) -> HashMap<String, String> {
     outputs_of(cfn, STACK).await
 }
 
-async fn outputs_of(cfn: &CloudFormation, stack: &str) -> HashMap<String, String> {
+/// A stack's outputs by key.
+pub(crate) async fn outputs_of(cfn: &CloudFormation, stack: &str) -> HashMap<String, String> {
     let stacks = cfn
         .describe_stacks()
         .stack_name(stack)

@@ -214,23 +214,12 @@ async fn create_stack(
         .send()
         .await
         .expect("CreateStack");
-    let done = cfn
-        .wait_until_stack_create_complete()
+    cfn.wait_until_stack_create_complete()
         .stack_name(name)
         .wait(DEADLINE)
         .await
         .expect("stack reaches CREATE_COMPLETE");
-    let stack = done.as_result().expect("stack description").stacks()[0].clone();
-    stack
-        .outputs()
-        .iter()
-        .map(|o| {
-            (
-                o.output_key().unwrap_or_default().to_owned(),
-                o.output_value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
+    crate::deploy::outputs_of(cfn, name).await
 }
 
 #[tokio::test]

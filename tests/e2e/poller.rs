@@ -50,17 +50,22 @@ fn iam() -> Lookup {
     Lookup::EventSource("iam.amazonaws.com".into())
 }
 
+/// Reads the last hour of IAM events within `budget`.
+async fn read_last_hour(
+    trail: &aws_sdk_cloudtrail::Client,
+    budget: &Budget,
+    cancel: &CancellationToken,
+) -> Result<iamwatchd::source::lookup::Fetched, LookupError> {
+    fetch_window(trail, "us-east-1", budget, &iam(), last_hour(), cancel).await
+}
+
 #[tokio::test]
 async fn a_window_is_read_across_pages_with_reads_dropped_oldest_first() {
     let emulator = Emulator::start();
     inject(&emulator, &iam_records(120));
-    let budget = Budget::new(2.0);
-    let fetched = fetch_window(
+    let fetched = read_last_hour(
         &client(&emulator).await,
-        "us-east-1",
-        &budget,
-        &iam(),
-        last_hour(),
+        &Budget::new(2.0),
         &CancellationToken::new(),
     )
     .await
@@ -94,16 +99,9 @@ async fn throttling_by_the_api_limit_loses_nothing() {
             }
         })
     };
-    let fetched = fetch_window(
-        &trail,
-        "us-east-1",
-        &budget,
-        &iam(),
-        last_hour(),
-        &CancellationToken::new(),
-    )
-    .await
-    .expect("window read despite throttling");
+    let fetched = read_last_hour(&trail, &budget, &CancellationToken::new())
+        .await
+        .expect("window read despite throttling");
     competitor.await.unwrap();
     assert_eq!(fetched.records.len(), 200);
     assert_eq!(fetched.stats.pages, 6);
@@ -122,7 +120,7 @@ async fn transient_failures_are_retried_and_persistent_ones_reported() {
         "faults",
         r#"{"services": ["cloudtrail"], "fail_next": 2}"#,
     );
-    let fetched = fetch_window(&trail, "us-east-1", &budget, &iam(), last_hour(), &cancel)
+    let fetched = read_last_hour(&trail, &budget, &cancel)
         .await
         .expect("recovers after two failures");
     assert_eq!(fetched.records.len(), 6);
@@ -132,7 +130,7 @@ async fn transient_failures_are_retried_and_persistent_ones_reported() {
         "faults",
         r#"{"services": ["cloudtrail"], "fail_next": 100}"#,
     );
-    let error = fetch_window(&trail, "us-east-1", &budget, &iam(), last_hour(), &cancel)
+    let error = read_last_hour(&trail, &budget, &cancel)
         .await
         .expect_err("gives up");
     assert!(
@@ -148,8 +146,7 @@ async fn cancellation_stops_a_pass_waiting_for_its_budget() {
     inject(&emulator, &iam_records(80));
     let cancel = CancellationToken::new();
     let trail = client(&emulator).await;
-    let lookup = iam();
-    let pass = fetch_window(&trail, "us-east-1", &budget, &lookup, last_hour(), &cancel);
+    let pass = read_last_hour(&trail, &budget, &cancel);
     let stopper = async {
         // Cancel once the first request has been answered (the emulator counts it).
         while emulator.counter("lookup_events_calls") == 0 {

@@ -484,6 +484,21 @@ def test_confirming_the_email_subscription(aws: Aws) -> None:
     assert attributes["Attributes"]["PendingConfirmation"] == "false"
 
 
+def execute_change_set(
+    aws: Aws, name: str, kind: str, template: dict[str, Any], **parameters: str
+) -> None:
+    """Creates and executes a change set, as `iamwatchd deploy` does."""
+    aws.cfn.create_change_set(
+        StackName=STACK,
+        ChangeSetName=name,
+        ChangeSetType=kind,
+        TemplateBody=json.dumps(template),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    aws.cfn.execute_change_set(StackName=STACK, ChangeSetName=name)
+
+
 def update(aws: Aws, template: dict[str, Any], **parameters: str) -> None:
     aws.cfn.update_stack(
         StackName=STACK,
@@ -543,27 +558,12 @@ def test_update_sees_parameters_used_through_fn_sub(aws: Aws) -> None:
 def test_change_sets_create_and_update_with_outputs(aws: Aws) -> None:
     """iamwatchd deploys through change sets; moto creates their resources in template order."""
     template = safety_net_template()
-    aws.cfn.create_change_set(
-        StackName=STACK,
-        ChangeSetName="create",
-        ChangeSetType="CREATE",
-        TemplateBody=json.dumps(template),
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    aws.cfn.execute_change_set(StackName=STACK, ChangeSetName="create")
+    execute_change_set(aws, "create", "CREATE", template)
     assert aws.status() == "CREATE_COMPLETE"
     assert aws.outputs()["TrailName"] == TRAIL_NAME
     assert aws.cloudtrail.get_trail_status(Name=TRAIL_NAME)["IsLogging"] is True
 
-    aws.cfn.create_change_set(
-        StackName=STACK,
-        ChangeSetName="update",
-        ChangeSetType="UPDATE",
-        TemplateBody=json.dumps(template),
-        Parameters=[{"ParameterKey": "AlarmThreshold", "ParameterValue": "5"}],
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    aws.cfn.execute_change_set(StackName=STACK, ChangeSetName="update")
+    execute_change_set(aws, "update", "UPDATE", template, AlarmThreshold="5")
     assert aws.status() == "UPDATE_COMPLETE"
     assert only_alarm(aws)["Threshold"] == 5.0
     assert aws.outputs()["AlarmName"] == only_alarm(aws)["AlarmName"]
@@ -726,14 +726,7 @@ def test_named_alarm_that_already_exists_fails(aws: Aws) -> None:
 def test_failed_change_set_creation_rolls_back(aws: Aws) -> None:
     template = safety_net_template()
     template["Resources"]["Trail"]["Properties"]["S3BucketName"] = "no-such-bucket"
-    aws.cfn.create_change_set(
-        StackName=STACK,
-        ChangeSetName="create",
-        ChangeSetType="CREATE",
-        TemplateBody=json.dumps(template),
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    aws.cfn.execute_change_set(StackName=STACK, ChangeSetName="create")
+    execute_change_set(aws, "create", "CREATE", template)
 
     assert aws.status() == "ROLLBACK_COMPLETE"
     assert "no-such-bucket does not exist" in failure(aws, STACK)["ResourceStatusReason"]
@@ -781,14 +774,7 @@ def test_failed_change_set_update_rolls_back(aws: Aws) -> None:
     broken["Resources"]["ExtraFilter"]["Properties"].update(
         FilterName="extra", LogGroupName="no/such/group"
     )
-    aws.cfn.create_change_set(
-        StackName=STACK,
-        ChangeSetName="broken",
-        ChangeSetType="UPDATE",
-        TemplateBody=json.dumps(broken),
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    aws.cfn.execute_change_set(StackName=STACK, ChangeSetName="broken")
+    execute_change_set(aws, "broken", "UPDATE", broken)
 
     assert aws.status() == "UPDATE_ROLLBACK_COMPLETE"
     failed = [e for e in aws.events() if e["ResourceStatus"] == "CREATE_FAILED"]
