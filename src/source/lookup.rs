@@ -32,7 +32,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::budget::Budget;
+use super::budget::{Budget, Outcome};
 use crate::event::Record;
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
@@ -95,6 +95,16 @@ pub struct PassStats {
     pub reads_dropped: u32,
     pub throttled: u32,
     pub malformed: u32,
+}
+
+impl PassStats {
+    pub fn add(&mut self, other: PassStats) {
+        self.pages += other.pages;
+        self.events += other.events;
+        self.reads_dropped += other.reads_dropped;
+        self.throttled += other.throttled;
+        self.malformed += other.malformed;
+    }
 }
 
 /// The records of a window that are not reads, oldest first, and what the pass cost.
@@ -226,46 +236,81 @@ where
     }
 }
 
-/// Reads every page of one window, within the budget. Throttling backs off and retries the same
-/// page as long as it takes; other transient failures are retried a few times.
-pub async fn fetch_window(
-    client: &Client,
-    region: &str,
-    budget: &Budget,
-    lookup: &Lookup,
+/// One pass over a window, a page at a time, so the caller can store each page as it comes
+/// and interleave other streams' pages between them.
+#[derive(Debug)]
+pub struct Pager {
+    lookup: Lookup,
     window: Window,
-    cancel: &CancellationToken,
-) -> Result<Fetched, LookupError> {
-    let mut fetched = Fetched::default();
-    let mut token: Option<String> = None;
-    loop {
+    token: Option<String>,
+    done: bool,
+    /// What the pass has cost and found so far.
+    pub stats: PassStats,
+}
+
+impl Pager {
+    pub fn new(lookup: Lookup, window: Window) -> Pager {
+        Pager {
+            lookup,
+            window,
+            token: None,
+            done: false,
+            stats: PassStats::default(),
+        }
+    }
+
+    /// The window this pass reads (frozen for all of its pages).
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    /// Whether the last page has been read.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Reads the next page within the budget: its records that are not reads, oldest first, and
+    /// what the page cost. Throttling backs off and retries the same page as long as it takes;
+    /// other transient failures are retried a few times.
+    pub async fn next_page(
+        &mut self,
+        client: &Client,
+        region: &str,
+        budget: &Budget,
+        cancel: &CancellationToken,
+    ) -> Result<(Vec<Record>, PassStats), LookupError> {
+        let mut stats = PassStats::default();
         let mut transient = 0;
         let page = loop {
-            tokio::select! {
+            let permit = tokio::select! {
                 _ = cancel.cancelled() => return Err(LookupError::Cancelled),
-                _ = budget.acquire() => {}
-            }
+                permit = budget.acquire() => permit,
+            };
             let request = client
                 .lookup_events()
-                .lookup_attributes(lookup.attribute())
-                .start_time(to_smithy(window.start))
-                .end_time(to_smithy(window.end))
+                .lookup_attributes(self.lookup.attribute())
+                .start_time(to_smithy(self.window.start))
+                .end_time(to_smithy(self.window.end))
                 .max_results(PAGE_SIZE)
-                .set_next_token(token.clone());
-            match request.send().await {
+                .set_next_token(self.token.clone());
+            let sent = tokio::select! {
+                _ = cancel.cancelled() => return Err(LookupError::Cancelled),
+                sent = request.send() => sent,
+            };
+            match sent {
                 Ok(page) => {
-                    budget.succeeded().await;
+                    permit.finish(Outcome::Answered);
                     break page;
                 }
                 Err(error) => match classify_error(&error, region) {
                     Failure::Throttled => {
-                        fetched.stats.throttled += 1;
-                        budget.throttled().await;
-                        let spacing = budget.spacing().await;
-                        tracing::info!(stream = %lookup.label(), ?spacing,
+                        permit.finish(Outcome::Throttled);
+                        stats.throttled += 1;
+                        tracing::info!(stream = %self.lookup.label(), spacing = ?budget.spacing(),
                             "LookupEvents throttled; backing off");
                     }
                     Failure::Transient(message) => {
+                        permit.finish(Outcome::Failed);
                         transient += 1;
                         if transient >= TRANSIENT_ATTEMPTS {
                             return Err(LookupError::Unavailable {
@@ -274,7 +319,7 @@ pub async fn fetch_window(
                                 message,
                             });
                         }
-                        tracing::warn!(stream = %lookup.label(), attempt = transient, %message,
+                        tracing::warn!(stream = %self.lookup.label(), attempt = transient, %message,
                             "LookupEvents failed; retrying");
                         // Not a rate problem: back off this request only, not the shared budget.
                         let backoff = TRANSIENT_BACKOFF * 2u32.pow(transient - 1);
@@ -287,26 +332,47 @@ pub async fn fetch_window(
                 },
             }
         };
-        fetched.stats.pages += 1;
+        stats.pages = 1;
+        let mut records = Vec::new();
         for event in page.events() {
-            fetched.stats.events += 1;
-            let Some(record) = record_of(event, &mut fetched.stats) else {
+            stats.events += 1;
+            let Some(record) = record_of(event, &mut stats) else {
                 continue;
             };
             if is_read(event, &record) {
-                fetched.stats.reads_dropped += 1;
+                stats.reads_dropped += 1;
             } else {
-                fetched.records.push(record);
+                records.push(record);
             }
         }
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
+        self.token = page.next_token().map(str::to_owned);
+        self.done = self.token.is_none();
+        self.stats.add(stats);
+        // Newest first from the API; oldest first is the order a human reads a story in.
+        records.reverse();
+        Ok((records, stats))
     }
-    // Newest first from the API; oldest first is the order a human reads a story in.
-    fetched.records.reverse();
-    Ok(fetched)
+}
+
+/// Reads every page of one window, within the budget: the window's records, oldest first.
+pub async fn fetch_window(
+    client: &Client,
+    region: &str,
+    budget: &Budget,
+    lookup: &Lookup,
+    window: Window,
+    cancel: &CancellationToken,
+) -> Result<Fetched, LookupError> {
+    let mut pager = Pager::new(lookup.clone(), window);
+    let mut pages = Vec::new();
+    while !pager.is_done() {
+        pages.push(pager.next_page(client, region, budget, cancel).await?.0);
+    }
+    Ok(Fetched {
+        // Later pages hold older events.
+        records: pages.into_iter().rev().flatten().collect(),
+        stats: pager.stats,
+    })
 }
 
 /// Timing of the passes (see the module documentation).

@@ -2,6 +2,21 @@
 //! cursor every sweep interval (see [`super::lookup`] for why), all streams of one region
 //! sharing that region's request budget.
 //!
+//! # One loop per region, one page at a time, most urgent first
+//!
+//! A region's streams are polled by one loop that spends the budget a page at a time. The
+//! streams are in priority order (the IAM stream first): the loop always reads the next page of
+//! the most urgent stream that has work. A less urgent stream (a tampering lookup) only gets a
+//! page when that page will not make the first stream's next poll wait ([`Budget::would_delay`]),
+//! so the tampering lookups fill the gaps between IAM polls instead of delaying them. A stream
+//! held back longer than its own poll interval (the IAM polls leave no gap: a short poll
+//! interval on a small budget) goes anyway. While the first stream catches up on a backlog (a
+//! long sweep), the others wait up to [`STARVATION_LIMIT`] and then get their pass in between,
+//! so catching up on hours of IAM history never blinds the daemon to tampering for longer.
+//!
+//! Every page is handed to the sink as soon as it is read, so a long sweep reports what it has
+//! found while it goes on; the sweep's cursor update comes with its last page.
+//!
 //! The poller knows nothing of rules, storage or notifications: it hands each pass's records
 //! to a [`Sink`], together with the cursor update that becomes true once they are stored. The
 //! sink must store both atomically; that is what makes a restart lose nothing.
@@ -17,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
-use super::lookup::{fetch_window, Lookup, LookupError, PassStats, Schedule, Window};
+use super::lookup::{Lookup, LookupError, Pager, PassStats, Schedule};
 use crate::event::Record;
 
 /// One thing to poll: a lookup attribute in a region, at its own pace.
@@ -86,14 +101,13 @@ pub struct Counters {
     pub reads_dropped: AtomicU64,
     pub malformed: AtomicU64,
     pub failed_passes: AtomicU64,
-    /// When the last pass (of any stream) was stored, in Unix milliseconds; 0 before the
-    /// first. `/healthz` reads it: a poller that stopped completing passes is not healthy.
+    /// When a page was last read and stored (of any stream), in Unix milliseconds; 0 before
+    /// the first. `/healthz` reads it: a poller that stopped making progress is not healthy.
     pub last_pass_unix_ms: AtomicI64,
 }
 
 impl Counters {
-    fn add(&self, stats: PassStats, accepted: Accepted) {
-        self.passes.fetch_add(1, Ordering::Relaxed);
+    fn add_page(&self, stats: PassStats, accepted: Accepted) {
         self.pages.fetch_add(stats.pages.into(), Ordering::Relaxed);
         self.throttled
             .fetch_add(stats.throttled.into(), Ordering::Relaxed);
@@ -110,32 +124,33 @@ impl Counters {
     }
 }
 
+/// How long a less urgent stream waits at most for the first stream of its region to finish
+/// catching up before it gets a pass in between.
+pub const STARVATION_LIMIT: Duration = Duration::from_secs(5 * 60);
+
 /// The streams, their clients and budgets, and the schedule.
 pub struct Poller {
     streams: Vec<Stream>,
     clients: HashMap<String, aws_sdk_cloudtrail::Client>,
-    budgets: HashMap<String, Arc<Budget>>,
+    requests_per_second: f64,
     schedule: Schedule,
     counters: Arc<Counters>,
 }
 
 impl Poller {
     /// `clients` must hold a CloudTrail client for every stream's region; each region gets one
-    /// budget of `requests_per_second`, shared by its streams.
+    /// budget of `requests_per_second`, shared by its streams. Within a region, earlier streams
+    /// in `streams` are more urgent than later ones.
     pub fn new(
         streams: Vec<Stream>,
         clients: HashMap<String, aws_sdk_cloudtrail::Client>,
         requests_per_second: f64,
         schedule: Schedule,
     ) -> Poller {
-        let budgets = streams
-            .iter()
-            .map(|s| (s.region.clone(), Arc::new(Budget::new(requests_per_second))))
-            .collect();
         Poller {
             streams,
             clients,
-            budgets,
+            requests_per_second,
             schedule,
             counters: Arc::new(Counters::default()),
         }
@@ -145,17 +160,40 @@ impl Poller {
         self.counters.clone()
     }
 
-    /// Polls until `cancel` fires; each stream runs as its own task.
+    /// Polls until `cancel` fires; each region runs as its own task.
     pub async fn run<S: Sink>(self, sink: Arc<S>, cancel: CancellationToken) {
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut regions: Vec<(String, Vec<Stream>)> = Vec::new();
         for stream in self.streams {
-            let Some(client) = self.clients.get(&stream.region).cloned() else {
-                tracing::error!(region = %stream.region, "no CloudTrail client for this region; stream not polled");
+            match regions
+                .iter_mut()
+                .find(|(region, _)| *region == stream.region)
+            {
+                Some((_, streams)) => streams.push(stream),
+                None => regions.push((stream.region.clone(), vec![stream])),
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (region, streams) in regions {
+            let Some(client) = self.clients.get(&region).cloned() else {
+                tracing::error!(%region, "no CloudTrail client for this region; its streams are not polled");
                 continue;
             };
-            let runner = StreamRunner {
-                budget: self.budgets[&stream.region].clone(),
-                stream,
+            let now = Instant::now();
+            let runner = RegionRunner {
+                budget: Budget::new(self.requests_per_second),
+                streams: streams
+                    .into_iter()
+                    .map(|stream| StreamState {
+                        stream,
+                        // The first sweep runs at once: it catches up from the stored cursor.
+                        next_sweep: now,
+                        next_fast: now,
+                        swept_once: false,
+                        due_since: Some(now),
+                        active: None,
+                    })
+                    .collect(),
+                region,
                 client,
                 schedule: self.schedule,
                 counters: self.counters.clone(),
@@ -166,116 +204,345 @@ impl Poller {
     }
 }
 
-struct StreamRunner {
+/// A pass in progress: its pager, and what it has stored so far.
+struct ActivePass {
+    pass: Pass,
+    pager: Pager,
+    cursor: Option<CursorUpdate>,
+    accepted: Accepted,
+}
+
+struct StreamState {
     stream: Stream,
+    next_sweep: Instant,
+    next_fast: Instant,
+    /// Until a first sweep succeeded, fast passes would only duplicate its work.
+    swept_once: bool,
+    /// Since when this stream has had work waiting (for the starvation limit).
+    due_since: Option<Instant>,
+    active: Option<ActivePass>,
+}
+
+impl StreamState {
+    /// When this stream next has work (`now` or earlier if it has some).
+    fn next_due(&self, now: Instant) -> Instant {
+        if self.active.is_some() {
+            return now;
+        }
+        if self.swept_once {
+            self.next_sweep.min(self.next_fast)
+        } else {
+            self.next_sweep
+        }
+    }
+}
+
+struct RegionRunner {
+    region: String,
+    streams: Vec<StreamState>,
     client: aws_sdk_cloudtrail::Client,
-    budget: Arc<Budget>,
+    budget: Budget,
     schedule: Schedule,
     counters: Arc<Counters>,
 }
 
-impl StreamRunner {
-    async fn run<S: Sink>(self, sink: Arc<S>, cancel: CancellationToken) {
-        // The first sweep runs at once: it catches up from the stored cursor after a restart.
-        let mut next_sweep = Instant::now();
-        let mut next_fast = Instant::now();
-        let mut swept_once = false;
+impl RegionRunner {
+    async fn run<S: Sink>(mut self, sink: Arc<S>, cancel: CancellationToken) {
         loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep_until(next_sweep.min(next_fast)) => {}
-            }
             let now = Instant::now();
-            if now >= next_sweep {
-                swept_once |= self.sweep(&*sink, &cancel).await;
-                next_sweep = Instant::now() + self.schedule.sweep_interval;
-            } else if swept_once {
-                self.fast(&*sink, &cancel).await;
-                next_fast = Instant::now() + self.stream.poll_interval;
-            } else {
-                // Until a first sweep succeeded, fast passes would only duplicate its work.
-                next_fast = next_sweep;
+            match self.choose(now) {
+                Some(index) => {
+                    if !self.step(index, &*sink, &cancel).await {
+                        return;
+                    }
+                }
+                None => {
+                    let next = self
+                        .streams
+                        .iter()
+                        .map(|s| s.next_due(now))
+                        .min()
+                        .unwrap_or(now + self.schedule.poll_interval);
+                    // A stream held back for the first one's poll is due already: wait for
+                    // that poll, not for it.
+                    let next = if next <= now {
+                        self.streams[0]
+                            .next_due(now)
+                            .max(now + Duration::from_millis(10))
+                    } else {
+                        next
+                    };
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep_until(next) => {}
+                    }
+                }
             }
         }
     }
 
-    async fn sweep<S: Sink>(&self, sink: &S, cancel: &CancellationToken) -> bool {
-        let key = self.stream.cursor_key();
-        let cursor = match sink.cursor(&key).await {
-            Ok(cursor) => cursor,
-            Err(error) => {
-                tracing::error!(stream = %key, %error, "cannot read the cursor; sweep skipped");
-                return false;
+    /// The stream whose page to read now, if any (see the module documentation).
+    fn choose(&mut self, now: Instant) -> Option<usize> {
+        for state in &mut self.streams {
+            if state.next_due(now) <= now {
+                state.due_since.get_or_insert(now);
             }
+        }
+        // A stream held back waits at most its own poll interval; while the first stream
+        // catches up on a backlog, up to the starvation limit.
+        let catching_up = self.streams[0]
+            .active
+            .as_ref()
+            .is_some_and(|active| active.pass == Pass::Sweep);
+        let starved = |s: &StreamState| {
+            let limit = if catching_up {
+                STARVATION_LIMIT.max(s.stream.poll_interval)
+            } else {
+                s.stream.poll_interval
+            };
+            s.due_since
+                .is_some_and(|since| now.duration_since(since) >= limit)
         };
-        let window = self.schedule.sweep_window(cursor, Utc::now());
-        let update = CursorUpdate {
-            key: key.clone(),
-            value: self.schedule.cursor_after_sweep(cursor, window.end),
-        };
-        self.pass(sink, cancel, Pass::Sweep, window, Some(update))
-            .await
+        // A starved stream goes first, until its pass is done.
+        if let Some(index) = self.streams.iter().skip(1).position(starved) {
+            return Some(index + 1);
+        }
+        let first_next = self.streams[0].next_due(now);
+        if first_next <= now {
+            return Some(0);
+        }
+        let index = self.streams.iter().position(|s| s.next_due(now) <= now)?;
+        // A page now must not make the first stream's next poll wait; an active pass of a
+        // lesser stream finishes once started (usually it is a single page).
+        if self.streams[index].active.is_none() && self.budget.would_delay(first_next) {
+            return None;
+        }
+        Some(index)
     }
 
-    async fn fast<S: Sink>(&self, sink: &S, cancel: &CancellationToken) {
-        let window = self.schedule.fast_window(Utc::now());
-        self.pass(sink, cancel, Pass::Fast, window, None).await;
-    }
-
-    async fn pass<S: Sink>(
-        &self,
-        sink: &S,
-        cancel: &CancellationToken,
-        pass: Pass,
-        window: Window,
-        cursor: Option<CursorUpdate>,
-    ) -> bool {
-        let label = self.stream.lookup.label();
-        let fetched = match fetch_window(
-            &self.client,
-            &self.stream.region,
-            &self.budget,
-            &self.stream.lookup,
-            window,
-            cancel,
-        )
-        .await
-        {
-            Ok(fetched) => fetched,
+    /// Reads and stores one page of stream `index`, starting its pass if none is active.
+    /// Returns `false` when cancelled.
+    async fn step<S: Sink>(&mut self, index: usize, sink: &S, cancel: &CancellationToken) -> bool {
+        let now = Instant::now();
+        let state = &mut self.streams[index];
+        if state.active.is_none() {
+            let sweep = now >= state.next_sweep;
+            let (pass, window, cursor) = if sweep {
+                let key = state.stream.cursor_key();
+                let cursor = match sink.cursor(&key).await {
+                    Ok(cursor) => cursor,
+                    Err(error) => {
+                        tracing::error!(stream = %key, %error, "cannot read the cursor; sweep skipped");
+                        state.next_sweep = Instant::now() + self.schedule.sweep_interval;
+                        state.due_since = None;
+                        return true;
+                    }
+                };
+                let window = self.schedule.sweep_window(cursor, Utc::now());
+                let update = CursorUpdate {
+                    key,
+                    value: self.schedule.cursor_after_sweep(cursor, window.end),
+                };
+                (Pass::Sweep, window, Some(update))
+            } else {
+                // Start to start: a pass that took a while does not push the next one back (but
+                // a stream that fell far behind does not make up for the passes it missed).
+                let next = state.next_fast + state.stream.poll_interval;
+                state.next_fast = if next < now {
+                    now + state.stream.poll_interval
+                } else {
+                    next
+                };
+                (Pass::Fast, self.schedule.fast_window(Utc::now()), None)
+            };
+            state.active = Some(ActivePass {
+                pass,
+                pager: Pager::new(state.stream.lookup.clone(), window),
+                cursor,
+                accepted: Accepted::default(),
+            });
+        }
+        let label = state.stream.lookup.label();
+        let active = state.active.as_mut().expect("started above");
+        let page = active
+            .pager
+            .next_page(&self.client, &self.region, &self.budget, cancel)
+            .await;
+        let (records, stats) = match page {
+            Ok(page) => page,
             Err(LookupError::Cancelled) => return false,
             Err(error) => {
+                let pass = active.pass;
                 self.counters.failed_passes.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(region = %self.stream.region, stream = %label, ?pass, "{error}");
-                return false;
+                tracing::error!(region = %self.region, stream = %label, ?pass, "{error}");
+                self.end_pass(index, false);
+                return true;
             }
         };
-        let (records, stats) = (fetched.records, fetched.stats);
+        let last = active.pager.is_done();
+        let cursor = if last { active.cursor.take() } else { None };
         let count = records.len();
-        match sink.accept(records, pass, cursor).await {
+        match sink.accept(records, active.pass, cursor).await {
             Ok(accepted) => {
-                self.counters.add(stats, accepted);
-                tracing::debug!(
-                    region = %self.stream.region, stream = %label, ?pass,
-                    from = %window.start, to = %window.end,
-                    pages = stats.pages, events = stats.events, reads_dropped = stats.reads_dropped,
-                    new = accepted.new, refetched = accepted.duplicate, throttled = stats.throttled,
-                    "pass complete"
-                );
-                true
+                self.counters.add_page(stats, accepted);
+                active.accepted.new += accepted.new;
+                active.accepted.duplicate += accepted.duplicate;
+                if last {
+                    let (pass, window, stats, accepted) = (
+                        active.pass,
+                        active.pager.window(),
+                        active.pager.stats,
+                        active.accepted,
+                    );
+                    self.counters.passes.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        region = %self.region, stream = %label, ?pass,
+                        from = %window.start, to = %window.end,
+                        pages = stats.pages, events = stats.events, reads_dropped = stats.reads_dropped,
+                        new = accepted.new, refetched = accepted.duplicate, throttled = stats.throttled,
+                        "pass complete"
+                    );
+                    self.end_pass(index, true);
+                }
             }
             Err(error) => {
+                let pass = active.pass;
                 self.counters.failed_passes.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(stream = %label, records = count, %error,
-                    "could not store a pass's records; the next sweep reads them again");
-                false
+                tracing::error!(stream = %label, ?pass, records = count, %error,
+                    "could not store a page's records; the next sweep reads them again");
+                self.end_pass(index, false);
+            }
+        }
+        true
+    }
+
+    /// Closes stream `index`'s pass and schedules what comes next.
+    fn end_pass(&mut self, index: usize, complete: bool) {
+        let now = Instant::now();
+        let state = &mut self.streams[index];
+        state.due_since = None;
+        let Some(active) = state.active.take() else {
+            return;
+        };
+        if active.pass == Pass::Sweep {
+            state.swept_once |= complete;
+            state.next_sweep = now + self.schedule.sweep_interval;
+            if state.next_fast < now {
+                // The sweep read up to its start; the fast pass picks up from there at once.
+                state.next_fast = now;
             }
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stream(lookup: Lookup) -> Stream {
+        Stream {
+            region: "us-east-1".into(),
+            lookup,
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// The IAM stream and one tampering stream, both past their first sweep and not due
+    /// for a long time; tests make them due as they need.
+    fn runner(requests_per_second: f64) -> RegionRunner {
+        let config = aws_sdk_cloudtrail::Config::builder()
+            .behavior_version(aws_sdk_cloudtrail::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudtrail::config::Region::new("us-east-1"))
+            .build();
+        let later = Instant::now() + Duration::from_secs(3600);
+        let state = |lookup| StreamState {
+            stream: stream(lookup),
+            next_sweep: later,
+            next_fast: later,
+            swept_once: true,
+            due_since: None,
+            active: None,
+        };
+        RegionRunner {
+            region: "us-east-1".into(),
+            streams: vec![
+                state(Lookup::EventSource("iam.amazonaws.com".into())),
+                state(Lookup::EventName("StopLogging".into())),
+            ],
+            client: aws_sdk_cloudtrail::Client::from_conf(config),
+            budget: Budget::new(requests_per_second),
+            schedule: Schedule::default(),
+            counters: Arc::default(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_stream_goes_first() {
+        let mut runner = runner(1.0);
+        let now = Instant::now();
+        runner.streams[0].next_fast = now;
+        runner.streams[1].next_fast = now;
+        assert_eq!(runner.choose(now), Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lesser_stream_fills_a_gap_but_never_delays_the_next_iam_poll() {
+        let mut runner = runner(1.0);
+        let now = Instant::now();
+        runner.streams[1].next_fast = now;
+        runner.streams[0].next_fast = now + Duration::from_secs(5);
+        assert_eq!(
+            runner.choose(now),
+            Some(1),
+            "5 s is room for a request at 1/s"
+        );
+        runner.streams[0].next_fast = now + Duration::from_millis(500);
+        assert_eq!(
+            runner.choose(now),
+            None,
+            "a request now would make the IAM poll in 500 ms wait"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lesser_stream_held_back_for_its_whole_poll_interval_goes_anyway() {
+        let mut runner = runner(1.0);
+        let now = Instant::now();
+        runner.streams[1].next_fast = now;
+        runner.streams[0].next_fast = now + Duration::from_millis(500);
+        assert_eq!(runner.choose(now), None);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let now = Instant::now();
+        runner.streams[0].next_fast = now + Duration::from_millis(500);
+        assert_eq!(runner.choose(now), Some(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_starved_by_a_long_catch_up_gets_its_turn() {
+        let mut runner = runner(2.0);
+        let now = Instant::now();
+        // The IAM stream is in the middle of a long sweep; StopLogging is due.
+        runner.streams[0].active = Some(ActivePass {
+            pass: Pass::Sweep,
+            pager: Pager::new(
+                runner.streams[0].stream.lookup.clone(),
+                runner.schedule.fast_window(Utc::now()),
+            ),
+            cursor: None,
+            accepted: Accepted::default(),
+        });
+        runner.streams[1].next_sweep = now;
+        assert_eq!(runner.choose(now), Some(0), "catching up comes first");
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(
+            runner.choose(Instant::now()),
+            Some(0),
+            "longer than the stream's poll interval"
+        );
+        tokio::time::advance(STARVATION_LIMIT).await;
+        assert_eq!(runner.choose(Instant::now()), Some(1), "but not for ever");
+        runner.end_pass(1, true);
+        assert_eq!(runner.choose(Instant::now()), Some(0));
+    }
 
     #[test]
     fn cursor_keys_name_region_and_attribute() {
