@@ -43,6 +43,8 @@ use crate::rules::{self, AllowRule, Severity};
 use crate::source::alarm::AlarmPath;
 use crate::source::lookup::{Lookup, Schedule};
 use crate::source::poller::{Accepted, CursorUpdate, Pass, Poller, Sink, Stream};
+use futures_util::StreamExt;
+
 use crate::store::{self, NewEvent, Notification, Recorded, SeenBy, Store};
 
 /// How long in-flight sends may take after the stop signal before the daemon exits anyway.
@@ -54,6 +56,11 @@ const TAMPERING_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Outbox rows a worker takes per round.
 const DELIVERY_BATCH: usize = 20;
+
+/// Sends a worker keeps in flight. One SMTP session delivers a mail per round trip plus the
+/// server's delayed ACK (lettre writes the closing dot separately, about 40 ms per mail on
+/// Linux), so a burst of changes goes out over several pooled connections at once.
+const DELIVERY_CONCURRENCY: usize = 4;
 
 /// How often a worker looks for rows whose backoff has run out (new rows wake it at once).
 const DELIVERY_TICK: Duration = Duration::from_secs(1);
@@ -334,9 +341,9 @@ impl Sink for StoreSink {
     }
 }
 
-/// Delivers one notifier's outbox: oldest first, each row marked sent only after the notifier
-/// accepted it, failures retried with backoff. Returns when `stop` fires and the row in hand
-/// is done.
+/// Delivers one notifier's outbox: oldest first, up to [`DELIVERY_CONCURRENCY`] sends in flight,
+/// each row marked sent only after the notifier accepted it, failures retried with backoff.
+/// Returns when `stop` fires and the rows in hand are done.
 async fn deliver(
     notifier: Arc<dyn Notifier>,
     store: SharedStore,
@@ -360,50 +367,21 @@ async fn deliver(
                 Vec::new()
             }
         };
-        for row in &rows {
-            if stop.is_cancelled() {
-                return;
-            }
-            let outcome = match serde_json::from_slice::<Message>(&row.payload) {
-                Ok(message) => notifier.send(&message).await,
-                Err(error) => Err(crate::notify::NotifyError::Permanent {
-                    notifier: name.clone(),
-                    problem: format!("queued message is unreadable: {error}"),
-                    fix: "report this as a bug; the message stays in the outbox".to_owned(),
-                }),
-            };
-            let id = row.id;
-            let result = match outcome {
-                Ok(()) => {
-                    metrics.notification_sent(&name);
-                    tracing::info!(notifier = %name, event_id = %row.event_id, "notification sent");
-                    store.with(move |s| s.mark_sent(id, Utc::now())).await
+        let full = rows.len() == DELIVERY_BATCH;
+        futures_util::stream::iter(rows)
+            .for_each_concurrent(DELIVERY_CONCURRENCY, |row| {
+                let (notifier, store, metrics, stop) = (&notifier, &store, &metrics, &stop);
+                async move {
+                    if !stop.is_cancelled() {
+                        deliver_row(&**notifier, store, backoff, metrics, row).await;
+                    }
                 }
-                Err(error) => {
-                    metrics.notification_failed(&name);
-                    let attempts = row.attempts + 1;
-                    // A permanent error (bad password, unknown topic) waits the longest: it needs
-                    // a human, and hammering the server helps nobody.
-                    let steps = if error.is_transient() {
-                        attempts
-                    } else {
-                        u32::MAX
-                    };
-                    let wait = store::backoff_with(steps, backoff.0, backoff.1);
-                    tracing::warn!(notifier = %name, event_id = %row.event_id, attempts,
-                        retry_in = ?wait, "{error}");
-                    let text = error.to_string();
-                    let next = Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
-                    store
-                        .with(move |s| s.mark_failed(id, &text, next).map(|_| ()))
-                        .await
-                }
-            };
-            if let Err(error) = result {
-                tracing::error!(notifier = %name, %error, "cannot update the outbox");
-            }
+            })
+            .await;
+        if stop.is_cancelled() {
+            return;
         }
-        if rows.len() == DELIVERY_BATCH {
+        if full {
             continue;
         }
         tokio::select! {
@@ -411,6 +389,55 @@ async fn deliver(
             _ = wake.notified() => {}
             _ = tokio::time::sleep(DELIVERY_TICK) => {}
         }
+    }
+}
+
+/// Sends one outbox row and records the outcome.
+async fn deliver_row(
+    notifier: &dyn Notifier,
+    store: &SharedStore,
+    backoff: (Duration, Duration),
+    metrics: &Metrics,
+    row: store::OutboxRow,
+) {
+    let name = notifier.name();
+    let outcome = match serde_json::from_slice::<Message>(&row.payload) {
+        Ok(message) => notifier.send(&message).await,
+        Err(error) => Err(crate::notify::NotifyError::Permanent {
+            notifier: name.to_owned(),
+            problem: format!("queued message is unreadable: {error}"),
+            fix: "report this as a bug; the message stays in the outbox".to_owned(),
+        }),
+    };
+    let id = row.id;
+    let result = match outcome {
+        Ok(()) => {
+            metrics.notification_sent(name);
+            tracing::info!(notifier = %name, event_id = %row.event_id, "notification sent");
+            store.with(move |s| s.mark_sent(id, Utc::now())).await
+        }
+        Err(error) => {
+            metrics.notification_failed(name);
+            let attempts = row.attempts + 1;
+            // A permanent error (bad password, unknown topic) waits the longest: it needs
+            // a human, and hammering the server helps nobody.
+            let steps = if error.is_transient() {
+                attempts
+            } else {
+                u32::MAX
+            };
+            let wait = store::backoff_with(steps, backoff.0, backoff.1);
+            tracing::warn!(notifier = %name, event_id = %row.event_id, attempts,
+                retry_in = ?wait, "{error}");
+            let text = error.to_string();
+            let next = Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
+            store
+                .with(move |s| s.mark_failed(id, &text, next).map(|_| ()))
+                .await
+        }
+    };
+    if let Err(error) = result {
+        tracing::error!(notifier = %name, %error, "cannot update the outbox");
     }
 }
 

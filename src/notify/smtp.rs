@@ -377,7 +377,8 @@ impl SmtpNotifier<LettreSmtp> {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str())
                 .port(config.port)
                 .timeout(Some(config.timeout))
-                .pool_config(PoolConfig::new().max_size(2));
+                // One connection per send the delivery worker keeps in flight.
+                .pool_config(PoolConfig::new().max_size(4));
         if config.tls != SmtpTls::None {
             let mut parameters = TlsParameters::builder(config.host.clone());
             if let Some(path) = &config.ca_file {
