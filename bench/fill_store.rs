@@ -2,7 +2,7 @@
 //! (`scripts/bench`, figure 4): how big the database grows and how much memory `iamwatchd run`
 //! needs when it opens a store that remembers a million eventIDs.
 //!
-//! Usage: `cargo run --release --example fill_store -- STATE_DIR COUNT`
+//! Usage: `cargo run --release --features bench-tools --bin fill_store -- STATE_DIR COUNT`
 //!
 //! Goes through the library's [`Store`] exactly as the poller does (one transaction per batch),
 //! so the schema, indexes and settings are the product's. Events are spread over the last 30
