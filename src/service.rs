@@ -354,6 +354,12 @@ async fn deliver(
 ) {
     let name = notifier.name().to_owned();
     loop {
+        // Listening before reading the outbox: rows queued while this round sends wake the
+        // next round at once instead of after the tick (every worker shares one `Notify`,
+        // woken with `notify_waiters`, which only reaches those already listening).
+        let queued = wake.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
         let due = {
             let name = name.clone();
             store
@@ -386,7 +392,7 @@ async fn deliver(
         }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = wake.notified() => {}
+            _ = queued => {}
             _ = tokio::time::sleep(DELIVERY_TICK) => {}
         }
     }
