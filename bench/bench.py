@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import gzip
 import json
 import math
 import os
@@ -51,7 +52,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 RESULTS = ROOT / "bench" / "results"
-DEFAULT_RECORDS = ROOT.parent / "shared" / "data" / "cloudtrail" / "records.jsonl"
+DEFAULT_RECORDS = ROOT / "tests" / "data" / "cloudtrail" / "records.jsonl.gz"
 ACCOUNT = "123456789012"  # moto's default account: the one the emulator's root key belongs to
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"  # tests/e2e/emulator.rs ROOT_ACCESS_KEY
 PAGE = 50  # LookupEvents MaxResults
@@ -285,9 +286,19 @@ def poller_config(**values: Any) -> str:
 # --- synthetic IAM records, shaped like the public corpus's
 
 
+def record_lines(records: Path) -> list[str]:
+    """The non-empty lines of a records.jsonl file, gzipped (.gz) or not."""
+    if records.suffix == ".gz":
+        with gzip.open(records, "rt", encoding="utf-8") as file:
+            text = file.read()
+    else:
+        text = records.read_text()
+    return [line for line in text.splitlines() if line.strip()]
+
+
 def load_templates(records: Path, prefixes: list[str]) -> tuple[list[dict], list[dict]]:
     mutations, reads = [], []
-    for line in records.read_text().splitlines():
+    for line in record_lines(records):
         record = json.loads(line)
         if record.get("eventSource") != "iam.amazonaws.com" or not record.get("eventName"):
             continue
@@ -437,7 +448,7 @@ def corpus(records: Path, size: int) -> tuple[Path, int]:
     if done.exists():
         return directory, int(done.read_text())
     fresh(directory)
-    lines = [line for line in records.read_text().splitlines() if line.strip()]
+    lines = record_lines(records)
     # Each template serialised once, with markers where the new id and time go.
     marked = []
     for line in lines:
@@ -689,7 +700,7 @@ def main() -> int:
     parser.add_argument("--corpus-mb", type=int, help="figure 3's corpus size (default: 200 / 1024)")
     args = parser.parse_args()
     if not args.records.is_file():
-        raise SystemExit(f"bench: {args.records} is missing; pass --records with a records.jsonl")
+        raise SystemExit(f"bench: {args.records} is missing; pass --records with a records.jsonl(.gz)")
     mode = QUICK if args.quick else FULL
     if args.mutations:
         mode = dataclasses.replace(mode, mutations=args.mutations)

@@ -5,7 +5,7 @@
 //! Two paths watch the same CloudTrail records. The classic stack (trail → CloudWatch Logs →
 //! metric filter → alarm → SNS) is complete but slow and says nothing about who did what; the
 //! daemon polls CloudTrail `LookupEvents` for the detail and the speed, and deduplicates both
-//! paths by `eventID`. See `../shared/DESIGN.md` for the facts about AWS that shape the code.
+//! paths by `eventID`.
 //!
 //! # Layout
 //!
@@ -58,3 +58,6 @@ pub mod service;
 pub mod source;
 pub mod store;
 pub mod template;
+
+#[cfg(test)]
+mod testdata;

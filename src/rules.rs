@@ -5,7 +5,7 @@
 //! filters ([`iam_metric_filter_pattern`], [`tampering_metric_filter_pattern`]) are built from
 //! the same constants ([`READ_PREFIXES`], [`TAMPERING_EVENTS`]), so the fast path and the alarm
 //! path can never disagree about what is worth reporting (DESIGN.md, "One rule catalogue").
-//! `tests/e2e/rules.rs` proves the agreement on every record of the shared corpus with the
+//! `tests/e2e/rules.rs` proves the agreement on every record of the test corpus with the
 //! emulator's filter-pattern evaluator as the independent judge.
 //!
 //! An IAM mutation is defined by what it is *not*: every IAM operation except the reads
@@ -939,11 +939,8 @@ mod tests {
     /// The corpus as (line, parsed record); a record without eventID gets a placeholder, which
     /// no rule looks at, so that hand-edited records are classified too.
     fn corpus() -> Vec<(String, Option<Record>)> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/cloudtrail/records.jsonl");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("the shared corpus {} is missing: {e}", path.display()));
-        text.lines()
+        crate::testdata::records_text()
+            .lines()
             .filter(|line| !line.trim().is_empty())
             .map(|line| (line.to_owned(), record_for_rules(line)))
             .collect()

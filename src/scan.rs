@@ -330,10 +330,10 @@ mod tests {
     }
 
     #[test]
-    fn every_shared_trail_file_scans_and_malformed_ones_are_reported() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/cloudtrail");
+    fn every_corpus_trail_file_scans_and_malformed_ones_are_reported() {
+        let root = crate::testdata::dir();
         let files = trail_files(&[root.join("trail-files"), root.join("malformed")])
-            .expect("the shared corpus is present (../shared/data)");
+            .expect("the test corpus is present (tests/data/cloudtrail)");
         assert!(files.len() > 50);
         let (mut ok, mut bad) = (0, 0);
         let mut tally = Tally::default();

@@ -727,15 +727,9 @@ mod tests {
     use crate::rules::{Classification, Severity};
     use chrono::TimeZone;
 
-    /// The first record of the shared corpus with this eventID and eventName.
+    /// The first record of the test corpus with this eventID and eventName.
     pub(crate) fn corpus_record(event_id: &str, event_name: &str) -> Record {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/cloudtrail/records.jsonl"
-        );
-        let corpus = std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("the shared corpus {path} is missing: {e}"));
-        corpus
+        crate::testdata::records_text()
             .lines()
             .filter_map(|line| Record::parse(line).ok())
             .find(|r| r.event_id == event_id && r.event_name == event_name)
@@ -858,12 +852,7 @@ mod tests {
 
     #[test]
     fn a_denied_call_is_an_attempt_with_its_error() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/cloudtrail/records.jsonl"
-        );
-        let record = std::fs::read_to_string(path)
-            .expect("shared corpus")
+        let record = crate::testdata::records_text()
             .lines()
             .filter_map(|line| Record::parse(line).ok())
             .find(|r| {

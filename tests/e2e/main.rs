@@ -16,3 +16,5 @@ mod poller;
 mod rules;
 mod scan;
 mod service;
+#[path = "../../src/testdata.rs"]
+mod testdata;

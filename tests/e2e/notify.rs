@@ -12,15 +12,10 @@ use serde_json::Value;
 
 use crate::emulator::{header_fields, values, Emulator, Options};
 
-/// A real AttachUserPolicy(AdministratorAccess) record from the shared corpus, aimed at a
+/// A real AttachUserPolicy(AdministratorAccess) record from the test corpus, aimed at a
 /// user whose name tries to inject a `Bcc:` header.
 fn hostile_admin_grant() -> Message {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/cloudtrail/records.jsonl"
-    );
-    let line = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("the shared corpus {path} is missing: {e}"))
+    let line = crate::testdata::records_text()
         .lines()
         .find(|line| line.contains("\"f4923a37-92d5-4dfd-9786-6caef2b5f33c\""))
         .expect("the AttachUserPolicy record")

@@ -1,4 +1,4 @@
-//! The generated metric-filter patterns and the Rust matcher agree on every record of the shared
+//! The generated metric-filter patterns and the Rust matcher agree on every record of the test
 //! corpus, with the emulator's CloudWatch Logs filter-pattern evaluator as the independent judge
 //! (DESIGN.md, "One rule catalogue"; issue 3, "Done when").
 
@@ -21,13 +21,8 @@ const MAX_BATCH_BYTES: usize = 1_048_576;
 const EVENT_OVERHEAD: usize = 26;
 
 fn corpus_lines() -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/cloudtrail/records.jsonl"
-    );
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("the shared corpus {path} is missing: {e}"));
-    text.lines()
+    crate::testdata::records_text()
+        .lines()
         .filter(|line| !line.trim().is_empty())
         .map(str::to_owned)
         .collect()

@@ -24,7 +24,8 @@ fn json_lines(run: &Run) -> Vec<Value> {
 #[test]
 fn trail_files_are_scanned_and_a_broken_one_is_named_without_losing_the_rest() {
     let home = tempfile::tempdir().unwrap();
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/cloudtrail");
+    let data = crate::testdata::dir();
+    let data = data.display();
     let output = scan(
         None,
         home.path(),

@@ -1,6 +1,6 @@
 """Turns an API call made against the emulator into the CloudTrail record real AWS would write.
 
-The shape follows real records (compare ../shared/data/cloudtrail/records.jsonl): the caller's
+The shape follows real records (compare tests/data/cloudtrail/records.jsonl.gz): the caller's
 identity comes from its access key (IAM user, assumed-role session or the account root), request
 parameters are camelCased, responses of mutating calls appear as ``responseElements``, failed calls
 carry ``errorCode``/``errorMessage``, secrets are redacted the way CloudTrail redacts them.

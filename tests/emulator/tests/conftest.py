@@ -6,6 +6,7 @@ on kernel-chosen ports; tests talk to it through boto3 exactly as the daemon tal
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import pathlib
@@ -22,7 +23,8 @@ from botocore.config import Config
 
 EMULATOR_DIR = pathlib.Path(__file__).resolve().parent.parent
 REPO = EMULATOR_DIR.parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data" / "cloudtrail"
+#: The public CloudTrail records the tests use (see tests/data/cloudtrail/README.md).
+CORPUS = REPO / "tests" / "data" / "cloudtrail"
 ROOT_KEY = "AKIAIOSFODNN7EXAMPLE"
 
 #: Upper bound for anything asynchronous; tests poll a condition and fail after it.
@@ -113,12 +115,18 @@ def emulator(emulator_server: Emulator) -> Emulator:
     return emulator_server
 
 
-def shared_records() -> list[dict[str, Any]]:
-    """The public CloudTrail corpus (../shared/data), one record per line."""
-    path = SHARED_DATA / "records.jsonl"
+def corpus_lines() -> list[str]:
+    """The lines of the public CloudTrail corpus (tests/data/cloudtrail), one record each."""
+    path = CORPUS / "records.jsonl.gz"
     if not path.exists():
-        pytest.fail(f"the shared test corpus is missing: {path} (see ../shared/data/README.md)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        pytest.fail(f"the test corpus is missing: {path} (see tests/data/cloudtrail/README.md)")
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        return [line for line in file.read().splitlines() if line.strip()]
+
+
+def corpus_records() -> list[dict[str, Any]]:
+    """The public CloudTrail corpus (tests/data/cloudtrail), parsed."""
+    return [json.loads(line) for line in corpus_lines()]
 
 
 def lookup_all(trail: Any, **params: Any) -> list[dict[str, Any]]:

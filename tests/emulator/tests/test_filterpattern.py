@@ -21,13 +21,12 @@ from moto import mock_aws
 # The emulator package lives beside this directory; make it importable however pytest is run.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from conftest import corpus_lines  # noqa: E402
 from iamwatchd_emulator.filterpattern import (  # noqa: E402
     FilterPatternError,
     compile_pattern,
     install,
 )
-
-RECORDS = Path(__file__).resolve().parents[3].parent / "shared/data/cloudtrail/records.jsonl"
 
 #: The JSON example of the AWS docs ("JSON Metric Filter Examples").
 DOC_EVENT = json.dumps(
@@ -392,8 +391,7 @@ CORPUS_PATTERNS = {
 
 @pytest.fixture(scope="module")
 def cloudtrail_lines() -> list[str]:
-    assert RECORDS.is_file(), f"the public CloudTrail records are expected at {RECORDS}"
-    return RECORDS.read_text(encoding="utf-8").splitlines()
+    return corpus_lines()
 
 
 @pytest.mark.parametrize("pattern", list(CORPUS_PATTERNS))
@@ -412,9 +410,9 @@ def test_cloudtrail_records_agree_with_a_plain_computation(
 
 
 def test_cloudtrail_iam_records_are_all_found(cloudtrail_lines: list[str]) -> None:
-    """README of the data: 154 IAM mutations and 316 IAM reads."""
+    """tests/data/cloudtrail/README.md: 155 IAM calls that are not reads and 315 IAM reads."""
     pattern = compile_pattern('{ $.eventSource = "iam.amazonaws.com" }')
-    assert sum(pattern.matches(line) for line in cloudtrail_lines) == 154 + 316
+    assert sum(pattern.matches(line) for line in cloudtrail_lines) == 155 + 315
 
 
 # ---------------------------------------------------------------------------------------------

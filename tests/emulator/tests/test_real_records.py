@@ -1,11 +1,12 @@
-"""The emulator serves the real public records (../shared/data) the way AWS would."""
+"""The emulator serves the real public records (tests/data/cloudtrail) the way AWS would."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 
-from conftest import SHARED_DATA, lookup_all, records_of, shared_records, wait_for
+from conftest import CORPUS, corpus_records, lookup_all, records_of, wait_for
 
 
 #: The corpus spans many accounts; LookupEvents answers per account, so put them all in ours.
@@ -18,7 +19,7 @@ def injectable(records: list[dict]) -> list[dict]:
 
 
 def test_lookup_by_event_source_returns_exactly_the_iam_records(emulator):
-    records = injectable(shared_records())
+    records = injectable(corpus_records())
     status, answer = emulator.control("POST", "events", records, query=SAME_ACCOUNT)
     assert status == 200 and answer["accepted"] == len(records)
     events = lookup_all(emulator.client("cloudtrail"), LookupAttributes=[
@@ -41,7 +42,7 @@ def test_lookup_by_event_source_returns_exactly_the_iam_records(emulator):
 
 
 def test_read_only_lookup_agrees_with_the_records(emulator):
-    records = [r for r in injectable(shared_records()) if isinstance(r.get("readOnly"), bool)]
+    records = [r for r in injectable(corpus_records()) if isinstance(r.get("readOnly"), bool)]
     emulator.control("POST", "events", records, query=SAME_ACCOUNT)
     writes = lookup_all(emulator.client("cloudtrail"), LookupAttributes=[
         {"AttributeKey": "ReadOnly", "AttributeValue": "false"}])
@@ -52,10 +53,10 @@ def test_a_whole_trail_file_goes_in_and_reaches_a_log_group(emulator):
     from test_delivery import build_pipeline, delivered
 
     pipeline = build_pipeline(emulator)
-    path = sorted((SHARED_DATA / "trail-files" / "invictus-ir").glob("*.json"))[0]
-    trail_file = json.loads(path.read_text())
-    status, answer = emulator.control("POST", "events", raw=path.read_bytes(),
-                                      query=SAME_ACCOUNT)
+    path = sorted((CORPUS / "trail-files" / "invictus-ir").glob("*.json.gz"))[0]
+    text = gzip.decompress(path.read_bytes())
+    trail_file = json.loads(text)
+    status, answer = emulator.control("POST", "events", raw=text, query=SAME_ACCOUNT)
     assert status == 200 and answer["accepted"] == len(trail_file["Records"])
     expected = {r["eventID"] for r in trail_file["Records"]}  # a multi-region trail gets all
     wait_for(lambda: {r["eventID"] for r in delivered(emulator, pipeline.group)} >= expected,

@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import lookup_all, records_of, shared_records
+from conftest import lookup_all, records_of, corpus_records
 
 REQUIRED_FIELDS = {
     "eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion",
@@ -129,7 +129,7 @@ def test_emulated_records_look_like_real_ones(emulator):
     iam.create_login_profile(UserName="gina", Password="x-Secret-1")
     real_fields: dict[str, set[str]] = defaultdict(set)
     real_params: dict[str, set[str]] = defaultdict(set)
-    for record in shared_records():
+    for record in corpus_records():
         if record.get("eventSource") == "iam.amazonaws.com" and not record.get("errorCode"):
             real_fields[record["eventName"]] |= set(record)
             if isinstance(record.get("requestParameters"), dict):
@@ -142,4 +142,4 @@ def test_emulated_records_look_like_real_ones(emulator):
         assert set(ours) <= real_fields[name] | {"eventCategory", "tlsDetails"}, name
         assert set(ours["requestParameters"]) <= real_params[name], name
         compared += 1
-    assert compared >= 3, "the shared corpus should hold real records for these calls"
+    assert compared >= 3, "the corpus should hold real records for these calls"
