@@ -12,8 +12,10 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
+use crate::aws::errors::{AwsError, Kind};
 use crate::config::Config;
 use crate::notify::Message;
 use crate::template::output;
@@ -107,8 +109,11 @@ pub struct Options {
 }
 
 /// An AWS error in one line, with the service's code and message.
-fn aws_error(error: &(impl std::error::Error + 'static)) -> String {
-    DisplayErrorContext(error).to_string()
+fn aws_error<E>(error: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    AwsError::read(error).to_string()
 }
 
 /// Checks the environment for an already valid configuration.
@@ -189,18 +194,12 @@ async fn stack(sdk: &aws_config::SdkConfig, config: &Config, report: &mut Report
     let described = match cfn.describe_stacks().stack_name(name).send().await {
         Ok(described) => described,
         Err(error) => {
-            // CloudFormation answers a missing stack with a ValidationError.
-            let missing = error.as_service_error().is_some_and(|e| {
-                e.meta().code() == Some("ValidationError")
-                    && e.meta()
-                        .message()
-                        .is_some_and(|m| m.contains("does not exist"))
-            });
-            if missing {
+            let error = AwsError::read(&error);
+            if error.kind == Kind::NotFound {
                 report.fail(format!("stack {name}: not found in {region}"), deploy_fix);
             } else {
                 report.fail(
-                    format!("stack {name}: cannot describe it: {}", aws_error(&error)),
+                    format!("stack {name}: cannot describe it: {error}"),
                     "allow cloudformation:DescribeStacks (deploy/iamwatchd-policy.json)",
                 );
             }
@@ -542,260 +541,5 @@ mod tests {
         assert!(message.text.starts_with("TEST MESSAGE"));
         assert!(message.text.contains("123456789012"));
         assert!(message.html.contains("TEST MESSAGE"));
-    }
-}
-
-/// The IAM policies in `deploy/` against what the code calls.
-#[cfg(test)]
-mod policy {
-    use std::collections::{BTreeMap, BTreeSet};
-    use std::path::Path;
-
-    use serde_json::Value;
-
-    /// Every module that calls AWS, with its `ACTIONS`, relative to `src/`.
-    fn modules() -> BTreeMap<&'static str, &'static [&'static str]> {
-        BTreeMap::from([
-            ("check.rs", super::ACTIONS),
-            ("deploy.rs", crate::deploy::ACTIONS),
-            ("notify/sns.rs", crate::notify::sns::ACTIONS),
-            ("source/alarm.rs", crate::source::alarm::ACTIONS),
-            ("source/lookup.rs", crate::source::lookup::ACTIONS),
-        ])
-    }
-
-    /// The modules whose calls the daemon's policy covers (`run` and `check`).
-    const DAEMON_MODULES: [&str; 4] = [
-        "check.rs",
-        "notify/sns.rs",
-        "source/alarm.rs",
-        "source/lookup.rs",
-    ];
-
-    fn policy_actions(file: &str) -> BTreeSet<String> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("deploy")
-            .join(file);
-        let policy: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let mut actions = BTreeSet::new();
-        for statement in policy["Statement"].as_array().expect("Statement list") {
-            assert_eq!(statement["Effect"], "Allow", "{statement}");
-            assert!(statement["Resource"].is_string(), "{statement}");
-            for action in statement["Action"].as_array().expect("Action list") {
-                let action = action.as_str().unwrap();
-                assert!(!action.contains('*'), "no wildcard actions: {action}");
-                assert!(
-                    actions.insert(action.to_owned()),
-                    "{action} twice in {file}"
-                );
-            }
-        }
-        actions
-    }
-
-    /// `lookup_events` → `LookupEvents`.
-    fn pascal(snake: &str) -> String {
-        snake
-            .split('_')
-            .map(|word| {
-                let mut chars = word.chars();
-                chars
-                    .next()
-                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                    .unwrap_or_default()
-            })
-            .collect()
-    }
-
-    fn is_ident(byte: u8) -> bool {
-        byte.is_ascii_alphanumeric() || byte == b'_'
-    }
-
-    /// The SDK operations called in `code`: the fluent builder's entry point (the chain's
-    /// zero-argument method call nearest before each `.send()`; setters take arguments),
-    /// following a builder held in a `let` binding back to where it was made.
-    pub(super) fn sdk_operations(code: &str) -> BTreeSet<String> {
-        let mut operations = BTreeSet::new();
-        for (at, _) in code.match_indices(".send()") {
-            if let Some(op) = operation_before(code, at) {
-                operations.insert(op);
-            } else {
-                panic!(
-                    "cannot tell which operation the .send() at byte {at} calls: {:?}",
-                    &code[at.saturating_sub(80)..at]
-                );
-            }
-        }
-        operations
-    }
-
-    fn operation_before(code: &str, mut pos: usize) -> Option<String> {
-        let bytes = code.as_bytes();
-        loop {
-            while pos > 0 && bytes[pos - 1].is_ascii_whitespace() {
-                pos -= 1;
-            }
-            if pos == 0 {
-                return None;
-            }
-            if bytes[pos - 1] == b')' {
-                let close = pos - 1;
-                let mut depth = 0usize;
-                let mut open = close;
-                loop {
-                    match bytes[open] {
-                        b')' => depth += 1,
-                        b'(' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    open = open.checked_sub(1)?;
-                }
-                let mut start = open;
-                while start > 0 && is_ident(bytes[start - 1]) {
-                    start -= 1;
-                }
-                if start == 0 || bytes[start - 1] != b'.' {
-                    return None;
-                }
-                // `.into_paginator()` wraps the operation's builder: the operation comes before.
-                if code[open + 1..close].trim().is_empty() && &code[start..open] != "into_paginator"
-                {
-                    return Some(code[start..open].to_owned());
-                }
-                pos = start - 1;
-            } else if is_ident(bytes[pos - 1]) {
-                let end = pos;
-                let mut start = end;
-                while start > 0 && is_ident(bytes[start - 1]) {
-                    start -= 1;
-                }
-                if start > 0 && bytes[start - 1] == b'.' {
-                    // A field (`self.client`): the chain goes on before it.
-                    pos = start - 1;
-                    continue;
-                }
-                // A builder in a variable: continue from the end of its `let`.
-                let name = &code[start..end];
-                let before = &code[..start];
-                let binding = before
-                    .rfind(&format!("let mut {name} ="))
-                    .or_else(|| before.rfind(&format!("let {name} =")))?;
-                pos = binding + code[binding..start].find(';')?;
-            } else {
-                return None;
-            }
-        }
-    }
-
-    /// The non-test code of every `.rs` file under `dir`, by path relative to `root`.
-    fn sources(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                sources(root, &path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                let code = match text.find("#[cfg(test)]\nmod ") {
-                    Some(at) => text[..at].to_owned(),
-                    None => text,
-                };
-                let relative = path.strip_prefix(root).unwrap().to_string_lossy();
-                out.insert(relative.replace('\\', "/"), code);
-            }
-        }
-    }
-
-    #[test]
-    fn the_scanner_finds_chained_and_bound_builders() {
-        let code = r#"
-            let x = self.client
-                .publish()
-                .subject(message.sns_subject())
-                .send()
-                .await;
-            let mut request = client.lookup_events().max_results(PAGE_SIZE);
-            match request.send().await {}
-            sts.get_caller_identity().send().await;
-        "#;
-        assert_eq!(
-            sdk_operations(code),
-            BTreeSet::from([
-                "publish".into(),
-                "lookup_events".into(),
-                "get_caller_identity".into()
-            ])
-        );
-        assert_eq!(
-            pascal("list_subscriptions_by_topic"),
-            "ListSubscriptionsByTopic"
-        );
-    }
-
-    /// A new SDK call without its action in the module's `ACTIONS` (or a module calling AWS
-    /// without `ACTIONS`) fails here, and so does an action nobody calls any more.
-    #[test]
-    fn every_sdk_call_is_in_its_modules_actions_and_every_action_is_called() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut files = BTreeMap::new();
-        sources(&root, &root, &mut files);
-        let modules = modules();
-        for (file, code) in &files {
-            let called: BTreeSet<String> =
-                sdk_operations(code).iter().map(|op| pascal(op)).collect();
-            let Some(actions) = modules.get(file.as_str()) else {
-                assert!(
-                    called.is_empty(),
-                    "{file} calls AWS ({called:?}): give it `pub const ACTIONS` and list it in \
-                     check.rs's policy tests and deploy/*.json"
-                );
-                continue;
-            };
-            let listed: BTreeSet<String> = actions
-                .iter()
-                .map(|a| a.split_once(':').expect("service:Action").1.to_owned())
-                .collect();
-            assert_eq!(called, listed, "{file}: SDK calls vs its ACTIONS");
-        }
-    }
-
-    #[test]
-    fn the_daemon_policy_allows_exactly_what_run_and_check_call() {
-        let wanted: BTreeSet<String> = DAEMON_MODULES
-            .iter()
-            .flat_map(|m| modules()[m].iter().map(|a| (*a).to_owned()))
-            .collect();
-        assert_eq!(policy_actions("iamwatchd-policy.json"), wanted);
-    }
-
-    /// `deploy` needs its own calls plus, because CloudFormation acts with the caller's
-    /// permissions, the services of every resource type in the template (and no others).
-    #[test]
-    fn the_deploy_policy_covers_deploy_and_every_resource_type() {
-        let allowed = policy_actions("iamwatchd-deploy-policy.json");
-        for action in crate::deploy::ACTIONS {
-            assert!(allowed.contains(*action), "deploy calls {action}");
-        }
-        let template = crate::template::template();
-        let mut services: BTreeSet<String> = template["Resources"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|r| {
-                let kind = r["Type"].as_str().unwrap();
-                kind.split("::").nth(1).unwrap().to_ascii_lowercase()
-            })
-            .collect();
-        services.insert("cloudformation".into());
-        let used: BTreeSet<String> = allowed
-            .iter()
-            .map(|a| a.split_once(':').unwrap().0.to_owned())
-            .collect();
-        assert_eq!(used, services);
     }
 }

@@ -2282,20 +2282,17 @@ fn is_account_id(text: &str) -> bool {
 /// Allow-list principals are ARNs; an assumed-role session ARN would never match because
 /// sessions are normalised to their role before matching.
 fn check_principal(principal: &str) -> Result<(), String> {
-    let parts: Vec<&str> = principal.splitn(6, ':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || parts[5].is_empty() {
+    let Some(arn) = crate::aws::arn::Arn::parse(principal) else {
         return Err(format!(
             "must be a principal ARN such as \"arn:aws:iam::123456789012:role/ci-deployer\", \
              got {principal:?}"
         ));
-    }
-    if parts[2] == "sts" {
-        if let Some(rest) = parts[5].strip_prefix("assumed-role/") {
-            let role = rest.split('/').next().unwrap_or(rest);
+    };
+    if arn.service == "sts" {
+        if let Some(role) = arn.role_of_session() {
             return Err(format!(
                 "assumed-role sessions are matched by their role, so a session ARN never \
-                 matches; write the role ARN instead: \"arn:{}:iam::{}:role/{role}\"",
-                parts[1], parts[4]
+                 matches; write the role ARN instead: \"{role}\""
             ));
         }
     }
@@ -2303,31 +2300,31 @@ fn check_principal(principal: &str) -> Result<(), String> {
 }
 
 /// `arn:<partition>:sns:<region>:<account>:<topic>`; returns the region.
-fn sns_topic_region(arn: &str) -> Result<&str, String> {
+fn sns_topic_region(topic_arn: &str) -> Result<&str, String> {
     let bad = || {
         format!(
             "must be an SNS topic ARN such as \"arn:aws:sns:us-east-1:123456789012:iamwatchd\", \
-             got {arn:?}"
+             got {topic_arn:?}"
         )
     };
-    let parts: Vec<&str> = arn.split(':').collect();
-    if parts.len() != 6 || parts[0] != "arn" || !parts[1].starts_with("aws") || parts[2] != "sns" {
+    let arn = crate::aws::arn::Arn::parse(topic_arn).ok_or_else(bad)?;
+    if !arn.partition.starts_with("aws") || arn.service != "sns" {
         return Err(bad());
     }
-    check_region(parts[3]).map_err(|_| bad())?;
-    if !is_account_id(parts[4]) {
+    check_region(arn.region).map_err(|_| bad())?;
+    if !is_account_id(arn.account) {
         return Err(bad());
     }
-    let name = parts[5].strip_suffix(".fifo").unwrap_or(parts[5]);
+    let name = arn.resource.strip_suffix(".fifo").unwrap_or(arn.resource);
     let name_ok = !name.is_empty()
-        && parts[5].len() <= 256
+        && arn.resource.len() <= 256
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !name_ok {
         return Err(bad());
     }
-    Ok(parts[3])
+    Ok(arn.region)
 }
 
 /// A mailbox as lettre accepts it: `user@domain` or `Name <user@domain>`. Addresses come

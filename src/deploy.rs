@@ -14,6 +14,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::client::Waiters;
+use aws_sdk_cloudformation::config::http::HttpResponse;
 use aws_sdk_cloudformation::config::ProvideCredentials;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
@@ -21,6 +22,7 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 
+use crate::aws::errors::{root_cause, AwsError, Kind};
 use crate::aws::{self, IAM_EVENTS_REGION};
 use crate::config::{DeployConfig, DeploySettings};
 use crate::template::{self, output, param};
@@ -430,78 +432,42 @@ fn denied_action(message: &str) -> Option<String> {
     action.contains(':').then_some(action)
 }
 
-/// Turns an error code and message from AWS into the error the operator can act on.
-fn classify(operation: &'static str, code: &str, message: &str) -> DeployError {
-    match code {
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
-            DeployError::AccessDenied {
-                action: denied_action(message)
-                    .unwrap_or_else(|| format!("cloudformation:{operation}")),
-                message: message.to_owned(),
-            }
-        }
-        "InvalidClientTokenId"
-        | "UnrecognizedClientException"
-        | "SignatureDoesNotMatch"
-        | "ExpiredToken"
-        | "ExpiredTokenException"
-        | "InvalidAccessKeyId"
-        | "IncompleteSignature" => DeployError::BadCredentials {
-            code: code.to_owned(),
-            message: message.to_owned(),
+/// Turns an AWS failure of `operation` into the error the operator can act on.
+fn aws_failure(operation: &'static str, region: &str, error: AwsError) -> DeployError {
+    match (error.kind, error.code) {
+        (Kind::Unreachable, _) => DeployError::Unreachable {
+            endpoint: endpoint(region),
+            detail: error.message,
         },
-        _ => DeployError::Aws {
+        (Kind::Denied, _) => DeployError::AccessDenied {
+            action: denied_action(&error.message)
+                .unwrap_or_else(|| format!("cloudformation:{operation}")),
+            message: error.message,
+        },
+        (Kind::Credentials, Some(code)) => DeployError::BadCredentials {
+            code,
+            message: error.message,
+        },
+        (Kind::Credentials, None) => DeployError::NoCredentials {
+            detail: error.message,
+        },
+        (_, code) => DeployError::Aws {
             operation,
-            code: code.to_owned(),
-            message: message.to_owned(),
+            code: code.unwrap_or_else(|| "Error".to_owned()),
+            message: error.message,
         },
     }
 }
 
-/// The innermost message of an error chain (the SDK's outer layers say only "dispatch
-/// failure"), on one line: the error is one paragraph.
-fn root_cause(error: &dyn std::error::Error) -> String {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    current
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn sdk_error<E, R>(operation: &'static str, region: &str, error: SdkError<E, R>) -> DeployError
+fn sdk_error<E>(
+    operation: &'static str,
+    region: &str,
+    error: SdkError<E, HttpResponse>,
+) -> DeployError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
 {
-    match &error {
-        SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
-            DeployError::Unreachable {
-                endpoint: endpoint(region),
-                detail: root_cause(&error),
-            }
-        }
-        SdkError::TimeoutError(_) => DeployError::Unreachable {
-            endpoint: endpoint(region),
-            detail: "timed out".to_owned(),
-        },
-        SdkError::ServiceError(service) => {
-            let inner = service.err();
-            classify(
-                operation,
-                inner.code().unwrap_or("Unknown"),
-                inner.message().unwrap_or(""),
-            )
-        }
-        _ => DeployError::Aws {
-            operation,
-            code: "Error".to_owned(),
-            message: root_cause(&error),
-        },
-    }
+    aws_failure(operation, region, AwsError::read(&error))
 }
 
 /// Whether CloudFormation's answer means "the stack already is what you asked for".
@@ -620,16 +586,10 @@ async fn client(region: &str) -> Result<Client, DeployError> {
 async fn find_stack(cfn: &Client, name: &str, region: &str) -> Result<Option<Stack>, DeployError> {
     match cfn.describe_stacks().stack_name(name).send().await {
         Ok(answer) => Ok(answer.stacks().first().cloned()),
-        Err(SdkError::ServiceError(service))
-            if service.err().code() == Some("ValidationError")
-                && service
-                    .err()
-                    .message()
-                    .is_some_and(|m| m.contains("does not exist")) =>
-        {
-            Ok(None)
-        }
-        Err(error) => Err(sdk_error("DescribeStacks", region, error)),
+        Err(error) => match AwsError::read(&error) {
+            missing if missing.kind == Kind::NotFound => Ok(None),
+            error => Err(aws_failure("DescribeStacks", region, error)),
+        },
     }
 }
 
@@ -983,18 +943,19 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
         .await;
     let created = match created {
         Ok(created) => created,
-        // Some CloudFormation implementations refuse an unchanged update at once instead of
-        // failing the change set; it means the same.
-        Err(SdkError::ServiceError(service))
-            if service.err().message().is_some_and(is_no_changes) =>
-        {
-            println!("No changes: stack {name} is up to date.");
-            if let Some(stack) = &existing {
-                print_outputs(stack);
+        Err(error) => {
+            let error = AwsError::read(&error);
+            // Some CloudFormation implementations refuse an unchanged update at once instead
+            // of failing the change set; it means the same.
+            if error.code.is_some() && is_no_changes(&error.message) {
+                println!("No changes: stack {name} is up to date.");
+                if let Some(stack) = &existing {
+                    print_outputs(stack);
+                }
+                return Ok(());
             }
-            return Ok(());
+            return Err(aws_failure("CreateChangeSet", region, error));
         }
-        Err(error) => return Err(sdk_error("CreateChangeSet", region, error)),
     };
     let change_set_id = created.id().unwrap_or(&change_set_name).to_owned();
     let stack_id = created.stack_id().unwrap_or(name).to_owned();
@@ -1396,7 +1357,14 @@ mod tests {
 
     #[test]
     fn access_denied_names_the_missing_action() {
-        let error = classify(
+        let denied = |operation, code, message: &str| {
+            aws_failure(
+                operation,
+                IAM_EVENTS_REGION,
+                AwsError::answered(Some(code), message, Some(400)),
+            )
+        };
+        let error = denied(
             "CreateChangeSet",
             "AccessDenied",
             "User: arn:aws:iam::123456789012:user/ops is not authorized to perform: \
@@ -1411,14 +1379,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Without the usual sentence, the operation we called is the action.
-        match classify("DescribeStacks", "AccessDeniedException", "denied") {
+        match denied("DescribeStacks", "AccessDeniedException", "denied") {
             DeployError::AccessDenied { action, .. } => {
                 assert_eq!(action, "cloudformation:DescribeStacks")
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            classify("DescribeStacks", "InvalidClientTokenId", "bad token"),
+            denied("DescribeStacks", "InvalidClientTokenId", "bad token"),
             DeployError::BadCredentials { .. }
         ));
     }

@@ -1,4 +1,4 @@
-//! The CloudTrail record and the normalised [`Change`] the rest of the daemon works with.
+//! The CloudTrail record the rest of the daemon works with, and which watcher saw it.
 //!
 //! Records come from two places (LookupEvents' `CloudTrailEvent` string and the trail's log
 //! group) and from files (`scan`). Real records vary: fields appear, disappear, change type
@@ -7,9 +7,65 @@
 //! required; everything else degrades to "unknown" rather than failing the record. A record that
 //! lacks a required field is an error that names the field — never silently dropped.
 
+use std::fmt;
+use std::str::FromStr;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::aws::arn;
+
+/// Which watcher saw an event first. The store keeps it per event, metrics count by it, and
+/// every message says it (an alarm-path alert means the poller missed the change, which an
+/// operator may want to know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeenBy {
+    /// CloudTrail `LookupEvents`, the low-latency path.
+    Poller,
+    /// The CloudWatch alarm's message, reconciled against the trail's log group.
+    Alarm,
+    /// `iamwatchd scan --notify`, over LookupEvents history or CloudTrail log files.
+    Scan,
+}
+
+impl SeenBy {
+    /// The name the store and the metrics use: `poller`, `alarm`, `scan`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeenBy::Poller => "poller",
+            SeenBy::Alarm => "alarm",
+            SeenBy::Scan => "scan",
+        }
+    }
+
+    /// How a message names the watcher: "detected … by the LookupEvents poller".
+    pub fn describe(self) -> &'static str {
+        match self {
+            SeenBy::Poller => "the LookupEvents poller",
+            SeenBy::Alarm => "the CloudWatch alarm",
+            SeenBy::Scan => "`iamwatchd scan`",
+        }
+    }
+}
+
+impl fmt::Display for SeenBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SeenBy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        [SeenBy::Poller, SeenBy::Alarm, SeenBy::Scan]
+            .into_iter()
+            .find(|by| by.as_str() == s)
+            .ok_or_else(|| format!("unknown path {s:?}"))
+    }
+}
 
 /// Why a record could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,7 +129,7 @@ impl Identity {
             if let Some(issuer) = &self.issuer_arn {
                 return Some(issuer.clone());
             }
-            return self.arn.as_deref().and_then(role_arn_of_session);
+            return self.arn.as_deref().and_then(arn::role_of_session);
         }
         self.arn.clone()
     }
@@ -102,30 +158,11 @@ impl Identity {
             _ => self
                 .user_name
                 .clone()
-                .or_else(|| self.arn.as_deref().map(last_arn_segment))
+                .or_else(|| self.arn.as_deref().map(|a| arn::last_segment(a).to_owned()))
                 .or_else(|| self.kind.clone())
                 .unwrap_or_else(|| "unknown principal".to_owned()),
         }
     }
-}
-
-/// `arn:aws:sts::123:assumed-role/Role/session` → `arn:aws:iam::123:role/Role` (path unknown).
-pub fn role_arn_of_session(arn: &str) -> Option<String> {
-    let (prefix, resource) = arn.split_once(":assumed-role/")?;
-    let role = resource.split('/').next()?;
-    let mut parts = prefix.splitn(5, ':');
-    let (arn_word, partition, _service, _region, account) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    Some(format!("{arn_word}:{partition}:iam::{account}:role/{role}"))
-}
-
-fn last_arn_segment(arn: &str) -> String {
-    arn.rsplit(['/', ':']).next().unwrap_or(arn).to_owned()
 }
 
 fn text(value: &Value, key: &str) -> Option<String> {
@@ -299,15 +336,13 @@ mod tests {
     }
 
     #[test]
-    fn session_arn_without_issuer_still_normalises_to_the_role() {
-        assert_eq!(
-            role_arn_of_session("arn:aws:sts::123456789012:assumed-role/admin/alice").as_deref(),
-            Some("arn:aws:iam::123456789012:role/admin")
-        );
-        assert_eq!(
-            role_arn_of_session("arn:aws:iam::123456789012:user/bob"),
-            None
-        );
+    fn seen_by_reads_back_what_it_writes_and_serialises_in_lowercase() {
+        for by in [SeenBy::Poller, SeenBy::Alarm, SeenBy::Scan] {
+            assert_eq!(by.as_str().parse::<SeenBy>(), Ok(by));
+            assert_eq!(serde_json::to_string(&by).unwrap(), format!("\"{by}\""));
+        }
+        assert!("lookup".parse::<SeenBy>().is_err());
+        assert_eq!(SeenBy::Alarm.describe(), "the CloudWatch alarm");
     }
 
     #[test]

@@ -22,7 +22,8 @@ use std::str::FromStr;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::event::{role_arn_of_session, Record};
+use crate::aws::arn;
+use crate::event::Record;
 use Category::{IamChange, Tampering};
 
 /// How urgently a human should look. Ordered: `Info < Low < Medium < High < Critical`.
@@ -299,8 +300,8 @@ fn escalation(record: &Record) -> Option<String> {
     let param = |key: &str| params.get(key).and_then(Value::as_str);
     match record.event_name.as_str() {
         "AttachUserPolicy" | "AttachGroupPolicy" | "AttachRolePolicy" => {
-            let arn = param("policyArn")?;
-            let name = arn.rsplit('/').next().unwrap_or(arn);
+            let policy_arn = param("policyArn")?;
+            let name = arn::last_segment(policy_arn);
             ADMIN_POLICIES
                 .contains(&name)
                 .then(|| format!("an administrator policy ({name}) was attached"))
@@ -490,19 +491,8 @@ impl AllowRule {
 /// Both sides are normalised: a session ARN becomes its role ARN, and a role ARN is also tried
 /// without its path, because a session ARN never carries the path (`role/ops/ci` is `role/ci`).
 fn principal_matches(wanted: &str, actual: &str) -> bool {
-    let wanted = role_arn_of_session(wanted).unwrap_or_else(|| wanted.to_owned());
-    glob_matches(&wanted, actual) || glob_matches(&wanted, &without_role_path(actual))
-}
-
-/// `arn:aws:iam::1:role/ops/ci` → `arn:aws:iam::1:role/ci`; other ARNs unchanged.
-fn without_role_path(arn: &str) -> String {
-    match arn.split_once(":role/") {
-        Some((prefix, rest)) => {
-            let name = rest.rsplit('/').next().unwrap_or(rest);
-            format!("{prefix}:role/{name}")
-        }
-        None => arn.to_owned(),
-    }
+    let wanted = arn::role_of_session(wanted).unwrap_or_else(|| wanted.to_owned());
+    glob_matches(&wanted, actual) || glob_matches(&wanted, &arn::without_role_path(actual))
 }
 
 /// A glob over the whole text: `*` is any run of characters (also empty), `?` is one

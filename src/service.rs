@@ -38,7 +38,7 @@ use crate::event::Record;
 use crate::metrics::Metrics;
 use crate::notify::smtp::{SmtpNotifier, SmtpTls};
 use crate::notify::sns::SnsNotifier;
-use crate::notify::{Alert, DetectionPath, Message, Notifier};
+use crate::notify::{Alert, Message, Notifier};
 use crate::rules::{self, AllowRule, Severity};
 use crate::source::alarm::AlarmPath;
 use crate::source::lookup::{Lookup, Schedule};
@@ -213,10 +213,7 @@ impl Reporter {
         let alert = Alert {
             classification,
             detected_at: now,
-            path: match path {
-                SeenBy::Alarm => DetectionPath::Alarm,
-                _ => DetectionPath::Poller,
-            },
+            seen_by: path,
             record,
         };
         let message = alert.render();
@@ -551,7 +548,7 @@ pub fn schedule(poller: &config::PollerConfig) -> Schedule {
 async fn alarm_path(config: &Config, reporter: Reporter) -> Option<AlarmPath> {
     let queue_url = config.alarm.queue_url.clone()?;
     let log_group = config.alarm.log_group.clone()?;
-    let queue_region = queue_region(&queue_url).unwrap_or(&config.aws.region);
+    let queue_region = crate::aws::arn::queue_url_region(&queue_url).unwrap_or(&config.aws.region);
     let sqs_sdk = crate::aws::loader(queue_region, config.aws.max_attempts)
         .load()
         .await;
@@ -567,16 +564,6 @@ async fn alarm_path(config: &Config, reporter: Reporter) -> Option<AlarmPath> {
         margin: config.alarm.lookback_margin,
         reporter,
     })
-}
-
-/// The region in an SQS queue URL, `None` for URLs of another shape (an emulator's).
-fn queue_region(url: &str) -> Option<&str> {
-    let host = url.split("://").nth(1)?.split('/').next()?;
-    let mut labels = host.split('.');
-    (labels.next()? == "sqs")
-        .then(|| labels.next())
-        .flatten()
-        .filter(|region| !region.is_empty() && *region != "amazonaws")
 }
 
 /// Runs the daemon until `shutdown` completes.
@@ -965,16 +952,6 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_queue_region_comes_from_an_sqs_url() {
-        assert_eq!(
-            queue_region("https://sqs.eu-west-1.amazonaws.com/123456789012/q"),
-            Some("eu-west-1")
-        );
-        assert_eq!(queue_region("http://127.0.0.1:4566/123456789012/q"), None);
-        assert_eq!(queue_region("https://sqs.amazonaws.com/1/q"), None);
-    }
 
     fn reporter() -> (tempfile::TempDir, Reporter) {
         let dir = tempfile::tempdir().unwrap();

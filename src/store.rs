@@ -30,15 +30,15 @@
 //! Unix milliseconds (`INTEGER`) so comparisons and indexes are plain integer ones.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{
     params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
+
+pub use crate::event::SeenBy;
 
 /// Where the daemon keeps its state unless configured otherwise (systemd's `StateDirectory=`).
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/iamwatchd";
@@ -166,46 +166,6 @@ fn hint(error: &rusqlite::Error) -> &'static str {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Which path saw an event first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SeenBy {
-    /// The LookupEvents poller.
-    Poller,
-    /// The alarm path (SNS alarm → the trail's log group).
-    Alarm,
-    /// A file scan (`iamwatchd scan`).
-    Scan,
-}
-
-impl SeenBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SeenBy::Poller => "poller",
-            SeenBy::Alarm => "alarm",
-            SeenBy::Scan => "scan",
-        }
-    }
-}
-
-impl fmt::Display for SeenBy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for SeenBy {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "poller" => Ok(SeenBy::Poller),
-            "alarm" => Ok(SeenBy::Alarm),
-            "scan" => Ok(SeenBy::Scan),
-            other => Err(format!("unknown path {other:?}")),
-        }
-    }
-}
 
 /// A sighting of an event by one path, to be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,33 +10,11 @@ pub mod render;
 pub mod smtp;
 pub mod sns;
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::Record;
+use crate::event::{Record, SeenBy};
 use crate::rules::Classification;
-
-/// Which of the two watchers saw the event first (the message says so: an alarm-path alert
-/// means the poller missed it, which an operator may want to know).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DetectionPath {
-    /// CloudTrail `LookupEvents`, the low-latency path.
-    Poller,
-    /// The CloudWatch alarm's message, reconciled against the trail's log group.
-    Alarm,
-}
-
-impl fmt::Display for DetectionPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DetectionPath::Poller => "the LookupEvents poller",
-            DetectionPath::Alarm => "the CloudWatch alarm",
-        })
-    }
-}
 
 /// One event worth telling a human about, with the rules' verdict on it.
 #[derive(Debug, Clone)]
@@ -45,7 +23,8 @@ pub struct Alert {
     pub classification: Classification,
     /// When the daemon saw the event; with the record's `eventTime` it gives the delay.
     pub detected_at: DateTime<Utc>,
-    pub path: DetectionPath,
+    /// Which watcher saw it.
+    pub seen_by: SeenBy,
 }
 
 impl Alert {
@@ -172,14 +151,6 @@ mod tests {
             auth.to_string(),
             "mail: the server rejected the credentials (535); to fix: check username and the \
              password secret"
-        );
-    }
-
-    #[test]
-    fn detection_path_serialises_in_lowercase() {
-        assert_eq!(
-            serde_json::to_string(&DetectionPath::Alarm).unwrap(),
-            "\"alarm\""
         );
     }
 }

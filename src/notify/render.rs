@@ -18,7 +18,8 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 
 use super::{Alert, Message};
-use crate::event::{role_arn_of_session, Record};
+use crate::aws::arn;
+use crate::event::Record;
 use crate::rules::Category;
 
 /// Longest part (event name, target, principal, …) of a subject line, in characters.
@@ -173,15 +174,10 @@ fn string_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key)?.as_str().filter(|s| !s.is_empty())
 }
 
-/// The name an ARN ends with: `arn:aws:iam::aws:policy/AdministratorAccess` → the policy.
-fn arn_name(arn: &str) -> &str {
-    arn.rsplit(['/', ':']).next().unwrap_or(arn)
-}
-
 /// What the subject says was acted on: `AdministratorAccess → bob`, `bob`, `trail/main`.
 fn object_phrase(record: &Record) -> Option<String> {
     let params = &record.request_parameters;
-    let policy = string_at(params, "policyArn").map(arn_name);
+    let policy = string_at(params, "policyArn").map(arn::last_segment);
     let entity = ["userName", "roleName", "groupName", "instanceProfileName"]
         .iter()
         .find_map(|key| string_at(params, key));
@@ -257,7 +253,7 @@ fn who(record: &Record) -> Section {
         let role = identity
             .issuer_arn
             .clone()
-            .or_else(|| identity.arn.as_deref().and_then(role_arn_of_session));
+            .or_else(|| identity.arn.as_deref().and_then(arn::role_of_session));
         fields.push(Field::new(
             "Role behind the session",
             role.as_deref().unwrap_or("unknown"),
@@ -428,7 +424,7 @@ fn when(alert: &Alert) -> Section {
             ),
             Field::new(
                 "Detected",
-                format!("{} by {}", utc(alert.detected_at), alert.path),
+                format!("{} by {}", utc(alert.detected_at), alert.seen_by.describe()),
             ),
             Field::new("Detection delay", delay),
         ],
@@ -723,7 +719,7 @@ fn synthetic(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::DetectionPath;
+    use crate::event::SeenBy;
     use crate::rules::{Classification, Severity};
     use chrono::TimeZone;
 
@@ -750,7 +746,7 @@ mod tests {
             },
             record,
             detected_at,
-            path: DetectionPath::Poller,
+            seen_by: SeenBy::Poller,
         }
     }
 

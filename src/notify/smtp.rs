@@ -496,7 +496,8 @@ impl<T: SmtpTransport> Notifier for SmtpNotifier<T> {
 mod tests {
     use super::*;
     use crate::event::Record;
-    use crate::notify::{Alert, DetectionPath};
+    use crate::event::SeenBy;
+    use crate::notify::Alert;
     use crate::rules::{Category, Classification, Severity};
     use lettre::transport::stub::AsyncStubTransport;
 
@@ -545,7 +546,7 @@ mod tests {
                 reason: "inline policy on a role".to_owned(),
             },
             detected_at: "2024-01-01T00:01:00Z".parse().unwrap(),
-            path: DetectionPath::Poller,
+            seen_by: SeenBy::Poller,
         }
         .render()
     }

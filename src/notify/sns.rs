@@ -11,6 +11,8 @@
 use async_trait::async_trait;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+
+use crate::aws::errors::{AwsError, Kind};
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::{Message, Notifier, NotifyError};
@@ -27,33 +29,18 @@ pub struct SnsNotifier {
     client: aws_sdk_sns::Client,
 }
 
-/// The region of a topic ARN (`arn:aws:sns:eu-west-1:123456789012:alerts`), if it is one.
-pub fn topic_region(topic_arn: &str) -> Option<&str> {
-    let parts: Vec<&str> = topic_arn.split(':').collect();
-    match parts.as_slice() {
-        ["arn", partition, "sns", region, account, name]
-            if !partition.is_empty()
-                && !region.is_empty()
-                && !account.is_empty()
-                && !name.is_empty() =>
-        {
-            Some(region)
-        }
-        _ => None,
-    }
-}
-
 impl SnsNotifier {
     /// A notifier for `topic_arn` with the AWS configuration the daemon already has (its
     /// region is replaced by the topic's).
     pub fn new(name: &str, topic_arn: &str, sdk_config: &SdkConfig) -> Result<Self, NotifyError> {
-        let region = topic_region(topic_arn).ok_or_else(|| NotifyError::Config {
-            notifier: name.to_owned(),
-            problems: vec![format!(
-                "topic_arn {topic_arn:?} is not an SNS topic ARN: expected \
+        let region =
+            crate::aws::arn::topic_region(topic_arn).ok_or_else(|| NotifyError::Config {
+                notifier: name.to_owned(),
+                problems: vec![format!(
+                    "topic_arn {topic_arn:?} is not an SNS topic ARN: expected \
                  arn:aws:sns:REGION:ACCOUNT:NAME"
-            )],
-        })?;
+                )],
+            })?;
         let config = aws_sdk_sns::config::Builder::from(sdk_config)
             .region(Region::new(region.to_owned()))
             .build();
@@ -62,18 +49,6 @@ impl SnsNotifier {
             topic_arn: topic_arn.to_owned(),
             client: aws_sdk_sns::Client::from_conf(config),
         })
-    }
-
-    /// A notifier whose client is loaded from the environment (credentials chain,
-    /// `AWS_ENDPOINT_URL`) through [`crate::aws::loader`], in the topic's region.
-    pub async fn from_environment(
-        name: &str,
-        topic_arn: &str,
-        max_attempts: u32,
-    ) -> Result<Self, NotifyError> {
-        let region = topic_region(topic_arn).unwrap_or(crate::aws::IAM_EVENTS_REGION);
-        let sdk_config = crate::aws::loader(region, max_attempts).load().await;
-        SnsNotifier::new(name, topic_arn, &sdk_config)
     }
 
     pub fn topic_arn(&self) -> &str {
@@ -85,77 +60,40 @@ impl SnsNotifier {
         action: &str,
         error: SdkError<E, aws_sdk_sns::config::http::HttpResponse>,
     ) -> NotifyError {
-        let (code, status) = match &error {
-            SdkError::ServiceError(context) => (
-                context.err().code().map(str::to_owned),
-                Some(context.raw().status().as_u16()),
-            ),
-            SdkError::ResponseError(context) => (None, Some(context.raw().status().as_u16())),
-            _ => (None, None),
-        };
-        let problem = format!(
-            "{action} to {} failed: {}",
-            self.topic_arn,
-            aws_sdk_sns::error::DisplayErrorContext(&error)
-        );
-        if matches!(error, SdkError::ConstructionFailure(_)) {
-            return NotifyError::permanent(
-                &self.name,
-                problem,
-                "the request could not be built: check topic_arn and the message",
-            );
-        }
-        classify_service_error(&self.name, problem, code.as_deref(), status)
+        let failure = AwsError::read(&error);
+        let problem = format!("{action} to {} failed: {failure}", self.topic_arn);
+        verdict(&self.name, problem, &failure)
     }
 }
 
-/// The verdict on an SNS answer: its error code and HTTP status (`None` when no answer came:
-/// timeouts and connection failures, which are transient).
-pub fn classify_service_error(
-    notifier: &str,
-    problem: String,
-    code: Option<&str>,
-    status: Option<u16>,
-) -> NotifyError {
-    let fix = match code {
-        Some("NotFound" | "NotFoundException") => {
+/// The outbox's verdict on a failed SNS call, with the fix for a permanent one.
+pub fn verdict(notifier: &str, problem: String, failure: &AwsError) -> NotifyError {
+    let code = failure.code.as_deref().unwrap_or_default();
+    let fix = match failure.kind {
+        kind if kind.is_retryable() => return NotifyError::transient(notifier, problem),
+        _ if code.starts_with("KMS") => {
+            "the topic's KMS key is unusable: enable it or allow kms:GenerateDataKey and \
+             kms:Decrypt to the daemon's role"
+        }
+        Kind::NotFound => {
             "the topic does not exist: create it (iamwatchd deploy) or correct topic_arn"
         }
-        Some(
-            "AuthorizationError"
-            | "AuthorizationErrorException"
-            | "AccessDenied"
-            | "AccessDeniedException",
-        ) => {
+        Kind::Denied => {
             "allow sns:Publish and sns:GetTopicAttributes on the topic to the daemon's role \
              (and check the topic policy)"
         }
-        Some(
-            "InvalidClientTokenId"
-            | "UnrecognizedClientException"
-            | "SignatureDoesNotMatch"
-            | "IncompleteSignature"
-            | "MissingAuthenticationToken",
-        ) => "the AWS credentials are invalid: check the daemon's credentials",
-        Some(
-            "KMSDisabled" | "KMSNotFound" | "KMSAccessDenied" | "KMSInvalidState"
-            | "KMSOptInRequired",
-        ) => "the topic's KMS key is unusable: enable it or allow kms:GenerateDataKey and kms:Decrypt to the daemon's role",
-        Some("InvalidParameter" | "InvalidParameterValue" | "ValidationError") => {
+        Kind::Credentials => "the AWS credentials are invalid: check the daemon's credentials",
+        _ if failure.status.is_none() => {
+            "the request could not be built: check topic_arn and the message"
+        }
+        _ if matches!(
+            code,
+            "InvalidParameter" | "InvalidParameterValue" | "ValidationError"
+        ) =>
+        {
             "SNS rejected the request's parameters: check topic_arn; otherwise report a bug"
         }
-        Some(
-            "Throttled" | "Throttling" | "ThrottlingException" | "KMSThrottling"
-            | "RequestLimitExceeded" | "InternalError" | "InternalFailure"
-            | "ServiceUnavailable" | "ExpiredToken" | "RequestTimeout",
-        ) => return NotifyError::transient(notifier, problem),
-        _ => match status {
-            None => return NotifyError::transient(notifier, problem),
-            Some(status) if status >= 500 || status == 429 || status == 408 => {
-                return NotifyError::transient(notifier, problem)
-            }
-            Some(_) => "see the error code in the message and the topic's configuration",
-        },
+        _ => "see the error code in the message and the topic's configuration",
     };
     NotifyError::permanent(notifier, problem, fix)
 }
@@ -211,21 +149,6 @@ impl Notifier for SnsNotifier {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_region_comes_from_the_topic_arn() {
-        assert_eq!(
-            topic_region("arn:aws:sns:eu-west-1:123456789012:alerts"),
-            Some("eu-west-1")
-        );
-        assert_eq!(
-            topic_region("arn:aws-cn:sns:cn-north-1:123456789012:a"),
-            Some("cn-north-1")
-        );
-        assert_eq!(topic_region("arn:aws:sqs:eu-west-1:123456789012:q"), None);
-        assert_eq!(topic_region("alerts"), None);
-        assert_eq!(topic_region("arn:aws:sns::123456789012:alerts"), None);
-    }
-
     #[tokio::test]
     async fn a_malformed_topic_arn_is_a_configuration_error() {
         let config = crate::aws::loader("us-east-1", 1).load().await;
@@ -239,7 +162,11 @@ mod tests {
     #[test]
     fn missing_topics_and_denied_access_are_permanent_throttling_is_not() {
         let verdict = |code: Option<&str>, status: Option<u16>| {
-            classify_service_error("pager", "publish failed".to_owned(), code, status)
+            verdict(
+                "pager",
+                "publish failed".to_owned(),
+                &AwsError::answered(code, "", status),
+            )
         };
         let missing = verdict(Some("NotFound"), Some(404));
         assert!(!missing.is_transient());
@@ -252,5 +179,7 @@ mod tests {
         assert!(verdict(Some("Weird"), Some(503)).is_transient());
         assert!(verdict(None, None).is_transient());
         assert!(!verdict(Some("Weird"), Some(400)).is_transient());
+        let kms = verdict(Some("KMSDisabled"), Some(400));
+        assert!(!kms.is_transient() && kms.to_string().contains("KMS key"));
     }
 }

@@ -24,7 +24,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_cloudtrail::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudtrail::primitives::DateTime as SmithyTime;
 use aws_sdk_cloudtrail::types::{Event, LookupAttribute, LookupAttributeKey};
 use aws_sdk_cloudtrail::Client;
@@ -33,6 +32,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::{Budget, Outcome};
+use crate::aws::errors::{AwsError, Kind};
 use crate::event::Record;
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
@@ -126,8 +126,8 @@ pub enum LookupError {
         message: String,
     },
     #[error(
-        "no AWS credentials for LookupEvents in {region}: {message}; provide them the standard way \
-         (environment, profile, instance or task role)"
+        "no usable AWS credentials for LookupEvents in {region}: {message}; provide valid ones the \
+         standard way (environment, profile, instance or task role)"
     )]
     Credentials { region: String, message: String },
     #[error(
@@ -194,45 +194,32 @@ enum Failure {
     Fatal(LookupError),
 }
 
-fn classify_error<E, R>(error: &SdkError<E, R>, region: &str) -> Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let code = error.code().unwrap_or_default().to_owned();
-    let message = error.message().map(str::to_owned).unwrap_or_else(|| {
-        format!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(error)
-        )
-    });
-    match error {
-        SdkError::DispatchFailure(failure) if failure.is_user() => {
-            Failure::Fatal(LookupError::Credentials {
-                region: region.to_owned(),
-                message,
-            })
-        }
-        SdkError::ServiceError(_) => match code.as_str() {
-            "ThrottlingException" | "Throttling" | "TooManyRequestsException" => Failure::Throttled,
-            "AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation" => {
-                Failure::Fatal(LookupError::AccessDenied {
-                    region: region.to_owned(),
-                    code,
-                    message,
-                })
-            }
-            "InternalFailure"
-            | "InternalError"
-            | "ServiceUnavailable"
-            | "ServiceUnavailableException" => Failure::Transient(message),
-            _ => Failure::Fatal(LookupError::Rejected {
-                region: region.to_owned(),
-                code,
-                message,
-            }),
-        },
-        _ => Failure::Transient(message),
+/// What a failed LookupEvents call means for the pass.
+fn failure(error: &AwsError, region: &str) -> Failure {
+    let fatal = |make: fn(String, String, String) -> LookupError| {
+        Failure::Fatal(make(
+            region.to_owned(),
+            error.code.clone().unwrap_or_default(),
+            error.message.clone(),
+        ))
+    };
+    match error.kind {
+        Kind::Throttled => Failure::Throttled,
+        Kind::Transient | Kind::Unreachable => Failure::Transient(error.to_string()),
+        Kind::Credentials => Failure::Fatal(LookupError::Credentials {
+            region: region.to_owned(),
+            message: error.to_string(),
+        }),
+        Kind::Denied => fatal(|region, code, message| LookupError::AccessDenied {
+            region,
+            code,
+            message,
+        }),
+        Kind::NotFound | Kind::Rejected => fatal(|region, code, message| LookupError::Rejected {
+            region,
+            code,
+            message,
+        }),
     }
 }
 
@@ -302,7 +289,7 @@ impl Pager {
                     permit.finish(Outcome::Answered);
                     break page;
                 }
-                Err(error) => match classify_error(&error, region) {
+                Err(error) => match failure(&AwsError::read(&error), region) {
                     Failure::Throttled => {
                         permit.finish(Outcome::Throttled);
                         stats.throttled += 1;

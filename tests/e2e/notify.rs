@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use iamwatchd::event::Record;
+use iamwatchd::event::SeenBy;
 use iamwatchd::notify::smtp::{SmtpConfig, SmtpNotifier, SmtpTls};
 use iamwatchd::notify::sns::SnsNotifier;
-use iamwatchd::notify::{Alert, DetectionPath, Message, Notifier};
+use iamwatchd::notify::{Alert, Message, Notifier};
 use iamwatchd::rules::{Category, Classification, Severity};
 use serde_json::Value;
 
@@ -33,7 +34,7 @@ fn hostile_admin_grant() -> Message {
             attempt: false,
             reason: "AdministratorAccess attached to a user".to_owned(),
         },
-        path: DetectionPath::Poller,
+        seen_by: SeenBy::Poller,
     }
     .render()
 }

@@ -92,3 +92,45 @@ async fn since_reads_lookup_events_and_notify_sends_each_finding_once() {
     );
     assert!(mail[0].contains("CreateUser"));
 }
+
+/// Regression: a mail sent by `scan --files --notify` said the change was detected "by the
+/// LookupEvents poller" (the scan's sightings were rendered as the poller's).
+#[test]
+fn scan_files_notify_says_it_was_detected_by_the_scan() {
+    let emulator = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let trail_file = dir.path().join("trail.json");
+    std::fs::write(
+        &trail_file,
+        serde_json::json!({"Records": [{
+            "eventVersion": "1.08", "eventID": "3f0c2a52-5d1b-4c4e-9a57-2b1e0c7f4d11",
+            "eventTime": "2026-11-30T10:00:00Z", "eventSource": "iam.amazonaws.com",
+            "eventName": "CreateUser", "awsRegion": "us-east-1", "readOnly": false,
+            "recipientAccountId": "123456789012",
+            "userIdentity": {"type": "IAMUser", "userName": "alice",
+                "arn": "arn:aws:iam::123456789012:user/alice", "accountId": "123456789012"},
+            "requestParameters": {"userName": "from-a-file"}
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let config = crate::daemon::write_config(dir.path(), &emulator, "");
+    let output = scan(
+        Some(&emulator),
+        dir.path(),
+        &[
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+            "--notify",
+            "--files",
+            trail_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(output.code, Some(0), "{output:?}");
+    let mail = emulator.mail();
+    assert_eq!(mail.len(), 1, "{mail:#?}");
+    assert!(mail[0].contains("from-a-file"), "{}", mail[0]);
+    assert!(mail[0].contains("by `iamwatchd scan`"), "{}", mail[0]);
+    assert!(!mail[0].contains("LookupEvents poller"), "{}", mail[0]);
+}
