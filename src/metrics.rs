@@ -24,8 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::SharedStore;
 use crate::source::poller::Counters;
+use crate::store::SharedStore;
 use crate::store::{SeenBy, Stats};
 
 /// The largest request head (request line plus headers) read; larger ones get 431.

@@ -26,7 +26,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -45,7 +45,7 @@ use crate::source::lookup::{Lookup, Schedule};
 use crate::source::poller::{Accepted, CursorUpdate, Pass, Poller, Sink, Stream};
 use futures_util::StreamExt;
 
-use crate::store::{self, NewEvent, Notification, Recorded, SeenBy, Store};
+use crate::store::{self, NewEvent, Notification, Recorded, SeenBy, SharedStore, Store};
 
 /// How long in-flight sends may take after the stop signal before the daemon exits anyway.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
@@ -124,33 +124,6 @@ impl Policy {
             return None;
         }
         Some(classification)
-    }
-}
-
-/// The store, shared by the poller's sink, the delivery workers and the periodic jobs. SQLite
-/// is blocking: every use goes through `spawn_blocking`.
-#[derive(Clone)]
-pub struct SharedStore(Arc<Mutex<Store>>);
-
-impl SharedStore {
-    pub fn new(store: Store) -> SharedStore {
-        SharedStore(Arc::new(Mutex::new(store)))
-    }
-
-    pub async fn with<T, F>(&self, f: F) -> Result<T, store::StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Store) -> Result<T, store::StoreError> + Send + 'static,
-    {
-        let inner = self.0.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = inner
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .expect("store task panicked")
     }
 }
 
@@ -255,22 +228,24 @@ impl Reporter {
         cursor: Option<CursorUpdate>,
     ) -> Result<Vec<Recorded>, store::StoreError> {
         let now = Utc::now();
-        let results =
-            self.store
-                .with(move |store| {
-                    let value = cursor.as_ref().map(|c| c.value.to_rfc3339());
-                    let update = cursor.as_ref().zip(value.as_deref()).map(|(c, value)| {
-                        store::CursorUpdate {
+        let results = self
+            .store
+            .with(move |store| {
+                let value = cursor.as_ref().map(|c| c.value.to_rfc3339());
+                let update =
+                    cursor
+                        .as_ref()
+                        .zip(value.as_deref())
+                        .map(|(c, value)| store::SetCursor {
                             name: &c.key,
                             value,
                             now,
-                        }
-                    });
-                    store
-                        .record_batch(&items, update)
-                        .map(|results| (items, results))
-                })
-                .await?;
+                        });
+                store
+                    .record_batch(&items, update)
+                    .map(|results| (items, results))
+            })
+            .await?;
         let (items, results) = results;
         for ((event, _), result) in items.iter().zip(&results) {
             if *result == Recorded::New {
@@ -429,7 +404,7 @@ async fn deliver_row(
             } else {
                 u32::MAX
             };
-            let wait = store::backoff_with(steps, backoff.0, backoff.1);
+            let wait = backoff_with(steps, backoff.0, backoff.1);
             tracing::warn!(notifier = %name, event_id = %row.event_id, attempts,
                 retry_in = ?wait, "{error}");
             let text = error.to_string();
@@ -442,6 +417,15 @@ async fn deliver_row(
     if let Err(error) = result {
         tracing::error!(notifier = %name, %error, "cannot update the outbox");
     }
+}
+
+/// Delay before the next attempt after `attempts` failed ones: `base`, then doubling, capped at
+/// `cap` (`[delivery]` initial_backoff and max_backoff). No jitter: each notifier retries its
+/// own queue, so there is no herd to spread, and a fixed schedule is testable. `attempts`
+/// counts failures so far; 0 and 1 both give `base`.
+pub fn backoff_with(attempts: u32, base: Duration, cap: Duration) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(31);
+    base.saturating_mul(1u32 << doublings).min(cap)
 }
 
 /// One delivery worker per notifier, all stopping on `stop`.
@@ -1072,6 +1056,26 @@ mod tests {
             failed_calls: FailedCalls::Report,
             min_severity: Severity::Info,
         }
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_initial_delay_to_the_cap() {
+        let defaults = (
+            crate::config::defaults::INITIAL_BACKOFF,
+            crate::config::defaults::MAX_BACKOFF,
+        );
+        let secs: Vec<u64> = (0..12)
+            .map(|n| backoff_with(n, defaults.0, defaults.1).as_secs())
+            .collect();
+        assert_eq!(secs, [5, 5, 10, 20, 40, 80, 160, 300, 300, 300, 300, 300]);
+        assert_eq!(
+            backoff_with(u32::MAX, defaults.0, defaults.1),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            backoff_with(3, Duration::from_millis(100), Duration::from_secs(1)),
+            Duration::from_millis(400)
+        );
     }
 
     #[test]

@@ -1,0 +1,206 @@
+//! The schema, and its migrations: applied in order when a store is opened, each in its own
+//! transaction, so a crash mid-migration leaves the previous version intact.
+
+use rusqlite::TransactionBehavior;
+
+use super::{Result, Store, StoreError};
+
+/// The schema, one step per version: `MIGRATIONS[n]` takes `user_version` n to n + 1. Steps are
+/// only ever appended; a released step is never edited.
+const MIGRATIONS: &[&str] = &[
+    // 0 → 1: the initial schema.
+    r#"
+    CREATE TABLE cursor (
+        name       TEXT PRIMARY KEY,
+        value      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE seen_event (
+        event_id              TEXT PRIMARY KEY,
+        first_seen_at         INTEGER NOT NULL,
+        event_time            INTEGER NOT NULL,
+        first_path            TEXT NOT NULL CHECK (first_path IN ('poller', 'alarm', 'scan')),
+        confirmed_by_alarm_at INTEGER,
+        event_name            TEXT NOT NULL,
+        severity              TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    -- prune() scans by event time.
+    CREATE INDEX seen_event_time ON seen_event (event_time);
+    -- health checks: events one path reported that the alarm path has not confirmed.
+    CREATE INDEX seen_event_unconfirmed ON seen_event (first_path, first_seen_at)
+        WHERE confirmed_by_alarm_at IS NULL;
+
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        event_id        TEXT NOT NULL REFERENCES seen_event (event_id) ON DELETE CASCADE,
+        notifier        TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        created_at      INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        sent_at         INTEGER,
+        given_up_at     INTEGER,
+        UNIQUE (event_id, notifier)
+    ) STRICT;
+    -- due() and pending_counts(): only pending rows are indexed, so the index stays small.
+    CREATE INDEX outbox_pending ON outbox (notifier, next_attempt_at)
+        WHERE sent_at IS NULL AND given_up_at IS NULL;
+    CREATE INDEX outbox_pending_age ON outbox (created_at)
+        WHERE sent_at IS NULL AND given_up_at IS NULL;
+    "#,
+];
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+impl Store {
+    /// Brings the schema up to [`SCHEMA_VERSION`]; refuses one that is newer or foreign.
+    pub(super) fn migrate(&mut self) -> Result<()> {
+        let found: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(self.err("reading the schema version"))?;
+        if found < 0 {
+            return Err(StoreError::ForeignSchema {
+                path: self.path.clone(),
+                found,
+            });
+        }
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: self.path.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let path = self.path.clone();
+        let err = |op| {
+            let path = path.clone();
+            move |source| StoreError::Sqlite { path, op, source }
+        };
+        for (from, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            // One transaction per step, including the version bump: a crash mid-migration leaves
+            // the previous version intact.
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err("starting the schema migration"))?;
+            // Another process (a scan beside the daemon) may have migrated while we waited for
+            // the write lock: re-read the version under the lock and skip what is done.
+            let now: i64 = tx
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .map_err(err("reading the schema version"))?;
+            if now > from as i64 {
+                continue;
+            }
+            tx.execute_batch(step)
+                .map_err(err("migrating the schema"))?;
+            tx.pragma_update(None, "user_version", from as i64 + 1)
+                .map_err(err("recording the schema version"))?;
+            tx.commit()
+                .map_err(err("committing the schema migration"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use crate::store::FILE_NAME;
+    use rusqlite::Connection;
+
+    #[test]
+    fn an_empty_file_is_migrated_to_the_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), b"").unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = store
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "synchronous=FULL");
+        drop(store);
+        // Opening again does not re-run the migration.
+        Store::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        Connection::open(&file)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains(&file.display().to_string()), "{msg}");
+        assert!(msg.contains("newer iamwatchd"), "{msg}");
+    }
+
+    #[test]
+    fn a_negative_schema_version_is_refused_as_foreign() {
+        let dir = tempfile::tempdir().unwrap();
+        Connection::open(dir.path().join(FILE_NAME))
+            .unwrap()
+            .pragma_update(None, "user_version", -3)
+            .unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::ForeignSchema { found: -3, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn lookups_use_indexes() {
+        let (_dir, store) = open();
+        let plan = |sql: &str| -> String {
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap();
+            rows.join("; ")
+        };
+        let by_id = plan("SELECT first_path FROM seen_event WHERE event_id = 'x'");
+        assert!(by_id.contains("PRIMARY KEY"), "{by_id}");
+        let due = plan(
+            "SELECT id FROM outbox WHERE notifier = 'smtp' AND next_attempt_at <= 5 \
+             AND sent_at IS NULL AND given_up_at IS NULL",
+        );
+        assert!(due.contains("outbox_pending"), "{due}");
+        let unconfirmed = plan(
+            "SELECT event_id FROM seen_event WHERE first_path IN ('poller', 'scan') \
+             AND confirmed_by_alarm_at IS NULL AND first_seen_at <= 5",
+        );
+        assert!(
+            unconfirmed.contains("seen_event_unconfirmed"),
+            "{unconfirmed}"
+        );
+        let prune = plan("SELECT event_id FROM seen_event WHERE event_time < 5");
+        assert!(prune.contains("seen_event_time"), "{prune}");
+    }
+}
