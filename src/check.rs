@@ -443,7 +443,7 @@ async fn subscriptions(
 
 /// Each notifier's health check, and the test message when asked.
 async fn notifiers(config: &Config, options: Options, account: Option<&str>, report: &mut Report) {
-    let built = match crate::service::build_notifiers(config).await {
+    let built = match crate::notify::registry::build(config).await {
         Ok(built) => built,
         Err(error) => {
             report.fail(

@@ -47,14 +47,15 @@
 pub mod aws;
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod deploy;
 pub mod event;
 pub mod metrics;
 pub mod notify;
+pub mod pipeline;
 pub mod probe;
 pub mod rules;
 pub mod scan;
-pub mod service;
 pub mod source;
 pub mod store;
 pub mod template;

@@ -235,14 +235,14 @@ fn init_logging(log: &config::LogConfig) {
 
 /// `iamwatchd scan`: findings to stdout, problems with inputs to stderr (and a failing exit).
 async fn scan(args: ScanArgs) -> anyhow::Result<()> {
+    use iamwatchd::rules::Ruleset;
     use iamwatchd::scan::{self, Finding, Tally};
-    use iamwatchd::service::Policy;
     use std::io::{IsTerminal, Write};
 
     let config = args.config.as_deref().map(load_config).transpose()?;
-    let policy = match &config {
-        Some(config) => Policy::from_config(&config.rules),
-        None => Policy::default(),
+    let ruleset = match &config {
+        Some(config) => Ruleset::from_config(&config.rules),
+        None => Ruleset::default(),
     };
     let table = !args.json && std::io::stdout().is_terminal();
     let mut out = std::io::stdout().lock();
@@ -274,7 +274,7 @@ async fn scan(args: ScanArgs) -> anyhow::Result<()> {
         records = iamwatchd::source::history(&region, since, rate).await?;
         tally.records = records.len();
         for record in &records {
-            if let Some(verdict) = policy.judge(record) {
+            if let Some(verdict) = ruleset.judge(record) {
                 tally.findings += 1;
                 emit(Finding::new(record, &verdict))?;
             }
@@ -283,14 +283,20 @@ async fn scan(args: ScanArgs) -> anyhow::Result<()> {
         for path in scan::trail_files(&args.files)? {
             let result = scan::read_trail_file(&path).and_then(|text| {
                 let mut write_error = None;
-                scan::scan_text(&text, &path, &policy, &mut tally, &mut |record, finding| {
-                    if args.notify {
-                        records.push(record.clone());
-                    }
-                    if let Err(error) = emit(finding) {
-                        write_error.get_or_insert(error);
-                    }
-                })?;
+                scan::scan_text(
+                    &text,
+                    &path,
+                    &ruleset,
+                    &mut tally,
+                    &mut |record, finding| {
+                        if args.notify {
+                            records.push(record.clone());
+                        }
+                        if let Err(error) = emit(finding) {
+                            write_error.get_or_insert(error);
+                        }
+                    },
+                )?;
                 Ok(write_error)
             });
             match result {
@@ -318,7 +324,7 @@ async fn scan(args: ScanArgs) -> anyhow::Result<()> {
         }
     );
     if let (true, Some(config)) = (args.notify, &config) {
-        let new = iamwatchd::service::report_once(config, records, Duration::from_secs(60)).await?;
+        let new = iamwatchd::daemon::report_once(config, records, Duration::from_secs(60)).await?;
         eprintln!("iamwatchd scan: {new} findings were new and have been sent");
     }
     if failed_inputs > 0 {
@@ -343,7 +349,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             let config = load_config(&args.config)?;
             init_logging(&config.log);
-            iamwatchd::service::run(config, stop_signal())
+            iamwatchd::daemon::run(config, stop_signal())
                 .await
                 .context("iamwatchd run")?;
         }

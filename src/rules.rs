@@ -428,6 +428,55 @@ pub fn classify(record: &Record) -> Option<Classification> {
     })
 }
 
+/// What is reported: the catalogue's verdict ([`classify`]) minus what the configuration leaves
+/// out — failed calls when they are ignored, severities below the minimum, and what the
+/// allow-list allows. The default reports everything the catalogue reports, attempts included.
+#[derive(Debug, Clone, Default)]
+pub struct Ruleset {
+    /// Expected changes that are not reported.
+    pub allow: Vec<AllowRule>,
+    /// Whether failed calls are reported as attempts.
+    pub failed_calls: crate::config::FailedCalls,
+    /// Nothing below this is reported.
+    pub min_severity: Severity,
+}
+
+impl Ruleset {
+    /// The ruleset `[rules]` configures.
+    pub fn from_config(rules_config: &crate::config::RulesConfig) -> Ruleset {
+        Ruleset {
+            allow: rules_config
+                .allow
+                .iter()
+                .map(|entry| AllowRule {
+                    principal: entry.principal.clone(),
+                    event: entry.event.clone(),
+                    account: entry.account.clone(),
+                })
+                .collect(),
+            failed_calls: rules_config.failed_calls,
+            min_severity: rules_config.min_severity,
+        }
+    }
+
+    /// The verdict on a record, or `None` when it must not be reported.
+    pub fn judge(&self, record: &Record) -> Option<Classification> {
+        let classification = classify(record)?;
+        if classification.attempt && self.failed_calls == crate::config::FailedCalls::Ignore {
+            return None;
+        }
+        if classification.severity < self.min_severity {
+            return None;
+        }
+        if let Some(rule) = self.allow.iter().find(|rule| rule.matches(record)) {
+            tracing::debug!(event_id = %record.event_id, event = %record.event_name, ?rule,
+                "allowed by the allow-list; not reported");
+            return None;
+        }
+        Some(classification)
+    }
+}
+
 /// One allow-list entry from the configuration: records it matches are not reported. Every
 /// condition given must match; an entry with no condition matches nothing (it would silence
 /// everything, which is never what an operator means — [`AllowRule::validate`] says so).
@@ -1076,5 +1125,80 @@ mod tests {
         println!("botocore IAM model: {mutations} mutating and {reads} read operations");
         assert!(mutations >= 106, "only {mutations} mutating IAM operations");
         assert_eq!(mutations + reads, operations.len());
+    }
+
+    fn ci_record(name: &str, extra: serde_json::Value) -> Record {
+        let mut value = serde_json::json!({
+            "eventID": "e1", "eventName": name, "eventSource": "iam.amazonaws.com",
+            "eventTime": "2026-11-25T12:00:00Z", "readOnly": false,
+            "recipientAccountId": "111122223333",
+            "userIdentity": {"type": "AssumedRole",
+                "arn": "arn:aws:sts::111122223333:assumed-role/ci/build-7",
+                "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/ci"}}},
+            "requestParameters": {"roleName": "app"}
+        });
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Record::from_json(value).unwrap()
+    }
+
+    fn ruleset() -> Ruleset {
+        Ruleset {
+            allow: vec![AllowRule {
+                principal: Some("arn:aws:iam::111122223333:role/ci".into()),
+                event: Some("Tag*".into()),
+                account: None,
+            }],
+            failed_calls: crate::config::FailedCalls::Report,
+            min_severity: Severity::Info,
+        }
+    }
+
+    #[test]
+    fn an_allow_rule_for_a_role_covers_every_session_of_it() {
+        let ruleset = ruleset();
+        assert!(ruleset
+            .judge(&ci_record("TagRole", serde_json::json!({})))
+            .is_none());
+        assert!(
+            ruleset
+                .judge(&ci_record("CreateRole", serde_json::json!({})))
+                .is_some(),
+            "only the allowed event names"
+        );
+    }
+
+    #[test]
+    fn failed_calls_are_reported_as_attempts_or_ignored_per_config() {
+        let denied = ci_record(
+            "CreateRole",
+            serde_json::json!({"errorCode": "AccessDenied"}),
+        );
+        let verdict = ruleset().judge(&denied).expect("reported");
+        assert!(verdict.attempt);
+        let ignoring = Ruleset {
+            failed_calls: crate::config::FailedCalls::Ignore,
+            ..ruleset()
+        };
+        assert!(ignoring.judge(&denied).is_none());
+    }
+
+    #[test]
+    fn min_severity_drops_what_is_below_it_and_reads_are_never_reported() {
+        let strict = Ruleset {
+            min_severity: Severity::Critical,
+            ..ruleset()
+        };
+        assert!(strict
+            .judge(&ci_record("UpdateRoleDescription", serde_json::json!({})))
+            .is_none());
+        assert!(strict
+            .judge(&ci_record("UpdateAssumeRolePolicy", serde_json::json!({})))
+            .is_some());
+        assert!(ruleset()
+            .judge(&ci_record("GetRole", serde_json::json!({"readOnly": true})))
+            .is_none());
     }
 }

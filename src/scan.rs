@@ -3,7 +3,7 @@
 //! Two sources: CloudTrail's own history through LookupEvents (`--since`, up to 90 days, within
 //! the same request budget as the daemon), or CloudTrail log files as the trail writes them to S3
 //! (`{"Records": [...]}`, `.json` or `.json.gz`, directories walked). Every record goes through the
-//! daemon's [`Policy`](crate::service::Policy): same catalogue, severity and allow-list.
+//! daemon's [`Ruleset`]: same catalogue, severity and allow-list.
 //!
 //! Files are read record by record: a cheap look at `eventSource`/`eventName` first, and the full
 //! tolerant parse only for the few records that can matter, so a scan of gigabytes of trail logs
@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::event::Record;
+use crate::rules::Ruleset;
 use crate::rules::{self, Category, Classification};
-use crate::service::Policy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
@@ -123,7 +123,7 @@ fn may_matter(head: &Head<'_>) -> bool {
 pub fn scan_text(
     text: &str,
     path: &Path,
-    policy: &Policy,
+    ruleset: &Ruleset,
     tally: &mut Tally,
     found: &mut impl FnMut(&Record, Finding),
 ) -> Result<(), ScanError> {
@@ -151,7 +151,7 @@ pub fn scan_text(
                 continue;
             }
         };
-        if let Some(verdict) = policy.judge(&record) {
+        if let Some(verdict) = ruleset.judge(&record) {
             tally.findings += 1;
             let finding = Finding::new(&record, &verdict);
             found(&record, finding);
@@ -255,8 +255,8 @@ mod tests {
     use crate::config::FailedCalls;
     use crate::rules::Severity;
 
-    fn policy() -> Policy {
-        Policy {
+    fn ruleset() -> Ruleset {
+        Ruleset {
             allow: Vec::new(),
             failed_calls: FailedCalls::Report,
             min_severity: Severity::Info,
@@ -269,7 +269,7 @@ mod tests {
         scan_text(
             text,
             Path::new("t.json"),
-            &policy(),
+            &ruleset(),
             &mut tally,
             &mut |_, f| findings.push(f),
         )
@@ -309,7 +309,7 @@ mod tests {
         let error = scan_text(
             "[1, 2]",
             Path::new("x.json"),
-            &policy(),
+            &ruleset(),
             &mut Tally::default(),
             &mut |_, _| {},
         )
@@ -345,7 +345,7 @@ mod tests {
                     continue;
                 }
             };
-            match scan_text(&text, file, &policy(), &mut tally, &mut |_, _| {}) {
+            match scan_text(&text, file, &ruleset(), &mut tally, &mut |_, _| {}) {
                 Ok(()) => ok += 1,
                 Err(ScanError::NotATrailFile { .. }) => bad += 1,
                 Err(other) => panic!("{other}"),

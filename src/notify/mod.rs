@@ -6,6 +6,7 @@
 //! errors say whether a retry can help ([`NotifyError::is_transient`]) so the outbox retries a
 //! server that is down but stops on a wrong password, and the message names the fix.
 
+pub mod registry;
 pub mod render;
 pub mod smtp;
 pub mod sns;

@@ -21,6 +21,7 @@ use super::{Alert, Message};
 use crate::aws::arn;
 use crate::event::Record;
 use crate::rules::Category;
+use crate::source::EmptyAlarm;
 
 /// Longest part (event name, target, principal, …) of a subject line, in characters.
 pub const SUBJECT_PART_MAX_CHARS: usize = 200;
@@ -562,42 +563,25 @@ pub fn render(alert: &Alert) -> Message {
     }
 }
 
-/// An alarm fired and its window in the trail's log group held no record the catalogue
-/// matches: the metric said "change", the records cannot say which. Every string here comes
-/// from the alarm's SNS message, which anyone allowed to publish to the topic can craft, so it
-/// is made safe like a record's.
-#[derive(Debug, Clone)]
-pub struct EmptyAlarm<'a> {
-    /// The synthetic dedup key, `alarm:<AlarmArn>:<StateChangeTime>`.
-    pub event_id: &'a str,
-    pub alarm_name: &'a str,
-    pub reason: &'a str,
-    pub account: Option<&'a str>,
-    pub state_change_time: DateTime<Utc>,
-    /// The searched window, margins included.
-    pub window: (DateTime<Utc>, DateTime<Utc>),
-    pub log_group: &'a str,
-    pub region: &'a str,
-    /// Which filter pattern was searched (`IAM changes` or `tampering`).
-    pub pattern: &'a str,
-}
-
-/// Renders the "alarm fired, nothing found" message.
-pub fn empty_alarm(alarm: &EmptyAlarm<'_>) -> Message {
+/// Renders the "alarm fired, nothing found" message. Every string in it comes from the alarm's
+/// SNS message, which anyone allowed to publish to the topic can craft, so it is made safe like
+/// a record's.
+pub fn empty_alarm(alarm: &EmptyAlarm) -> Message {
     let account = alarm
         .account
+        .as_deref()
         .map(part)
         .unwrap_or_else(|| "unknown".to_owned());
     let subject = format!(
         "[iamwatchd] HIGH alarm {} fired, no matching record found ({account})",
-        part(alarm.alarm_name)
+        part(&alarm.alarm_name)
     );
     let sections = [
         Section {
             title: "What",
             fields: vec![
-                Field::new("Alarm", alarm.alarm_name),
-                Field::new("Reason", alarm.reason),
+                Field::new("Alarm", &alarm.alarm_name),
+                Field::new("Reason", &alarm.reason),
                 Field::new("State changed", utc(alarm.state_change_time)),
                 Field::new(
                     "Meaning",
@@ -611,14 +595,14 @@ pub fn empty_alarm(alarm: &EmptyAlarm<'_>) -> Message {
         Section {
             title: "Where we looked",
             fields: vec![
-                Field::new("Log group", alarm.log_group),
-                Field::new("Region", alarm.region),
+                Field::new("Log group", &alarm.log_group),
+                Field::new("Region", &alarm.region),
                 Field::new("Pattern", alarm.pattern),
                 Field::new(
                     "Window",
                     format!("{} to {}", utc(alarm.window.0), utc(alarm.window.1)),
                 ),
-                Field::new("Event ID", alarm.event_id),
+                Field::new("Event ID", &alarm.event_id),
             ],
         },
     ];
@@ -628,7 +612,7 @@ pub fn empty_alarm(alarm: &EmptyAlarm<'_>) -> Message {
         "alarm-path",
         "AlarmFired",
         account,
-        alarm.event_id,
+        &alarm.event_id,
         &sections,
     )
 }
@@ -1045,14 +1029,15 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2026, 1, 2, 3, 0, 0).unwrap();
         let end = Utc.with_ymd_and_hms(2026, 1, 2, 3, 20, 0).unwrap();
         let message = empty_alarm(&EmptyAlarm {
-            event_id: "alarm:arn:aws:cloudwatch:us-east-1:1:alarm:x:2026-01-02T03:15:00.000+0000",
-            alarm_name: "iamwatchd-iam-changes\r\nBcc: victim@example.com",
-            reason: "Threshold Crossed: <b>1</b>",
-            account: Some("123456789012"),
+            event_id: "alarm:arn:aws:cloudwatch:us-east-1:1:alarm:x:2026-01-02T03:15:00.000+0000"
+                .to_owned(),
+            alarm_name: "iamwatchd-iam-changes\r\nBcc: victim@example.com".to_owned(),
+            reason: "Threshold Crossed: <b>1</b>".to_owned(),
+            account: Some("123456789012".to_owned()),
             state_change_time: end,
             window: (start, end),
-            log_group: "iamwatchd-LogGroup",
-            region: "us-east-1",
+            log_group: "iamwatchd-LogGroup".to_owned(),
+            region: "us-east-1".to_owned(),
             pattern: "IAM changes",
         });
         assert_safe(&message);

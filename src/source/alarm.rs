@@ -4,11 +4,11 @@
 //! The alarm's message says only "the metric crossed the threshold at StateChangeTime"; it
 //! holds no eventID. So on every `ALARM` the daemon reads the alarm's window from the log group
 //! with the same filter pattern the metric filter uses (both come from [`crate::rules`]) and
-//! records each record with [`SeenBy::Alarm`]: the store turns a record the poller already
-//! reported into a confirmation (no message) and queues a message for one it had not (the
-//! poller missed it or has not seen it yet; its later sighting is then a duplicate). A window
-//! without any matching record is itself reported, once, under the synthetic event ID
-//! `alarm:<AlarmArn>:<StateChangeTime>`.
+//! hands each record to the [`Intake`] as seen by [`SeenBy::Alarm`]: the store turns a record
+//! the poller already reported into a confirmation (no message) and queues a message for one
+//! it had not (the poller missed it or has not seen it yet; its later sighting is then a
+//! duplicate). A window without any matching record is itself reported, once, under the
+//! synthetic event ID `alarm:<AlarmArn>:<StateChangeTime>` ([`EmptyAlarm`]).
 //!
 //! Which pattern an alarm stands for is read from `Trigger.MetricName`, not from the alarm's
 //! name: the metric names are fixed by our template ([`crate::template::metric`]) while alarm
@@ -27,10 +27,10 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::Record;
-use crate::notify::render::{self, EmptyAlarm};
-use crate::service::Reporter;
-use crate::store::{NewEvent, Recorded, SeenBy};
+use std::sync::Arc;
+
+use super::{Batch, EmptyAlarm, Intake, IntakeError};
+use crate::event::{Record, SeenBy};
 use crate::{rules, template};
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
@@ -67,7 +67,7 @@ pub enum AlarmError {
     )]
     Logs { log_group: String, problem: String },
     #[error("cannot record the alarm's findings: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Intake(#[from] IntakeError),
 }
 
 /// The parts of a CloudWatch alarm notification the alarm path uses.
@@ -225,17 +225,24 @@ pub struct Reconciled {
 }
 
 /// The SQS consumer.
-pub struct AlarmPath {
+pub struct AlarmPath<I> {
+    /// The client of the queue's region.
     pub sqs: aws_sdk_sqs::Client,
+    /// The client of the log group's region.
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// The queue the stack subscribes to the alarm topic.
     pub queue_url: String,
+    /// The trail's log group.
     pub log_group: String,
+    /// The log group's region (for messages).
     pub region: String,
+    /// Added on both sides of the alarm's window.
     pub margin: Duration,
-    pub reporter: Reporter,
+    /// Where the records found go.
+    pub intake: Arc<I>,
 }
 
-impl AlarmPath {
+impl<I: Intake> AlarmPath<I> {
     /// Long-polls the queue until `stop` fires; the receive in flight and the messages it
     /// brought are finished first (at most the 10 s long poll plus their processing).
     pub async fn run(self, stop: CancellationToken) {
@@ -338,46 +345,37 @@ impl AlarmPath {
         let window = notice.window(self.margin);
         let pattern = notice.pattern();
         let records = self.records_in(pattern, window).await?;
-        let now = Utc::now();
         let mut result = Reconciled {
             records: records.len(),
             ..Reconciled::default()
         };
-        let mut items: Vec<_> = records
-            .into_iter()
-            .filter_map(|record| self.reporter.alert_item(record, SeenBy::Alarm, now))
-            .collect();
-        if result.records == 0 {
-            let event_id = notice.synthetic_event_id();
-            let message = render::empty_alarm(&EmptyAlarm {
-                event_id: &event_id,
-                alarm_name: &notice.alarm_name,
-                reason: &notice.reason,
-                account: notice.account.as_deref(),
+        if records.is_empty() {
+            let alarm = EmptyAlarm {
+                event_id: notice.synthetic_event_id(),
+                alarm_name: notice.alarm_name.clone(),
+                reason: notice.reason.clone(),
+                account: notice.account.clone(),
                 state_change_time: notice.state_change_time,
                 window,
-                log_group: &self.log_group,
-                region: &self.region,
+                log_group: self.log_group.clone(),
+                region: self.region.clone(),
                 pattern: pattern.describe(),
-            });
-            let event = NewEvent {
-                event_id,
-                event_time: notice.state_change_time,
-                event_name: message.event_name.clone(),
-                severity: message.severity.clone(),
-                seen_by: SeenBy::Alarm,
-                seen_at: now,
             };
-            items.push(self.reporter.message_item(&message, event));
+            result.nothing_found = self.intake.empty_alarm(alarm).await?;
+            return Ok(result);
         }
-        for recorded in self.reporter.record(items, None).await? {
-            match recorded {
-                Recorded::New if result.records == 0 => result.nothing_found = true,
-                Recorded::New => result.new += 1,
-                Recorded::Confirmed { .. } => result.confirmed += 1,
-                Recorded::Duplicate { .. } => result.duplicate += 1,
-            }
-        }
+        let accepted = self
+            .intake
+            .accept(Batch {
+                records,
+                seen_by: SeenBy::Alarm,
+                pass: None,
+                cursor: None,
+            })
+            .await?;
+        result.new = accepted.new;
+        result.confirmed = accepted.confirmed;
+        result.duplicate = accepted.duplicate;
         Ok(result)
     }
 

@@ -14,26 +14,25 @@
 //! long sweep), the others wait up to [`STARVATION_LIMIT`] and then get their pass in between,
 //! so catching up on hours of IAM history never blinds the daemon to tampering for longer.
 //!
-//! Every page is handed to the sink as soon as it is read, so a long sweep reports what it has
+//! Every page is handed to the intake as soon as it is read, so a long sweep reports what it has
 //! found while it goes on; the sweep's cursor update comes with its last page.
 //!
-//! The poller knows nothing of rules, storage or notifications: it hands each pass's records
-//! to a [`Sink`], together with the cursor update that becomes true once they are stored. The
-//! sink must store both atomically; that is what makes a restart lose nothing.
+//! The poller knows nothing of rules, storage or notifications: it hands each page's records
+//! to an [`Intake`], with the sweep's cursor update on its last page.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
 use super::lookup::{Lookup, LookupError, Pager, PassStats, Schedule};
-use crate::event::Record;
+use super::{Accepted, Batch, CursorUpdate, Intake, Pass};
+use crate::event::SeenBy;
 
 /// One thing to poll: a lookup attribute in a region, at its own pace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,45 +48,6 @@ impl Stream {
     pub fn cursor_key(&self) -> String {
         format!("lookup:{}:{}", self.region, self.lookup.label())
     }
-}
-
-/// Which kind of pass produced a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pass {
-    Fast,
-    Sweep,
-}
-
-/// A cursor value that becomes true once the batch it comes with is stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CursorUpdate {
-    pub key: String,
-    pub value: DateTime<Utc>,
-}
-
-/// What the sink did with a batch.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Accepted {
-    /// Records seen for the first time (and queued for notification if they matter).
-    pub new: usize,
-    /// Records already seen: the cost of overlapping windows.
-    pub duplicate: usize,
-}
-
-/// Where the poller's records go. Implemented by the service over the store.
-pub trait Sink: Send + Sync + 'static {
-    /// The stored cursor, if any.
-    fn cursor(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, String>> + Send;
-    /// Stores the records and, in the same transaction, the cursor update.
-    fn accept(
-        &self,
-        records: Vec<Record>,
-        pass: Pass,
-        cursor: Option<CursorUpdate>,
-    ) -> impl Future<Output = Result<Accepted, String>> + Send;
 }
 
 /// Running totals for logs, metrics and benchmarks.
@@ -117,8 +77,10 @@ impl Counters {
             .fetch_add(stats.malformed.into(), Ordering::Relaxed);
         self.events_new
             .fetch_add(accepted.new as u64, Ordering::Relaxed);
-        self.events_refetched
-            .fetch_add(accepted.duplicate as u64, Ordering::Relaxed);
+        self.events_refetched.fetch_add(
+            (accepted.duplicate + accepted.confirmed) as u64,
+            Ordering::Relaxed,
+        );
         self.last_pass_unix_ms
             .fetch_max(Utc::now().timestamp_millis(), Ordering::Relaxed);
     }
@@ -161,7 +123,7 @@ impl Poller {
     }
 
     /// Polls until `cancel` fires; each region runs as its own task.
-    pub async fn run<S: Sink>(self, sink: Arc<S>, cancel: CancellationToken) {
+    pub async fn run<I: Intake>(self, intake: Arc<I>, cancel: CancellationToken) {
         let mut regions: Vec<(String, Vec<Stream>)> = Vec::new();
         for stream in self.streams {
             match regions
@@ -198,7 +160,7 @@ impl Poller {
                 schedule: self.schedule,
                 counters: self.counters.clone(),
             };
-            tasks.spawn(runner.run(sink.clone(), cancel.clone()));
+            tasks.spawn(runner.run(intake.clone(), cancel.clone()));
         }
         while tasks.join_next().await.is_some() {}
     }
@@ -247,12 +209,12 @@ struct RegionRunner {
 }
 
 impl RegionRunner {
-    async fn run<S: Sink>(mut self, sink: Arc<S>, cancel: CancellationToken) {
+    async fn run<I: Intake>(mut self, intake: Arc<I>, cancel: CancellationToken) {
         loop {
             let now = Instant::now();
             match self.choose(now) {
                 Some(index) => {
-                    if !self.step(index, &*sink, &cancel).await {
+                    if !self.step(index, &*intake, &cancel).await {
                         return;
                     }
                 }
@@ -322,14 +284,19 @@ impl RegionRunner {
 
     /// Reads and stores one page of stream `index`, starting its pass if none is active.
     /// Returns `false` when cancelled.
-    async fn step<S: Sink>(&mut self, index: usize, sink: &S, cancel: &CancellationToken) -> bool {
+    async fn step<I: Intake>(
+        &mut self,
+        index: usize,
+        intake: &I,
+        cancel: &CancellationToken,
+    ) -> bool {
         let now = Instant::now();
         let state = &mut self.streams[index];
         if state.active.is_none() {
             let sweep = now >= state.next_sweep;
             let (pass, window, cursor) = if sweep {
                 let key = state.stream.cursor_key();
-                let cursor = match sink.cursor(&key).await {
+                let cursor = match intake.cursor(&key).await {
                     Ok(cursor) => cursor,
                     Err(error) => {
                         tracing::error!(stream = %key, %error, "cannot read the cursor; sweep skipped");
@@ -382,10 +349,17 @@ impl RegionRunner {
         let last = active.pager.is_done();
         let cursor = if last { active.cursor.take() } else { None };
         let count = records.len();
-        match sink.accept(records, active.pass, cursor).await {
+        let batch = Batch {
+            records,
+            seen_by: SeenBy::Poller,
+            pass: Some(active.pass),
+            cursor,
+        };
+        match intake.accept(batch).await {
             Ok(accepted) => {
                 self.counters.add_page(stats, accepted);
                 active.accepted.new += accepted.new;
+                active.accepted.confirmed += accepted.confirmed;
                 active.accepted.duplicate += accepted.duplicate;
                 if last {
                     let (pass, window, stats, accepted) = (
@@ -399,7 +373,8 @@ impl RegionRunner {
                         region = %self.region, stream = %label, ?pass,
                         from = %window.start, to = %window.end,
                         pages = stats.pages, events = stats.events, reads_dropped = stats.reads_dropped,
-                        new = accepted.new, refetched = accepted.duplicate, throttled = stats.throttled,
+                        new = accepted.new, refetched = accepted.duplicate + accepted.confirmed,
+                        throttled = stats.throttled,
                         "pass complete"
                     );
                     self.end_pass(index, true);

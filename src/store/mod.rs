@@ -186,10 +186,7 @@ fn time_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc
     from_millis(idx, row.get(idx)?)
 }
 
-fn opt_time_at(
-    row: &rusqlite::Row<'_>,
-    idx: usize,
-) -> rusqlite::Result<Option<DateTime<Utc>>> {
+fn opt_time_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     row.get::<_, Option<i64>>(idx)?
         .map(|ms| from_millis(idx, ms))
         .transpose()

@@ -166,9 +166,9 @@ mod streams {
     use std::time::{Duration, Instant};
 
     use chrono::{DateTime, TimeDelta, Utc};
-    use iamwatchd::event::Record;
     use iamwatchd::source::lookup::{Lookup, Schedule};
-    use iamwatchd::source::poller::{Accepted, CursorUpdate, Pass, Poller, Sink, Stream};
+    use iamwatchd::source::poller::{Poller, Stream};
+    use iamwatchd::source::{Accepted, Batch, EmptyAlarm, Intake, IntakeError, Pass};
     use serde_json::json;
     use tokio_util::sync::CancellationToken;
 
@@ -177,26 +177,22 @@ mod streams {
 
     /// A store in memory: seen eventIDs (with the pass that saw them first) and cursors.
     #[derive(Default)]
-    struct MemorySink {
+    struct MemoryIntake {
         seen: Mutex<HashMap<String, Pass>>,
         cursors: Mutex<HashMap<String, DateTime<Utc>>>,
         duplicates: Mutex<usize>,
     }
 
-    impl Sink for MemorySink {
-        async fn cursor(&self, key: &str) -> Result<Option<DateTime<Utc>>, String> {
+    impl Intake for MemoryIntake {
+        async fn cursor(&self, key: &str) -> Result<Option<DateTime<Utc>>, IntakeError> {
             Ok(self.cursors.lock().unwrap().get(key).copied())
         }
 
-        async fn accept(
-            &self,
-            records: Vec<Record>,
-            pass: Pass,
-            cursor: Option<CursorUpdate>,
-        ) -> Result<Accepted, String> {
+        async fn accept(&self, batch: Batch) -> Result<Accepted, IntakeError> {
+            let pass = batch.pass.expect("the poller says which pass read a batch");
             let mut seen = self.seen.lock().unwrap();
             let mut accepted = Accepted::default();
-            for record in records {
+            for record in batch.records {
                 if seen.insert(record.event_id, pass).is_none() {
                     accepted.new += 1;
                 } else {
@@ -204,13 +200,17 @@ mod streams {
                 }
             }
             *self.duplicates.lock().unwrap() += accepted.duplicate;
-            if let Some(update) = cursor {
+            if let Some(update) = batch.cursor {
                 self.cursors
                     .lock()
                     .unwrap()
                     .insert(update.key, update.value);
             }
             Ok(accepted)
+        }
+
+        async fn empty_alarm(&self, alarm: EmptyAlarm) -> Result<bool, IntakeError> {
+            unreachable!("the poller reports no alarms: {alarm:?}")
         }
     }
 
@@ -247,7 +247,7 @@ mod streams {
         })
     }
 
-    async fn until_seen(sink: &MemorySink, ids: &[&str]) {
+    async fn until_seen(sink: &MemoryIntake, ids: &[&str]) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let seen: HashSet<String> = sink.seen.lock().unwrap().keys().cloned().collect();
@@ -265,7 +265,7 @@ mod streams {
     #[tokio::test]
     async fn fresh_events_arrive_by_the_fast_pass_and_late_ones_by_the_sweep() {
         let emulator = Emulator::start();
-        let sink = Arc::new(MemorySink::default());
+        let sink = Arc::new(MemoryIntake::default());
         let cancel = CancellationToken::new();
         let running = tokio::spawn(poller(&emulator).await.run(sink.clone(), cancel.clone()));
         // Wait until the first sweep stored its cursor: from then on fast passes run.
@@ -287,7 +287,7 @@ mod streams {
     #[tokio::test]
     async fn a_restart_resumes_from_the_cursor_and_misses_nothing_in_between() {
         let emulator = Emulator::start();
-        let sink = Arc::new(MemorySink::default());
+        let sink = Arc::new(MemoryIntake::default());
         inject(&emulator, &[record("before", TimeDelta::seconds(5))]);
         let cancel = CancellationToken::new();
         let first = tokio::spawn(poller(&emulator).await.run(sink.clone(), cancel.clone()));

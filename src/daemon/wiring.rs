@@ -1,0 +1,163 @@
+//! The daemon's parts, each built from its section of the configuration: the store, the
+//! notifiers, the reporter they share, the poller with its streams and clients, the alarm
+//! path, the periodic jobs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::DaemonError;
+use crate::config::{Config, PollerConfig, StartFrom};
+use crate::metrics::Metrics;
+use crate::notify::{registry, Notifier};
+use crate::pipeline::housekeeping::Housekeeping;
+use crate::pipeline::Reporter;
+use crate::rules::{self, Ruleset};
+use crate::source::alarm::AlarmPath;
+use crate::source::lookup::{Lookup, Schedule};
+use crate::source::poller::{Counters, Poller, Stream};
+use crate::store::{SharedStore, Store};
+
+/// Tampering events are few and each needs its own lookup (one attribute per call), so their
+/// fast passes run at most once a minute: 9 requests a minute per watched region.
+const TAMPERING_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What `run` and `scan --notify` share: the store, the notifiers and the reporter that
+/// queues for them.
+pub(crate) struct Parts {
+    pub(crate) store: SharedStore,
+    pub(crate) notifiers: Vec<Arc<dyn Notifier>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) reporter: Reporter,
+}
+
+impl Parts {
+    /// Opens the store and builds the notifiers and the reporter; `counters` are the poller's
+    /// (fresh ones where nothing polls).
+    pub(crate) async fn build(
+        config: &Config,
+        counters: Arc<Counters>,
+    ) -> Result<Parts, DaemonError> {
+        let store = SharedStore::new(Store::open(&config.store.state_directory)?);
+        let notifiers = registry::build(config).await?;
+        let names: Vec<String> = notifiers.iter().map(|n| n.name().to_owned()).collect();
+        let metrics = Arc::new(Metrics::new(
+            counters,
+            &names,
+            health_max_age(&config.poller),
+        ));
+        let wake = Arc::new(Notify::new());
+        let reporter = Reporter::new(
+            store.clone(),
+            Ruleset::from_config(&config.rules),
+            names,
+            wake.clone(),
+            metrics.clone(),
+        );
+        Ok(Parts {
+            store,
+            notifiers,
+            metrics,
+            wake,
+            reporter,
+        })
+    }
+}
+
+/// The poller: IAM in the configured region (us-east-1), and each tampering event in each
+/// watched region, with one CloudTrail client per region.
+pub(crate) async fn poller(config: &Config) -> Poller {
+    let streams = streams(config);
+    let mut clients = HashMap::new();
+    for stream in &streams {
+        if !clients.contains_key(&stream.region) {
+            // One attempt per call: the poller retries within its budget itself.
+            let sdk = crate::aws::loader(&stream.region, 1).load().await;
+            clients.insert(stream.region.clone(), aws_sdk_cloudtrail::Client::new(&sdk));
+        }
+    }
+    Poller::new(
+        streams,
+        clients,
+        config.poller.requests_per_second,
+        schedule(&config.poller),
+    )
+}
+
+/// The poller's streams, most urgent first in each region.
+fn streams(config: &Config) -> Vec<Stream> {
+    let mut streams = vec![Stream {
+        region: config.aws.region.clone(),
+        lookup: Lookup::EventSource(rules::IAM_EVENT_SOURCE.to_owned()),
+        poll_interval: config.poller.poll_interval,
+    }];
+    for region in &config.aws.tampering_regions {
+        for (_, name) in rules::TAMPERING_EVENTS {
+            streams.push(Stream {
+                region: region.clone(),
+                lookup: Lookup::EventName((*name).to_owned()),
+                poll_interval: config.poller.poll_interval.max(TAMPERING_POLL_INTERVAL),
+            });
+        }
+    }
+    streams
+}
+
+fn schedule(poller: &PollerConfig) -> Schedule {
+    Schedule {
+        poll_interval: poller.poll_interval,
+        fast_window: poller.short_window,
+        sweep_interval: poller.sweep_interval,
+        sweep_horizon: poller.sweep_horizon,
+        start_from: match poller.start_from {
+            StartFrom::Now => Duration::ZERO,
+            StartFrom::Ago(ago) => ago,
+        },
+    }
+}
+
+/// How old the last completed poll pass may be before `/healthz` fails: three sweep (or
+/// poll) intervals, so one slow or failed pass is not an outage but a stuck poller is.
+pub(crate) fn health_max_age(poller: &PollerConfig) -> Duration {
+    poller.sweep_interval.max(poller.poll_interval) * 3
+}
+
+/// The alarm path's SQS consumer, when `alarm.queue_url` is set. The queue's region is read
+/// from its URL (`https://sqs.<region>.amazonaws.com/...`), the log group is read in
+/// `aws.region`.
+pub(crate) async fn alarm_path(config: &Config, reporter: Reporter) -> Option<AlarmPath<Reporter>> {
+    let queue_url = config.alarm.queue_url.clone()?;
+    let log_group = config.alarm.log_group.clone()?;
+    let queue_region = crate::aws::arn::queue_url_region(&queue_url).unwrap_or(&config.aws.region);
+    let sqs_sdk = crate::aws::loader(queue_region, config.aws.max_attempts)
+        .load()
+        .await;
+    let logs_sdk = crate::aws::loader(&config.aws.region, config.aws.max_attempts)
+        .load()
+        .await;
+    Some(AlarmPath {
+        sqs: aws_sdk_sqs::Client::new(&sqs_sdk),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&logs_sdk),
+        queue_url,
+        log_group,
+        region: config.aws.region.clone(),
+        margin: config.alarm.lookback_margin,
+        intake: Arc::new(reporter),
+    })
+}
+
+/// The periodic jobs `config` asks for.
+pub(crate) fn housekeeping(config: &Config) -> Housekeeping {
+    Housekeeping {
+        max_age: config.delivery.max_age,
+        retention: config.store.retention,
+        alarm_health: config
+            .alarm
+            .queue_url
+            .is_some()
+            .then_some((config.alarm.confirm_within, config.alarm.health_messages)),
+    }
+}

@@ -1,0 +1,191 @@
+//! Delivery: one worker per notifier sends that notifier's outbox, oldest first, a few sends in
+//! flight; a row is marked sent only after the notifier accepted it, and a failure is retried
+//! with backoff (a permanent one at the longest delay: it needs a human). Each notifier has its
+//! own worker and backoff, so one dead notifier never blocks another.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DeliveryConfig;
+use crate::metrics::Metrics;
+use crate::notify::{Message, Notifier, NotifyError};
+use crate::store::{OutboxRow, SharedStore};
+
+/// Outbox rows a worker takes per round.
+const DELIVERY_BATCH: usize = 20;
+
+/// Sends a worker keeps in flight. One SMTP session delivers a mail per round trip plus the
+/// server's delayed ACK (lettre writes the closing dot separately, about 40 ms per mail on
+/// Linux), so a burst of changes goes out over several pooled connections at once.
+const DELIVERY_CONCURRENCY: usize = 4;
+
+/// How often a worker looks for rows whose backoff has run out (new rows wake it at once).
+pub(crate) const DELIVERY_TICK: Duration = Duration::from_secs(1);
+
+/// Delivers one notifier's outbox: oldest first, up to [`DELIVERY_CONCURRENCY`] sends in flight,
+/// each row marked sent only after the notifier accepted it, failures retried with backoff.
+/// Returns when `stop` fires and the rows in hand are done.
+async fn deliver(
+    notifier: Arc<dyn Notifier>,
+    store: SharedStore,
+    wake: Arc<Notify>,
+    backoff: (Duration, Duration),
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) {
+    let name = notifier.name().to_owned();
+    loop {
+        // Listening before reading the outbox: rows queued while this round sends wake the
+        // next round at once instead of after the tick (every worker shares one `Notify`,
+        // woken with `notify_waiters`, which only reaches those already listening).
+        let queued = wake.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
+        let due = {
+            let name = name.clone();
+            store
+                .with(move |s| s.due(&name, Utc::now(), DELIVERY_BATCH))
+                .await
+        };
+        let rows = match due {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::error!(notifier = %name, %error, "cannot read the outbox");
+                Vec::new()
+            }
+        };
+        let full = rows.len() == DELIVERY_BATCH;
+        futures_util::stream::iter(rows)
+            .for_each_concurrent(DELIVERY_CONCURRENCY, |row| {
+                let (notifier, store, metrics, stop) = (&notifier, &store, &metrics, &stop);
+                async move {
+                    if !stop.is_cancelled() {
+                        deliver_row(&**notifier, store, backoff, metrics, row).await;
+                    }
+                }
+            })
+            .await;
+        if stop.is_cancelled() {
+            return;
+        }
+        if full {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = queued => {}
+            _ = tokio::time::sleep(DELIVERY_TICK) => {}
+        }
+    }
+}
+
+/// Sends one outbox row and records the outcome.
+async fn deliver_row(
+    notifier: &dyn Notifier,
+    store: &SharedStore,
+    backoff: (Duration, Duration),
+    metrics: &Metrics,
+    row: OutboxRow,
+) {
+    let name = notifier.name();
+    let outcome = match serde_json::from_slice::<Message>(&row.payload) {
+        Ok(message) => notifier.send(&message).await,
+        Err(error) => Err(NotifyError::Permanent {
+            notifier: name.to_owned(),
+            problem: format!("queued message is unreadable: {error}"),
+            fix: "report this as a bug; the message stays in the outbox".to_owned(),
+        }),
+    };
+    let id = row.id;
+    let result = match outcome {
+        Ok(()) => {
+            metrics.notification_sent(name);
+            tracing::info!(notifier = %name, event_id = %row.event_id, "notification sent");
+            store.with(move |s| s.mark_sent(id, Utc::now())).await
+        }
+        Err(error) => {
+            metrics.notification_failed(name);
+            let attempts = row.attempts + 1;
+            // A permanent error (bad password, unknown topic) waits the longest: it needs
+            // a human, and hammering the server helps nobody.
+            let steps = if error.is_transient() {
+                attempts
+            } else {
+                u32::MAX
+            };
+            let wait = backoff_with(steps, backoff.0, backoff.1);
+            tracing::warn!(notifier = %name, event_id = %row.event_id, attempts,
+                retry_in = ?wait, "{error}");
+            let text = error.to_string();
+            let next = Utc::now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
+            store
+                .with(move |s| s.mark_failed(id, &text, next).map(|_| ()))
+                .await
+        }
+    };
+    if let Err(error) = result {
+        tracing::error!(notifier = %name, %error, "cannot update the outbox");
+    }
+}
+
+/// Delay before the next attempt after `attempts` failed ones: `base`, then doubling, capped at
+/// `cap` (`[delivery]` initial_backoff and max_backoff). No jitter: each notifier retries its
+/// own queue, so there is no herd to spread, and a fixed schedule is testable. `attempts`
+/// counts failures so far; 0 and 1 both give `base`.
+pub fn backoff_with(attempts: u32, base: Duration, cap: Duration) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(31);
+    base.saturating_mul(1u32 << doublings).min(cap)
+}
+
+/// One delivery worker per notifier, all stopping on `stop`.
+pub fn spawn_workers(
+    notifiers: Vec<Arc<dyn Notifier>>,
+    store: &SharedStore,
+    wake: &Arc<Notify>,
+    delivery: &DeliveryConfig,
+    metrics: &Arc<Metrics>,
+    stop: &CancellationToken,
+) -> tokio::task::JoinSet<()> {
+    let mut workers = tokio::task::JoinSet::new();
+    for notifier in notifiers {
+        workers.spawn(deliver(
+            notifier,
+            store.clone(),
+            wake.clone(),
+            (delivery.initial_backoff, delivery.max_backoff),
+            metrics.clone(),
+            stop.clone(),
+        ));
+    }
+    workers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_initial_delay_to_the_cap() {
+        let defaults = (
+            crate::config::defaults::INITIAL_BACKOFF,
+            crate::config::defaults::MAX_BACKOFF,
+        );
+        let secs: Vec<u64> = (0..12)
+            .map(|n| backoff_with(n, defaults.0, defaults.1).as_secs())
+            .collect();
+        assert_eq!(secs, [5, 5, 10, 20, 40, 80, 160, 300, 300, 300, 300, 300]);
+        assert_eq!(
+            backoff_with(u32::MAX, defaults.0, defaults.1),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            backoff_with(3, Duration::from_millis(100), Duration::from_secs(1)),
+            Duration::from_millis(400)
+        );
+    }
+}
