@@ -271,7 +271,7 @@ async fn scan(args: ScanArgs) -> anyhow::Result<()> {
         let rate = config
             .as_ref()
             .map_or(1.0, |c| c.poller.requests_per_second);
-        records = iamwatchd::source::history(&region, since, rate).await?;
+        records = iamwatchd::source::cloudtrail::history(&region, since, rate).await?;
         tally.records = records.len();
         for record in &records {
             if let Some(verdict) = ruleset.judge(record) {

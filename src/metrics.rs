@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::source::poller::Counters;
+use crate::source::cloudtrail::poller::Counters;
 use crate::store::SharedStore;
 use crate::store::{SeenBy, Stats};
 

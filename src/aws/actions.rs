@@ -31,7 +31,8 @@ fn registry() -> Vec<(&'static [&'static str], Policy)> {
         (crate::deploy::ACTIONS, Policy::Deploy),
         (crate::notify::sns::ACTIONS, Policy::Daemon),
         (crate::source::alarm::ACTIONS, Policy::Daemon),
-        (crate::source::lookup::ACTIONS, Policy::Daemon),
+        (crate::source::cloudtrail::lookup::ACTIONS, Policy::Daemon),
+        (crate::source::sqs::ACTIONS, Policy::Daemon),
     ]
 }
 

@@ -10,7 +10,7 @@ use super::DaemonError;
 use crate::config::Config;
 use crate::event::{Record, SeenBy};
 use crate::pipeline::delivery::{self, DELIVERY_TICK};
-use crate::source::poller::Counters;
+use crate::source::cloudtrail::poller::Counters;
 
 /// Reports records found outside the daemon (`scan --notify`): they are recorded as seen by the
 /// scan, so an event the daemon already reported is not repeated (and the daemon will not repeat

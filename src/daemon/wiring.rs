@@ -16,8 +16,9 @@ use crate::pipeline::housekeeping::Housekeeping;
 use crate::pipeline::Reporter;
 use crate::rules::{self, Ruleset};
 use crate::source::alarm::AlarmPath;
-use crate::source::lookup::{Lookup, Schedule};
-use crate::source::poller::{Counters, Poller, Stream};
+use crate::source::cloudtrail::lookup::Lookup;
+use crate::source::cloudtrail::poller::{Counters, Poller, Stream};
+use crate::source::cloudtrail::schedule::Schedule;
 use crate::store::{SharedStore, Store};
 
 /// Tampering events are few and each needs its own lookup (one attribute per call), so their
@@ -138,15 +139,15 @@ pub(crate) async fn alarm_path(config: &Config, reporter: Reporter) -> Option<Al
     let logs_sdk = crate::aws::loader(&config.aws.region, config.aws.max_attempts)
         .load()
         .await;
-    Some(AlarmPath {
-        sqs: aws_sdk_sqs::Client::new(&sqs_sdk),
-        logs: aws_sdk_cloudwatchlogs::Client::new(&logs_sdk),
+    Some(AlarmPath::new(
+        aws_sdk_sqs::Client::new(&sqs_sdk),
         queue_url,
+        aws_sdk_cloudwatchlogs::Client::new(&logs_sdk),
         log_group,
-        region: config.aws.region.clone(),
-        margin: config.alarm.lookback_margin,
-        intake: Arc::new(reporter),
-    })
+        config.aws.region.clone(),
+        config.alarm.lookback_margin,
+        Arc::new(reporter),
+    ))
 }
 
 /// The periodic jobs `config` asks for.

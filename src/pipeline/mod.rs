@@ -263,7 +263,7 @@ pub(crate) mod testing {
     use std::time::Duration;
 
     use super::*;
-    use crate::source::poller::Counters;
+    use crate::source::cloudtrail::poller::Counters;
     use crate::store::Store;
 
     /// A reporter with one notifier, `smtp`, that reports everything.

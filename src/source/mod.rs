@@ -1,4 +1,4 @@
-//! Where changes come from: CloudTrail `LookupEvents` (the low-latency path, [`poller`]) and
+//! Where changes come from: CloudTrail `LookupEvents` (the low-latency path, [`cloudtrail`]) and
 //! the CloudWatch alarm heard through SQS, reconciled against the trail's log group
 //! ([`alarm`]).
 //!
@@ -8,20 +8,16 @@
 //! restart lose nothing.
 
 pub mod alarm;
-pub mod budget;
-pub mod lookup;
-pub mod poller;
+pub mod cloudtrail;
+pub mod sqs;
 
 use std::future::Future;
-use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use tokio_util::sync::CancellationToken;
+use chrono::{DateTime, Utc};
 
 use crate::event::{Record, SeenBy};
-use lookup::{fetch_window, Lookup, LookupError, Window};
 
-/// Which kind of poller pass read a batch (see [`lookup`] for why there are two).
+/// Which kind of poller pass read a batch (see [`cloudtrail`] for why there are two).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {
     /// The frequent pass over the last few minutes.
@@ -113,35 +109,4 @@ pub trait Intake: Send + Sync + 'static {
         &self,
         alarm: EmptyAlarm,
     ) -> impl Future<Output = Result<bool, IntakeError>> + Send;
-}
-
-/// Every IAM change and tampering record of the last `since` in `region`, oldest first, read
-/// within a budget of `requests_per_second` (for `scan --since`).
-pub async fn history(
-    region: &str,
-    since: Duration,
-    requests_per_second: f64,
-) -> Result<Vec<Record>, LookupError> {
-    let sdk = crate::aws::loader(region, 1).load().await;
-    let client = aws_sdk_cloudtrail::Client::new(&sdk);
-    let budget = budget::Budget::new(requests_per_second);
-    let now = Utc::now();
-    let window = Window {
-        start: now - TimeDelta::from_std(since).unwrap_or(lookup::RETENTION),
-        end: now,
-    };
-    let lookups = std::iter::once(Lookup::EventSource(crate::rules::IAM_EVENT_SOURCE.into()))
-        .chain(
-            crate::rules::TAMPERING_EVENTS
-                .iter()
-                .map(|(_, name)| Lookup::EventName((*name).into())),
-        );
-    let never = CancellationToken::new();
-    let mut records = Vec::new();
-    for lookup in lookups {
-        let fetched = fetch_window(&client, region, &budget, &lookup, window, &never).await?;
-        records.extend(fetched.records);
-    }
-    records.sort_by_key(|r| r.event_time);
-    Ok(records)
 }

@@ -1,8 +1,8 @@
 //! The LookupEvents reader against the emulator: pagination, read filtering, throttling, faults.
 
 use chrono::{TimeDelta, Utc};
-use iamwatchd::source::budget::Budget;
-use iamwatchd::source::lookup::{fetch_window, Lookup, LookupError, Window};
+use iamwatchd::source::cloudtrail::budget::Budget;
+use iamwatchd::source::cloudtrail::lookup::{fetch_window, Lookup, LookupError, Window};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +55,7 @@ async fn read_last_hour(
     trail: &aws_sdk_cloudtrail::Client,
     budget: &Budget,
     cancel: &CancellationToken,
-) -> Result<iamwatchd::source::lookup::Fetched, LookupError> {
+) -> Result<iamwatchd::source::cloudtrail::lookup::Fetched, LookupError> {
     fetch_window(trail, "us-east-1", budget, &iam(), last_hour(), cancel).await
 }
 
@@ -166,8 +166,9 @@ mod streams {
     use std::time::{Duration, Instant};
 
     use chrono::{DateTime, TimeDelta, Utc};
-    use iamwatchd::source::lookup::{Lookup, Schedule};
-    use iamwatchd::source::poller::{Poller, Stream};
+    use iamwatchd::source::cloudtrail::lookup::Lookup;
+    use iamwatchd::source::cloudtrail::poller::{Poller, Stream};
+    use iamwatchd::source::cloudtrail::schedule::Schedule;
     use iamwatchd::source::{Accepted, Batch, EmptyAlarm, Intake, IntakeError, Pass};
     use serde_json::json;
     use tokio_util::sync::CancellationToken;

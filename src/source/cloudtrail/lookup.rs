@@ -1,23 +1,6 @@
-//! The low-latency path: CloudTrail `LookupEvents`, polled within one shared request budget.
-//!
-//! # Windows, and why two
-//!
-//! CloudTrail makes an event visible to LookupEvents minutes after it happened, and not in order.
-//! Re-reading a long window on every poll would catch late arrivals but burns the budget on IAM
-//! *reads*, which outnumber writes many times in real accounts (LookupEvents cannot filter them
-//! out server-side: one lookup attribute per call, and ours is the event source). So each stream
-//! is read in two kinds of pass:
-//!
-//! - a **fast pass** every `poll_interval` over the last `fast_window` (a little more than the
-//!   interval): new events are reported within one interval of becoming visible;
-//! - a **sweep** every `sweep_interval` from the durable cursor to now. After a complete sweep
-//!   that ended at `T`, the cursor moves to `T - sweep_horizon`: anything that becomes visible up to
-//!   `sweep_horizon` after it happened is still caught by a later sweep.
-//!
-//! Each event is therefore read about `fast_window / poll_interval + sweep_horizon /
-//! sweep_interval` times; the duplicates are dropped by eventID in the store, and every pass logs
-//! its pages and re-fetched events so the cost is visible. After a restart the first sweep starts
-//! at the persisted cursor (up to the API's 90 days back), so nothing in between is missed.
+//! One LookupEvents pass, a page at a time: the lookup attribute, the frozen window, the
+//! pager, and what a failed call means (throttling backs off the shared budget; other
+//! transient failures are retried a few times; the rest end the pass with the fix).
 //!
 //! A `NextToken` is only valid with identical parameters, so each pass freezes its StartTime and
 //! EndTime for all of its pages.
@@ -27,7 +10,7 @@ use std::time::Duration;
 use aws_sdk_cloudtrail::primitives::DateTime as SmithyTime;
 use aws_sdk_cloudtrail::types::{Event, LookupAttribute, LookupAttributeKey};
 use aws_sdk_cloudtrail::Client;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -36,11 +19,8 @@ use crate::aws::errors::{AwsError, Kind};
 use crate::event::Record;
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
-/// must allow exactly the union of every module's list; `check`'s tests enforce it).
+/// must allow exactly the union of every module's list; `src/aws/actions.rs` enforces it).
 pub const ACTIONS: &[&str] = &["cloudtrail:LookupEvents"];
-
-/// LookupEvents keeps 90 days of history.
-pub const RETENTION: TimeDelta = TimeDelta::days(90);
 
 /// Page size: the API's maximum, to spend the fewest requests.
 const PAGE_SIZE: i32 = 50;
@@ -362,101 +342,9 @@ pub async fn fetch_window(
     })
 }
 
-/// Timing of the passes (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Schedule {
-    pub poll_interval: Duration,
-    pub fast_window: Duration,
-    pub sweep_interval: Duration,
-    pub sweep_horizon: Duration,
-    /// On the very first start (no cursor): how far back to look.
-    pub start_from: Duration,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Schedule {
-            poll_interval: Duration::from_secs(10),
-            fast_window: Duration::from_secs(30),
-            sweep_interval: Duration::from_secs(180),
-            sweep_horizon: Duration::from_secs(15 * 60),
-            start_from: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-fn delta(duration: Duration) -> TimeDelta {
-    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
-}
-
-impl Schedule {
-    /// The window of a fast pass at `now`.
-    pub fn fast_window(&self, now: DateTime<Utc>) -> Window {
-        Window {
-            start: now - delta(self.fast_window),
-            end: now,
-        }
-    }
-
-    /// The window of a sweep at `now` from the stored cursor (or the first-start default),
-    /// never beyond the API's retention.
-    pub fn sweep_window(&self, cursor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Window {
-        let start = cursor
-            .unwrap_or(now - delta(self.start_from))
-            .max(now - RETENTION)
-            .min(now);
-        Window { start, end: now }
-    }
-
-    /// Where the cursor goes after a complete sweep that ended at `end`: events younger than
-    /// the horizon may still become visible, so the next sweep reads them again. Never moves back.
-    pub fn cursor_after_sweep(
-        &self,
-        previous: Option<DateTime<Utc>>,
-        end: DateTime<Utc>,
-    ) -> DateTime<Utc> {
-        let next = end - delta(self.sweep_horizon);
-        previous.map_or(next, |p| p.max(next))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn sweep_starts_at_the_cursor_and_never_beyond_retention() {
-        let schedule = Schedule::default();
-        let now = at("2026-11-25T12:00:00Z");
-        let cursor = at("2026-11-25T11:00:00Z");
-        assert_eq!(schedule.sweep_window(Some(cursor), now).start, cursor);
-        let ancient = at("2025-01-01T00:00:00Z");
-        assert_eq!(
-            schedule.sweep_window(Some(ancient), now).start,
-            now - RETENTION
-        );
-        assert_eq!(
-            schedule.sweep_window(None, now).start,
-            at("2026-11-25T11:45:00Z"),
-            "first start looks back start_from"
-        );
-    }
-
-    #[test]
-    fn cursor_trails_the_sweep_by_the_horizon_and_never_moves_back() {
-        let schedule = Schedule::default();
-        let end = at("2026-11-25T12:00:00Z");
-        assert_eq!(
-            schedule.cursor_after_sweep(None, end),
-            at("2026-11-25T11:45:00Z")
-        );
-        let later = at("2026-11-25T11:50:00Z");
-        assert_eq!(schedule.cursor_after_sweep(Some(later), end), later);
-    }
 
     #[test]
     fn an_unreadable_cloudtrail_event_keeps_the_envelope() {
