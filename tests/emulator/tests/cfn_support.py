@@ -8,6 +8,7 @@ its own service API, as the daemon and an administrator would. Nothing here is a
 from __future__ import annotations
 
 import json
+import pathlib
 from typing import Any
 
 import boto3
@@ -21,6 +22,14 @@ PATTERN = '{ $.eventSource = "iam.amazonaws.com" }'
 NEW_PATTERN = '{ ($.eventSource = "iam.amazonaws.com") && ($.eventName = "CreateUser") }'
 EMAIL = "admin@example.com"
 LOG_OBJECTS = "${TrailBucket.Arn}/iamwatchd/AWSLogs/${AWS::AccountId}/*"
+#: The project's own stack, as `iamwatchd template` prints it and `iamwatchd deploy` deploys it.
+PROJECT_TEMPLATE = (
+    pathlib.Path(__file__).resolve().parents[3] / "deploy" / "iamwatchd.template.json"
+)
+
+
+def project_template() -> dict[str, Any]:
+    return json.loads(PROJECT_TEMPLATE.read_text(encoding="utf-8"))
 
 
 def safety_net_template() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -28,6 +29,7 @@ from cfn_support import (
     failure,
     only_alarm,
     only_filter,
+    project_template,
     safety_net_template,
     update,
 )
@@ -36,6 +38,7 @@ from iamwatchd_emulator import cfn
 
 def test_install_registers_every_type_once_and_is_idempotent() -> None:
     from moto.cloudformation import parsing
+    from moto.cloudformation.models import Stack
 
     cfn.install()
     parsing.get_model_map()  # populate the cache, as parsing any template would
@@ -45,8 +48,10 @@ def test_install_registers_every_type_once_and_is_idempotent() -> None:
         assert model_map[cls.cloudformation_type()] is cls
         assert cls in cfn.CloudFormationModel.__subclasses__()
     wrapped = parsing.parse_and_create_resource
+    listing = Stack.stack_resources  # a patched property
     cfn.install()
     assert parsing.parse_and_create_resource is wrapped
+    assert Stack.stack_resources is listing
 
 
 def test_stack_creates_every_resource(aws: Aws) -> None:
@@ -341,3 +346,86 @@ def test_update_honours_conditions_and_keeps_the_log_group(aws: Aws) -> None:
     update(aws, template, AlarmThreshold="3", Retention="30", Extra="false")
     assert aws.status() == "UPDATE_COMPLETE", aws.events()
     assert only_alarm(aws)["Threshold"] == 3.0
+
+
+def stack_resource_ids(resources: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(logical id, type, physical id) of each resource; fails naming a resource that lacks one."""
+    for resource in resources:
+        missing = [
+            key
+            for key in ("LogicalResourceId", "ResourceType", "PhysicalResourceId")
+            if not resource.get(key)
+        ]
+        assert not missing, f"{missing} missing in {resource}"
+    return sorted(
+        (r["LogicalResourceId"], r["ResourceType"], r["PhysicalResourceId"]) for r in resources
+    )
+
+
+def assert_stack_resources(aws: Aws, template: dict[str, Any], left_out: set[str]) -> None:
+    """DescribeStackResources and ListStackResources answer the same resources, each with its
+    logical id, type and physical id: every template resource but those ``left_out``."""
+    described = stack_resource_ids(
+        aws.cfn.describe_stack_resources(StackName=STACK)["StackResources"]
+    )
+    listed = stack_resource_ids(
+        aws.cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]
+    )
+    assert described == listed
+    expected = {
+        logical_id: resource["Type"]
+        for logical_id, resource in template["Resources"].items()
+        if logical_id not in left_out
+    }
+    assert {logical_id: kind for logical_id, kind, _ in described} == expected
+
+
+def test_describe_stack_resources_has_no_resource_without_its_ids(aws: Aws) -> None:
+    """The project's stack as `iamwatchd deploy --email ...` makes it has 16 of its template's 20
+    resources: CisFilter, CisAlarm, EmailSubscription2 and EmailSubscription3 are left out by
+    their Conditions. moto still listed those 4, without LogicalResourceId, ResourceType and
+    PhysicalResourceId (empty in ListStackResources), and DescribeStackResources naming one of
+    them was an internal error. CloudFormation lists only the resources the stack has."""
+    template = project_template()
+    conditioned_out = {"CisFilter", "CisAlarm", "EmailSubscription2", "EmailSubscription3"}
+    execute_change_set(aws, "create", "CREATE", template, NotificationEmail1=EMAIL)
+    assert aws.status() == "CREATE_COMPLETE"
+
+    assert_stack_resources(aws, template, left_out=conditioned_out)
+    only_cis_alarm = aws.cfn.describe_stack_resources(StackName=STACK, LogicalResourceId="CisAlarm")
+    assert only_cis_alarm["StackResources"] == []
+    with pytest.raises(ClientError) as not_in_stack:
+        aws.cfn.describe_stack_resource(StackName=STACK, LogicalResourceId="CisAlarm")
+    assert not_in_stack.value.response["Error"]["Code"] == "ValidationError"
+    assert "Resource CisAlarm does not exist for stack iamwatchd" in str(not_in_stack.value)
+
+    # An update that makes the condition true creates the resources, listed like any other.
+    execute_change_set(
+        aws, "cis-on", "UPDATE", template, NotificationEmail1=EMAIL, EnableCisFilter="true"
+    )
+    assert aws.status() == "UPDATE_COMPLETE"
+    assert_stack_resources(
+        aws, template, left_out={"EmailSubscription2", "EmailSubscription3"}
+    )
+    (cis_alarm,) = aws.cfn.describe_stack_resources(
+        StackName=STACK, LogicalResourceId="CisAlarm"
+    )["StackResources"]
+    assert (cis_alarm["LogicalResourceId"], cis_alarm["ResourceType"]) == (
+        "CisAlarm",
+        "AWS::CloudWatch::Alarm",
+    )
+    alarm_names = [a["AlarmName"] for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]]
+    assert cis_alarm["PhysicalResourceId"] == f"{STACK}-cis-4-4-iam-policy-changes"
+    assert cis_alarm["PhysicalResourceId"] in alarm_names
+    detail = aws.cfn.describe_stack_resource(StackName=STACK, LogicalResourceId="CisAlarm")
+    assert detail["StackResourceDetail"]["PhysicalResourceId"] == cis_alarm["PhysicalResourceId"]
+
+    # An update that makes it false again deletes them, and they leave the listing again.
+    execute_change_set(
+        aws, "cis-off", "UPDATE", template, NotificationEmail1=EMAIL, EnableCisFilter="false"
+    )
+    assert aws.status() == "UPDATE_COMPLETE"
+    assert_stack_resources(aws, template, left_out=conditioned_out)
+    assert f"{STACK}-cis-4-4-iam-policy-changes" not in [
+        a["AlarmName"] for a in aws.cloudwatch.describe_alarms()["MetricAlarms"]
+    ]

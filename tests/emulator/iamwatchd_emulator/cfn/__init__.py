@@ -65,7 +65,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.cloudformation import parsing
-from moto.cloudformation.models import CloudFormationBackend
+from moto.cloudformation.models import CloudFormationBackend, Stack
 from moto.core.common_models import CloudFormationModel
 
 from .alarm import CloudWatchAlarm
@@ -80,6 +80,7 @@ from .resource_patches import (
 from .sns import SNSSubscription, confirm_subscription
 from .stack_patches import (
     _executing_change_sets_fully,
+    _listing_only_existing_resources,
     _rolling_back_failed_creation,
     _rolling_back_failed_update,
 )
@@ -114,13 +115,18 @@ _PATCH_MARKER = "_iamwatchd_cfn_patch"
 
 
 def _patch(owner: Any, name: str, wrap: Callable[[Any], Any]) -> None:
-    """Replace ``owner.name`` by ``wrap(owner.name)`` once, however often install() runs."""
+    """Replace ``owner.name`` by ``wrap(owner.name)`` once, however often install() runs.
+
+    For a property the getter is wrapped (a property object takes no marker attribute).
+    """
     current = getattr(owner, name)
-    if getattr(current, _PATCH_MARKER, False):
+    is_property = isinstance(current, property)
+    function = current.fget if is_property else current
+    if getattr(function, _PATCH_MARKER, False):
         return
-    replacement = wrap(current)
+    replacement = wrap(function)
     setattr(replacement, _PATCH_MARKER, True)
-    setattr(owner, name, replacement)
+    setattr(owner, name, property(replacement) if is_property else replacement)
 
 
 def install() -> None:
@@ -134,6 +140,8 @@ def install() -> None:
     - rolls a stack back when a resource fails: CreateStack and CREATE change sets end in
       ROLLBACK_COMPLETE, UpdateStack and UPDATE change sets in UPDATE_ROLLBACK_COMPLETE;
     - refreshes Outputs/Exports after ExecuteChangeSet;
+    - lists only the resources a stack has (none left out by a false Condition) in
+      DescribeStackResource(s) and ListStackResources;
     - counts Fn::Sub "${Parameter}" as a reference when deciding what a stack update touches;
     - honours Conditions on update (create what became true, delete what became false) and
       keeps resources of types moto cannot update in place.
@@ -145,6 +153,7 @@ def install() -> None:
     _patch(CloudFormationBackend, "create_stack", _rolling_back_failed_creation)
     _patch(CloudFormationBackend, "update_stack", _rolling_back_failed_update)
     _patch(CloudFormationBackend, "execute_change_set", _executing_change_sets_fully)
+    _patch(Stack, "stack_resources", _listing_only_existing_resources)
 
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()

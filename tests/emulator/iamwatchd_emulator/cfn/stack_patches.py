@@ -6,14 +6,14 @@ resource in the stack's events (CREATE_FAILED / UPDATE_FAILED with a ResourceSta
 rolls back: ROLLBACK_COMPLETE after a failed creation, UPDATE_ROLLBACK_COMPLETE after a failed
 update. moto lets the service error escape from the call instead and leaves the stack half made.
 An executed change set also gets the Outputs and Exports of its template, which moto never
-builds for it.
+builds for it, and the stack's resource listings show only the resources the stack has.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,5 +266,26 @@ def _executing_change_sets_fully(execute_change_set: Callable[..., None]) -> Cal
             return
         _put_template(stack, change_set.template, change_set.template_dict)
         _refresh_outputs(self, stack, change_set.template_dict)
+
+    return wrapper
+
+
+def _listing_only_existing_resources(
+    stack_resources: Callable[[Stack], Iterable[Any]],
+) -> Callable[[Stack], list[Any]]:
+    """Stack.stack_resources (DescribeStackResources, DescribeStackResource, ListStackResources)
+    without the template's resources that the stack does not have.
+
+    moto lists a stack's resources through its lazy ResourceMap, which has None for a resource
+    whose Condition is false (never created, or deleted by an update that made it false) and for
+    one of a type moto does not model. The responses showed each None as a resource without
+    LogicalResourceId, ResourceType and PhysicalResourceId (ListStackResources: empty strings),
+    and DescribeStackResources naming one was an internal error. CloudFormation lists only the
+    resources the stack has, each with all three.
+    """
+
+    @functools.wraps(stack_resources)
+    def wrapper(self: Stack) -> list[Any]:
+        return [resource for resource in stack_resources(self) if resource is not None]
 
     return wrapper
