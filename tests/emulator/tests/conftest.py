@@ -2,6 +2,8 @@
 
 The server is the same process ``tests/emulator/run`` starts (``python -m iamwatchd_emulator``)
 on kernel-chosen ports; tests talk to it through boto3 exactly as the daemon talks to AWS.
+The CloudFormation tests (test_cfn_*.py) run in-process instead, in moto's ``mock_aws`` with the
+package's CloudFormation plugin installed: the ``aws`` fixture.
 """
 
 from __future__ import annotations
@@ -14,14 +16,22 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import boto3
 import pytest
 from botocore.config import Config
+from moto import mock_aws
 
 EMULATOR_DIR = pathlib.Path(__file__).resolve().parent.parent
+# The emulator package lives beside this directory; make it importable however pytest is run.
+sys.path.insert(0, str(EMULATOR_DIR))
+
+from cfn_support import Aws  # noqa: E402
+from iamwatchd_emulator import cfn  # noqa: E402
+
 REPO = EMULATOR_DIR.parent.parent
 #: The public CloudTrail records the tests use (see tests/data/cloudtrail/README.md).
 CORPUS = REPO / "tests" / "data" / "cloudtrail"
@@ -113,6 +123,14 @@ def emulator(emulator_server: Emulator) -> Emulator:
     status, _ = emulator_server.control("POST", "reset")
     assert status == 200
     return emulator_server
+
+
+@pytest.fixture
+def aws() -> Iterator[Aws]:
+    """boto3 clients on an in-process moto with the CloudFormation plugin installed."""
+    cfn.install()
+    with mock_aws():
+        yield Aws()
 
 
 def corpus_lines() -> list[str]:
