@@ -22,9 +22,9 @@ use aws_sdk_cloudformation::types::{
 };
 use aws_sdk_cloudformation::Client;
 
+use crate::aws;
 use crate::aws::errors::{root_cause, AwsError, Kind};
-use crate::aws::{self, IAM_EVENTS_REGION};
-use crate::config::{DeployConfig, DeploySettings};
+use crate::config::DeployTarget;
 use crate::template::{self, output, param};
 
 /// The AWS actions this module calls itself (the waiter polls DescribeChangeSet).
@@ -41,9 +41,6 @@ pub const ACTIONS: &[&str] = &[
     "cloudformation:ListStackResources",
 ];
 
-/// The stack name when none is given.
-pub const DEFAULT_STACK_NAME: &str = "iamwatchd";
-
 /// How long to wait for CloudFormation by default. Creating a trail, a bucket and a role takes
 /// a few minutes; an hour means something is stuck.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -52,27 +49,28 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 /// this often, and it keeps well below DescribeStackEvents' rate limit.
 const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// What `deploy` should make of the stack. `None` settings keep the stack's current value on
-/// an update and take the template's default on a create.
+/// What `deploy` should make of the stack: a validated target (see
+/// [`DeployFlags::resolve`](crate::config::DeployFlags::resolve)), and how to go about it.
+/// `None` settings keep the stack's current value on an update and take the template's default
+/// on a create.
 #[derive(Debug, Clone)]
 pub struct DeployRequest {
-    pub stack_name: String,
-    pub region: String,
-    /// The operator insists on a region other than us-east-1.
-    pub allow_region: bool,
-    /// The stack's settings (e-mails, bucket, retention, alarm, optional parts).
-    pub settings: DeployConfig,
+    /// Which stack, where, with which settings.
+    pub target: DeployTarget,
     /// Create the change set, show it, delete it.
     pub dry_run: bool,
+    /// Give up waiting for CloudFormation after this long.
     pub timeout: Duration,
 }
 
 /// What `deploy --delete` should remove.
 #[derive(Debug, Clone)]
 pub struct DeleteRequest {
+    /// The stack's name.
     pub stack_name: String,
+    /// Its region.
     pub region: String,
-    pub allow_region: bool,
+    /// Give up waiting for CloudFormation after this long.
     pub timeout: Duration,
 }
 
@@ -80,43 +78,11 @@ pub struct DeleteRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
     #[error(
-        "refusing to deploy to {region}: since November 2021 AWS records IAM events in \
-         us-east-1 only, so a trail and alarm deployed elsewhere would never see an IAM change. \
-         Deploy to us-east-1 (the default), or pass --allow-region if you really want the stack \
-         in {region} (for example to watch tampering there)"
-    )]
-    RegionNotAllowed { region: String },
-    #[error(
-        "\"{address}\" is not a usable e-mail address ({reason}); the alarm e-mails go to each \
-         --email address, which must confirm the subscription, so give addresses like \
-         admin@example.com"
-    )]
-    BadEmail {
-        address: String,
-        reason: &'static str,
-    },
-    #[error(
         "stack {stack} does not exist yet, so at least one --email address (or deploy.emails \
          in the --config file) is needed: the alarms are sent there (the address must confirm \
          the subscription)"
     )]
     NoEmail { stack: String },
-    #[error("{count} --email addresses given, the template subscribes at most {max}; for more, subscribe a mailing list")]
-    TooManyEmails { count: usize, max: usize },
-    #[error(
-        "--log-retention-days {days} is not a retention CloudWatch Logs offers; choose one of {allowed}"
-    )]
-    BadRetention { days: u32, allowed: String },
-    #[error(
-        "--alarm-period {seconds} is not a period the template offers; choose one of {allowed} \
-         (seconds)"
-    )]
-    BadAlarmPeriod { seconds: u32, allowed: String },
-    #[error(
-        "--alarm-threshold 0 would set the alarm off in every period, changes or not; give at \
-         least {min}"
-    )]
-    BadAlarmThreshold { min: u32 },
     #[error(
         "no AWS credentials found ({detail}). Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
          or AWS_PROFILE for a profile in ~/.aws/credentials or ~/.aws/config (run `aws sso \
@@ -201,84 +167,12 @@ impl fmt::Display for StackFailure {
     }
 }
 
-/// Checks an e-mail address the way SNS would reject it, before anything is sent to AWS:
-/// one `@`, a local part, a domain with a dot, no spaces or commas.
-pub fn validate_email(address: &str) -> Result<(), DeployError> {
-    let bad = |reason| {
-        Err(DeployError::BadEmail {
-            address: address.to_owned(),
-            reason,
-        })
-    };
-    if address.len() > 254 {
-        return bad("longer than 254 characters");
-    }
-    if address.chars().any(|c| c.is_whitespace() || c == ',') {
-        return bad("it contains a space or a comma; give one address per --email");
-    }
-    let Some((local, domain)) = address.split_once('@') else {
-        return bad("no @");
-    };
-    if domain.contains('@') {
-        return bad("more than one @");
-    }
-    if local.is_empty() {
-        return bad("nothing before the @");
-    }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 || labels.iter().any(|label| label.is_empty()) {
-        return bad("the domain after the @ is not a domain name like example.com");
-    }
-    Ok(())
-}
-
 impl DeployRequest {
-    /// Everything that can be checked without AWS, all before the first call.
-    pub fn validate(&self) -> Result<(), DeployError> {
-        check_region(&self.region, self.allow_region)?;
-        if self.settings.emails.len() > template::MAX_EMAILS {
-            return Err(DeployError::TooManyEmails {
-                count: self.settings.emails.len(),
-                max: template::MAX_EMAILS,
-            });
-        }
-        for email in &self.settings.emails {
-            validate_email(email)?;
-        }
-        if let Some(days) = self.settings.log_retention_days {
-            if !template::LOG_RETENTION_DAYS_ALLOWED.contains(&days) {
-                return Err(DeployError::BadRetention {
-                    days,
-                    allowed: list(&template::LOG_RETENTION_DAYS_ALLOWED),
-                });
-            }
-        }
-        if let Some(seconds) = self.settings.alarm_period_seconds {
-            if !template::ALARM_PERIOD_SECONDS_ALLOWED.contains(&seconds) {
-                return Err(DeployError::BadAlarmPeriod {
-                    seconds,
-                    allowed: list(&template::ALARM_PERIOD_SECONDS_ALLOWED),
-                });
-            }
-        }
-        if self
-            .settings
-            .alarm_threshold
-            .is_some_and(|n| n < template::MIN_ALARM_THRESHOLD)
-        {
-            return Err(DeployError::BadAlarmThreshold {
-                min: template::MIN_ALARM_THRESHOLD,
-            });
-        }
-        Ok(())
-    }
-
     /// The same stack, to be deleted instead.
     pub fn delete_request(&self) -> DeleteRequest {
         DeleteRequest {
-            stack_name: self.stack_name.clone(),
-            region: self.region.clone(),
-            allow_region: self.allow_region,
+            stack_name: self.target.stack_name.clone(),
+            region: self.target.region.clone(),
             timeout: self.timeout,
         }
     }
@@ -289,9 +183,10 @@ impl DeployRequest {
     /// spelled out rather than sent as `UsePreviousValue`, so the change set says exactly what
     /// the stack will be.
     fn parameters(&self, existing: Option<&Stack>) -> Result<Vec<Parameter>, DeployError> {
-        if self.settings.emails.is_empty() && existing.is_none() {
+        let settings = &self.target.settings;
+        if settings.emails.is_empty() && existing.is_none() {
             return Err(DeployError::NoEmail {
-                stack: self.stack_name.clone(),
+                stack: self.target.stack_name.clone(),
             });
         }
         let template = template::template();
@@ -324,93 +219,23 @@ impl DeployRequest {
         };
         for (index, key) in param::EMAILS.iter().enumerate() {
             // Given addresses replace all of the old ones.
-            let value = (!self.settings.emails.is_empty())
-                .then(|| self.settings.emails.get(index).cloned().unwrap_or_default());
+            let value = (!settings.emails.is_empty())
+                .then(|| settings.emails.get(index).cloned().unwrap_or_default());
             set(key, value);
         }
-        set(param::BUCKET, self.settings.bucket.clone());
+        set(param::BUCKET, settings.bucket.clone());
         let number = |n: Option<u32>| n.map(|n| n.to_string());
         set(
             param::LOG_RETENTION_DAYS,
-            number(self.settings.log_retention_days),
+            number(settings.log_retention_days),
         );
-        set(
-            param::ALARM_PERIOD,
-            number(self.settings.alarm_period_seconds),
-        );
-        set(
-            param::ALARM_THRESHOLD,
-            number(self.settings.alarm_threshold),
-        );
+        set(param::ALARM_PERIOD, number(settings.alarm_period_seconds));
+        set(param::ALARM_THRESHOLD, number(settings.alarm_threshold));
         let flag = |b: Option<bool>| b.map(|b| b.to_string());
-        set(param::CIS_FILTER, flag(self.settings.cis_filter));
-        set(param::TAMPERING_ALARM, flag(self.settings.tampering_alarm));
-        set(param::DAEMON_QUEUE, flag(self.settings.daemon_queue));
+        set(param::CIS_FILTER, flag(settings.cis_filter));
+        set(param::TAMPERING_ALARM, flag(settings.tampering_alarm));
+        set(param::DAEMON_QUEUE, flag(settings.daemon_queue));
         Ok(parameters)
-    }
-}
-
-/// `1, 3, 5` for messages.
-fn list(values: &[u32]) -> String {
-    values
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// What the command line said. Every setting is `None` (or empty) when its flag was not given,
-/// so that the configuration file can fill it in.
-#[derive(Debug, Clone)]
-pub struct DeployFlags {
-    pub stack_name: Option<String>,
-    pub region: Option<String>,
-    /// `--allow-region`; it can only add consent, never take the file's away.
-    pub allow_region: bool,
-    /// The stack's settings (e-mails, bucket, retention, alarm, optional parts).
-    pub settings: DeployConfig,
-    pub dry_run: bool,
-    pub timeout: Duration,
-}
-
-impl DeployFlags {
-    /// The request, setting by setting: a flag given on the command line wins over the
-    /// configuration file (`[aws]` and `[deploy]`), and the file wins over what happens to a
-    /// setting neither names: on an update it keeps the stack's current value, on a create it
-    /// takes the template's default (see [`DeployRequest::parameters`]). Any `--email` replaces
-    /// the file's whole `deploy.emails` list, as it replaces the stack's addresses.
-    pub fn resolve(self, file: Option<&DeploySettings>) -> DeployRequest {
-        let (aws, deploy) = match file {
-            Some(settings) => (Some(&settings.aws), Some(&settings.deploy)),
-            None => (None, None),
-        };
-        DeployRequest {
-            stack_name: self
-                .stack_name
-                .or_else(|| aws.map(|a| a.stack_name.clone()))
-                .unwrap_or_else(|| DEFAULT_STACK_NAME.to_owned()),
-            region: self
-                .region
-                .or_else(|| aws.map(|a| a.region.clone()))
-                .unwrap_or_else(|| IAM_EVENTS_REGION.to_owned()),
-            allow_region: self.allow_region || aws.is_some_and(|a| a.allow_non_us_east_1),
-            settings: match deploy {
-                Some(file) => self.settings.or(file),
-                None => self.settings,
-            },
-            dry_run: self.dry_run,
-            timeout: self.timeout,
-        }
-    }
-}
-
-fn check_region(region: &str, allow_region: bool) -> Result<(), DeployError> {
-    if region == IAM_EVENTS_REGION || allow_region {
-        Ok(())
-    } else {
-        Err(DeployError::RegionNotAllowed {
-            region: region.to_owned(),
-        })
     }
 }
 
@@ -840,9 +665,8 @@ async fn delete_and_follow(
 
 /// `iamwatchd deploy`: create or update the stack through a change set.
 pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
-    request.validate()?;
-    let region = request.region.as_str();
-    let name = request.stack_name.as_str();
+    let region = request.target.region.as_str();
+    let name = request.target.stack_name.as_str();
     let cfn = client(region).await?;
 
     let mut existing = find_stack(&cfn, name, region).await?;
@@ -1127,7 +951,6 @@ async fn created_bucket(
 
 /// `iamwatchd deploy --delete`: delete the stack, following its events.
 pub async fn delete(request: &DeleteRequest) -> Result<(), DeployError> {
-    check_region(&request.region, request.allow_region)?;
     let region = request.region.as_str();
     let name = request.stack_name.as_str();
     let cfn = client(region).await?;
@@ -1162,197 +985,19 @@ mod tests {
 
     fn request() -> DeployRequest {
         DeployRequest {
-            stack_name: DEFAULT_STACK_NAME.to_owned(),
-            region: IAM_EVENTS_REGION.to_owned(),
-            allow_region: false,
-            settings: DeployConfig {
-                emails: vec!["admin@example.com".to_owned()],
-                ..DeployConfig::default()
+            target: DeployTarget {
+                stack_name: crate::config::defaults::STACK_NAME.to_owned(),
+                region: crate::aws::IAM_EVENTS_REGION.to_owned(),
+                allow_region: false,
+                settings: crate::config::DeployConfig {
+                    emails: vec!["admin@example.com".to_owned()],
+                    ..crate::config::DeployConfig::default()
+                },
+                warnings: Vec::new(),
             },
             dry_run: false,
             timeout: DEFAULT_TIMEOUT,
         }
-    }
-
-    #[test]
-    fn other_regions_need_allow_region_and_say_why() {
-        let mut r = request();
-        r.region = "eu-west-1".to_owned();
-        let message = r.validate().unwrap_err().to_string();
-        assert!(message.contains("us-east-1 only"), "{message}");
-        assert!(message.contains("--allow-region"), "{message}");
-        r.allow_region = true;
-        r.validate().expect("allowed explicitly");
-    }
-
-    #[test]
-    fn bad_email_addresses_are_refused_before_any_call() {
-        for bad in [
-            "admin",
-            "@example.com",
-            "admin@",
-            "admin@example",
-            "a@b@example.com",
-            "admin@example..com",
-            "a@example.com,b@example.com",
-            "ad min@example.com",
-        ] {
-            let mut r = request();
-            r.settings.emails = vec![bad.to_owned()];
-            match r.validate() {
-                Err(DeployError::BadEmail { address, .. }) => assert_eq!(address, bad),
-                other => panic!("{bad}: {other:?}"),
-            }
-        }
-        validate_email("first.last+tag@sub.example.co.uk").expect("valid");
-    }
-
-    #[test]
-    fn at_most_three_addresses_and_known_retentions() {
-        let mut r = request();
-        r.settings.emails = (0..4).map(|i| format!("a{i}@example.com")).collect();
-        assert!(matches!(
-            r.validate(),
-            Err(DeployError::TooManyEmails { count: 4, max: 3 })
-        ));
-        let mut r = request();
-        r.settings.log_retention_days = Some(100);
-        let message = r.validate().unwrap_err().to_string();
-        assert!(message.contains("365"), "{message}");
-    }
-
-    #[test]
-    fn alarm_period_and_threshold_are_checked_like_the_template() {
-        let mut r = request();
-        r.settings.alarm_period_seconds = Some(90);
-        let message = r.validate().unwrap_err().to_string();
-        assert!(message.contains("--alarm-period 90"), "{message}");
-        r.settings.alarm_period_seconds = Some(60);
-        r.settings.alarm_threshold = Some(0);
-        assert!(matches!(
-            r.validate(),
-            Err(DeployError::BadAlarmThreshold { min: 1 })
-        ));
-        r.settings.alarm_threshold = Some(1);
-        r.validate().expect("valid");
-    }
-
-    fn flags() -> DeployFlags {
-        DeployFlags {
-            stack_name: None,
-            region: None,
-            allow_region: false,
-            settings: DeployConfig::default(),
-            dry_run: false,
-            timeout: DEFAULT_TIMEOUT,
-        }
-    }
-
-    fn settings(text: &str) -> DeploySettings {
-        DeploySettings::from_toml(text, std::path::Path::new("t.toml"), Vec::new())
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    const FILE: &str = "[aws]\nregion = \"eu-west-1\"\nallow_non_us_east_1 = true\nstack_name = \"from-file\"\n[deploy]\nemails = [\"file@example.com\", \"file2@example.com\"]\nbucket = \"file-bucket\"\nlog_retention_days = 30\nalarm_period = 60\nalarm_threshold = 4\ncis_filter = true\ntampering_alarm = false\ndaemon_queue = false\n";
-
-    #[test]
-    fn without_a_file_unset_flags_stay_unset() {
-        let r = flags().resolve(None);
-        assert_eq!(r.stack_name, DEFAULT_STACK_NAME);
-        assert_eq!(r.region, IAM_EVENTS_REGION);
-        assert!(!r.allow_region && r.settings.emails.is_empty());
-        // None = the stack's current value on an update, the template's default on a create.
-        assert_eq!(r.settings.alarm_threshold, None);
-        assert_eq!(r.settings.cis_filter, None);
-        assert_eq!(r.settings.bucket, None);
-    }
-
-    #[test]
-    fn the_file_fills_in_what_no_flag_gives() {
-        let file = settings(FILE);
-        let r = flags().resolve(Some(&file));
-        assert_eq!(r.stack_name, "from-file");
-        assert_eq!(r.region, "eu-west-1");
-        assert!(r.allow_region, "the file's consent carries over");
-        assert_eq!(r.settings.emails, ["file@example.com", "file2@example.com"]);
-        assert_eq!(r.settings.bucket.as_deref(), Some("file-bucket"));
-        assert_eq!(r.settings.log_retention_days, Some(30));
-        assert_eq!(r.settings.alarm_period_seconds, Some(60));
-        assert_eq!(r.settings.alarm_threshold, Some(4));
-        assert_eq!(
-            (
-                r.settings.cis_filter,
-                r.settings.tampering_alarm,
-                r.settings.daemon_queue
-            ),
-            (Some(true), Some(false), Some(false))
-        );
-        r.validate().expect("the file's values are valid");
-
-        // A file that leaves [deploy] out sets nothing: the stack keeps what it has.
-        let bare = flags().resolve(Some(&settings("[aws]\nstack_name = \"s\"\n")));
-        assert_eq!(bare.region, IAM_EVENTS_REGION);
-        assert_eq!(
-            (bare.settings.alarm_threshold, bare.settings.bucket),
-            (None, None)
-        );
-    }
-
-    #[test]
-    fn a_flag_wins_over_the_file() {
-        let file = settings(FILE);
-        let given = DeployFlags {
-            stack_name: Some("from-flag".to_owned()),
-            region: Some(IAM_EVENTS_REGION.to_owned()),
-            settings: DeployConfig {
-                emails: vec!["flag@example.com".to_owned()],
-                bucket: Some(String::new()),
-                log_retention_days: Some(90),
-                alarm_period_seconds: Some(300),
-                alarm_threshold: Some(7),
-                cis_filter: Some(false),
-                tampering_alarm: Some(true),
-                daemon_queue: Some(true),
-            },
-            dry_run: true,
-            ..flags()
-        };
-        let r = given.resolve(Some(&file));
-        assert_eq!(r.stack_name, "from-flag");
-        assert_eq!(r.region, IAM_EVENTS_REGION);
-        assert_eq!(
-            r.settings.emails,
-            ["flag@example.com"],
-            "--email replaces the whole list"
-        );
-        assert_eq!(r.settings.bucket.as_deref(), Some(""));
-        assert_eq!(r.settings.log_retention_days, Some(90));
-        assert_eq!(r.settings.alarm_period_seconds, Some(300));
-        assert_eq!(r.settings.alarm_threshold, Some(7));
-        assert_eq!(
-            (
-                r.settings.cis_filter,
-                r.settings.tampering_alarm,
-                r.settings.daemon_queue
-            ),
-            (Some(false), Some(true), Some(true))
-        );
-        assert!(r.dry_run);
-        // --allow-region adds consent the file does not give.
-        let no_consent = settings("[deploy]\nalarm_threshold = 2\n");
-        let r = DeployFlags {
-            region: Some("eu-west-1".to_owned()),
-            allow_region: true,
-            ..flags()
-        }
-        .resolve(Some(&no_consent));
-        assert!(r.allow_region);
-        assert_eq!(r.settings.alarm_threshold, Some(2));
-        let delete = r.delete_request();
-        assert_eq!(
-            (delete.region.as_str(), delete.allow_region),
-            ("eu-west-1", true)
-        );
     }
 
     #[test]
@@ -1360,7 +1005,7 @@ mod tests {
         let denied = |operation, code, message: &str| {
             aws_failure(
                 operation,
-                IAM_EVENTS_REGION,
+                crate::aws::IAM_EVENTS_REGION,
                 AwsError::answered(Some(code), message, Some(400)),
             )
         };
@@ -1409,8 +1054,8 @@ mod tests {
             )
             .build();
         let mut r = request();
-        r.settings.emails.clear();
-        r.settings.log_retention_days = Some(30);
+        r.target.settings.emails.clear();
+        r.target.settings.log_retention_days = Some(30);
         let parameters = r.parameters(Some(&stack)).unwrap();
         let value = |key: &str| {
             parameters
@@ -1438,7 +1083,7 @@ mod tests {
     #[test]
     fn given_addresses_replace_all_three() {
         let mut r = request();
-        r.settings.emails = vec!["a@example.com".to_owned(), "b@example.com".to_owned()];
+        r.target.settings.emails = vec!["a@example.com".to_owned(), "b@example.com".to_owned()];
         let parameters = r.parameters(None).unwrap();
         let values: Vec<_> = param::EMAILS
             .iter()

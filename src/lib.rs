@@ -44,6 +44,7 @@
 //! The local AWS emulator the tests and the demo run on lives in `tests/emulator/` (Python,
 //! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
 
+pub mod analysis;
 pub mod aws;
 pub mod check;
 pub mod config;

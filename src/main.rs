@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use iamwatchd::config::{self, Config, ConfigErrors, LogFormat};
-use iamwatchd::deploy::{self, DeployFlags};
+use iamwatchd::config::{self, Config, ConfigErrors, DeployFlags, LogFormat, RawDeploy};
+use iamwatchd::deploy::{self, DeployRequest};
 use iamwatchd::template;
 
 /// Tells you, fast and exactly once, whenever anyone changes IAM in your AWS account, and
@@ -51,7 +51,7 @@ enum Command {
     /// Exit status: 0 healthy, 1 unhealthy or unreachable.
     Health {
         /// The daemon's health URL (`[metrics] listen` plus /healthz).
-        #[arg(long, default_value = "http://127.0.0.1:9847/healthz")]
+        #[arg(long, default_value = config::defaults::HEALTH_URL)]
         url: String,
     },
     /// Print a shell completion script, e.g. `iamwatchd completions bash >
@@ -73,7 +73,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct ConfigArgs {
     /// The configuration file (TOML); IAMWATCHD__SECTION__KEY environment variables override it.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG)]
+    #[arg(long, value_name = "PATH", default_value = config::defaults::CONFIG_FILE)]
     config: PathBuf,
 }
 
@@ -103,7 +103,7 @@ struct ScanArgs {
 
 fn parse_since(text: &str) -> Result<Duration, String> {
     let since = humantime::parse_duration(text).map_err(|e| e.to_string())?;
-    if since > Duration::from_secs(90 * 24 * 3600) {
+    if since > iamwatchd::aws::LOOKUP_EVENTS_RETENTION {
         return Err(
             "LookupEvents keeps 90 days: use at most 90d, or --files for older logs".into(),
         );
@@ -180,30 +180,31 @@ struct DeployArgs {
 }
 
 impl DeployArgs {
-    /// The settings the command line gave, each `None` when its flag was absent.
+    /// The settings the command line gave, each `None` when its flag was absent: they fill
+    /// the same raw sections as the file, and one validation covers both.
     fn flags(&self) -> DeployFlags {
         DeployFlags {
             stack_name: self.stack_name.clone(),
             region: self.region.clone(),
             allow_region: self.allow_region,
-            settings: iamwatchd::config::DeployConfig {
+            settings: RawDeploy {
                 emails: self.emails.clone(),
                 bucket: self.bucket.clone(),
-                log_retention_days: self.log_retention_days,
-                alarm_period_seconds: self.alarm_period,
-                alarm_threshold: self.alarm_threshold,
+                log_retention_days: self.log_retention_days.map(i64::from),
+                alarm_period: self.alarm_period.map(i64::from),
+                alarm_threshold: self.alarm_threshold.map(i64::from),
                 cis_filter: self.cis_filter,
                 tampering_alarm: self.tampering_alarm,
                 daemon_queue: self.daemon_queue,
             },
-            dry_run: self.dry_run,
-            timeout: Duration::from_secs(self.timeout_minutes.saturating_mul(60)),
         }
     }
-}
 
-/// Where `run` and `check` look for the configuration unless told otherwise.
-const DEFAULT_CONFIG: &str = "/etc/iamwatchd/iamwatchd.toml";
+    /// How long to wait for CloudFormation.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_minutes.saturating_mul(60))
+    }
+}
 
 /// sysexits' EX_CONFIG: the configuration is wrong (as opposed to the environment not ready).
 const EXIT_CONFIG: u8 = 78;
@@ -241,7 +242,7 @@ async fn scan(args: ScanArgs) -> anyhow::Result<()> {
 
     let config = args.config.as_deref().map(load_config).transpose()?;
     let ruleset = match &config {
-        Some(config) => Ruleset::from_config(&config.rules),
+        Some(config) => config.rules.clone(),
         None => Ruleset::default(),
     };
     let table = !args.json && std::io::stdout().is_terminal();
@@ -388,19 +389,16 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             print!("{}", template::template_json());
         }
         Command::Deploy(args) => {
-            let file = match &args.config {
-                Some(path) => {
-                    let settings = config::load_deploy_settings(path)?;
-                    for warning in &settings.warnings {
-                        eprintln!("iamwatchd: warning: {warning}");
-                    }
-                    Some(settings)
-                }
-                None => None,
+            let target = args.flags().resolve(args.config.as_deref())?;
+            for warning in &target.warnings {
+                eprintln!("iamwatchd: warning: {warning}");
+            }
+            let request = DeployRequest {
+                target,
+                dry_run: args.dry_run,
+                timeout: args.timeout(),
             };
-            let delete = args.delete;
-            let request = args.flags().resolve(file.as_ref());
-            if delete {
+            if args.delete {
                 deploy::delete(&request.delete_request()).await?;
             } else {
                 deploy::deploy(&request).await?;
@@ -430,14 +428,17 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
-        Err(error) if error.downcast_ref::<ConfigErrors>().is_some() => {
-            eprintln!("iamwatchd: {error:#}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Err(error) => {
-            eprintln!("iamwatchd: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => match error.downcast_ref::<ConfigErrors>() {
+            // A flag alone is a failed command; a file at fault is EX_CONFIG.
+            Some(config) if config.names_a_file() => {
+                eprintln!("iamwatchd: {error:#}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+            _ => {
+                eprintln!("iamwatchd: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -529,7 +530,7 @@ mod tests {
         );
         assert_eq!((flags.stack_name, flags.region), (None, None));
         assert_eq!(flags.settings.alarm_threshold, Some(2));
-        assert_eq!(flags.timeout, Duration::from_secs(3600));
+        assert_eq!(args.timeout(), Duration::from_secs(3600));
         assert!(Cli::try_parse_from(["iamwatchd", "deploy", "--dry-run", "--delete"]).is_err());
     }
 

@@ -252,7 +252,7 @@ pub fn table_header() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::FailedCalls;
+    use crate::rules::FailedCalls;
     use crate::rules::Severity;
 
     fn ruleset() -> Ruleset {

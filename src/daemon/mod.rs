@@ -91,7 +91,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     tokio::select! {
         _ = shutdown => {}
-        _ = systemd::watchdog(&parts.metrics, wiring::health_max_age(&config.poller)) => {}
+        _ = systemd::watchdog(&parts.metrics, config.poller.health_max_age()) => {}
     }
 
     tracing::info!("stopping: polling ends, in-flight notifications get {SHUTDOWN_DEADLINE:?}");

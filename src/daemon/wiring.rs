@@ -9,16 +9,15 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::DaemonError;
-use crate::config::{Config, PollerConfig, StartFrom};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::{registry, Notifier};
 use crate::pipeline::housekeeping::Housekeeping;
 use crate::pipeline::Reporter;
-use crate::rules::{self, Ruleset};
+use crate::rules;
 use crate::source::alarm::AlarmPath;
 use crate::source::cloudtrail::lookup::Lookup;
 use crate::source::cloudtrail::poller::{Counters, Poller, Stream};
-use crate::source::cloudtrail::schedule::Schedule;
 use crate::store::{SharedStore, Store};
 
 /// Tampering events are few and each needs its own lookup (one attribute per call), so their
@@ -48,12 +47,12 @@ impl Parts {
         let metrics = Arc::new(Metrics::new(
             counters,
             &names,
-            health_max_age(&config.poller),
+            config.poller.health_max_age(),
         ));
         let wake = Arc::new(Notify::new());
         let reporter = Reporter::new(
             store.clone(),
-            Ruleset::from_config(&config.rules),
+            config.rules.clone(),
             names,
             wake.clone(),
             metrics.clone(),
@@ -84,7 +83,7 @@ pub(crate) async fn poller(config: &Config) -> Poller {
         streams,
         clients,
         config.poller.requests_per_second,
-        schedule(&config.poller),
+        config.poller.schedule(),
     )
 }
 
@@ -105,25 +104,6 @@ fn streams(config: &Config) -> Vec<Stream> {
         }
     }
     streams
-}
-
-fn schedule(poller: &PollerConfig) -> Schedule {
-    Schedule {
-        poll_interval: poller.poll_interval,
-        fast_window: poller.short_window,
-        sweep_interval: poller.sweep_interval,
-        sweep_horizon: poller.sweep_horizon,
-        start_from: match poller.start_from {
-            StartFrom::Now => Duration::ZERO,
-            StartFrom::Ago(ago) => ago,
-        },
-    }
-}
-
-/// How old the last completed poll pass may be before `/healthz` fails: three sweep (or
-/// poll) intervals, so one slow or failed pass is not an outage but a stuck poller is.
-pub(crate) fn health_max_age(poller: &PollerConfig) -> Duration {
-    poller.sweep_interval.max(poller.poll_interval) * 3
 }
 
 /// The alarm path's SQS consumer, when `alarm.queue_url` is set. The queue's region is read

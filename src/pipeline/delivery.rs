@@ -8,13 +8,91 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::StreamExt;
+use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::DeliveryConfig;
+use crate::config::problem::Report;
+use crate::config::{defaults, values};
 use crate::metrics::Metrics;
 use crate::notify::{Message, Notifier, NotifyError};
 use crate::store::{OutboxRow, SharedStore};
+
+/// Notification retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// A notification still undelivered after this long is given up, loudly.
+    pub max_age: Duration,
+    /// First retry delay; doubles on each failure.
+    pub initial_backoff: Duration,
+    /// Longest delay between retries.
+    pub max_backoff: Duration,
+}
+
+/// `[delivery]`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawDelivery {
+    /// Give up after this long.
+    #[serde(deserialize_with = "values::duration")]
+    max_age: Duration,
+    /// First retry delay.
+    #[serde(deserialize_with = "values::duration")]
+    initial_backoff: Duration,
+    /// Longest retry delay.
+    #[serde(deserialize_with = "values::duration")]
+    max_backoff: Duration,
+}
+
+impl Default for RawDelivery {
+    fn default() -> Self {
+        RawDelivery {
+            max_age: defaults::DELIVERY_MAX_AGE,
+            initial_backoff: defaults::INITIAL_BACKOFF,
+            max_backoff: defaults::MAX_BACKOFF,
+        }
+    }
+}
+
+impl RawDelivery {
+    /// Validates `[delivery]`: a first delay, a cap at least as long, an age limit at least
+    /// as long as the cap.
+    pub(crate) fn validate(&self, report: &mut Report) -> DeliveryConfig {
+        let raw = self;
+        if raw.initial_backoff.is_zero() {
+            report.error(
+                "delivery.initial_backoff",
+                "must be greater than 0 (retrying at once only hammers a server that is down)",
+            );
+        }
+        if raw.max_backoff < raw.initial_backoff {
+            report.error(
+                "delivery.max_backoff",
+                format!(
+                    "must be at least delivery.initial_backoff ({}), got {}",
+                    values::show(raw.initial_backoff),
+                    values::show(raw.max_backoff)
+                ),
+            );
+        }
+        if raw.max_age < raw.max_backoff {
+            report.error(
+                "delivery.max_age",
+                format!(
+                    "must be at least delivery.max_backoff ({}), or a notification is given up \
+                 before its next retry; got {}",
+                    values::show(raw.max_backoff),
+                    values::show(raw.max_age)
+                ),
+            );
+        }
+        DeliveryConfig {
+            max_age: raw.max_age,
+            initial_backoff: raw.initial_backoff,
+            max_backoff: raw.max_backoff,
+        }
+    }
+}
 
 /// Outbox rows a worker takes per round.
 const DELIVERY_BATCH: usize = 20;
@@ -171,10 +249,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_the_initial_delay_to_the_cap() {
-        let defaults = (
-            crate::config::defaults::INITIAL_BACKOFF,
-            crate::config::defaults::MAX_BACKOFF,
-        );
+        let defaults = (defaults::INITIAL_BACKOFF, defaults::MAX_BACKOFF);
         let secs: Vec<u64> = (0..12)
             .map(|n| backoff_with(n, defaults.0, defaults.1).as_secs())
             .collect();

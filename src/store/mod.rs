@@ -37,6 +37,7 @@
 //! - `shared`: the async face ([`SharedStore`]) the daemon's tasks use;
 //! - `error`: what went wrong and what the operator can do about it.
 
+mod config;
 mod error;
 mod events;
 mod outbox;
@@ -51,6 +52,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use crate::event::SeenBy;
+pub(crate) use config::RawStore;
+pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use shared::SharedStore;
 

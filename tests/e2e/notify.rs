@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use iamwatchd::config::Secret;
 use iamwatchd::event::Record;
 use iamwatchd::event::SeenBy;
-use iamwatchd::notify::smtp::{SmtpConfig, SmtpNotifier, SmtpTls};
+use iamwatchd::notify::smtp::{SmtpAuth, SmtpConfig, SmtpNotifier, SmtpTls};
 use iamwatchd::notify::sns::SnsNotifier;
 use iamwatchd::notify::{Alert, Message, Notifier};
 use iamwatchd::rules::{Category, Classification, Severity};
@@ -39,15 +40,21 @@ fn hostile_admin_grant() -> Message {
     .render()
 }
 
+/// The sink's user `alerts` with `password`.
+fn auth(password: &str) -> SmtpAuth {
+    SmtpAuth {
+        username: "alerts".to_owned(),
+        password: Secret::new(password),
+    }
+}
+
 fn smtp_config(emulator: &Emulator) -> SmtpConfig {
     SmtpConfig {
         host: "127.0.0.1".to_owned(),
         port: emulator.smtp_port.expect("the emulator runs its SMTP sink"),
-        tls: SmtpTls::StartTlsRequired,
-        allow_plaintext: false,
+        tls: SmtpTls::Starttls,
         ca_file: emulator.cert.clone(),
-        username: None,
-        password: None,
+        auth: None,
         from: "iamwatchd <iamwatchd@example.com>".to_owned(),
         to: vec!["admin@example.com".to_owned(), "sec@example.com".to_owned()],
         timeout: Duration::from_secs(10),
@@ -70,8 +77,7 @@ async fn smtp_delivers_one_safe_multipart_mail_over_starttls_with_auth() {
         "STARTTLS sink without a cert= path"
     );
     let config = SmtpConfig {
-        username: Some("alerts".to_owned()),
-        password: Some("s3cret".to_owned()),
+        auth: Some(auth("s3cret")),
         ..smtp_config(&emulator)
     };
     let notifier = SmtpNotifier::new("ops-mail", &config).expect("valid configuration");
@@ -142,7 +148,7 @@ async fn smtp_delivers_one_safe_multipart_mail_over_starttls_with_auth() {
     let wrong = SmtpNotifier::new(
         "ops-mail",
         &SmtpConfig {
-            password: Some("wrong".to_owned()),
+            auth: Some(auth("wrong")),
             ..config
         },
     )
@@ -204,11 +210,9 @@ async fn a_dead_smtp_port_is_a_transient_error() {
     let config = SmtpConfig {
         host: "127.0.0.1".to_owned(),
         port,
-        tls: SmtpTls::StartTlsRequired,
-        allow_plaintext: false,
+        tls: SmtpTls::Starttls,
         ca_file: None,
-        username: None,
-        password: None,
+        auth: None,
         from: "iamwatchd@example.com".to_owned(),
         to: vec!["admin@example.com".to_owned()],
         timeout: Duration::from_secs(5),

@@ -22,6 +22,7 @@
 //! read again at once: the queue's redrive policy (or the age-of-oldest-message alarm) makes it
 //! visible to a human.
 
+mod config;
 mod notice;
 
 use std::sync::Arc;
@@ -33,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 use super::sqs::{Handled, Queue};
 use super::{Batch, EmptyAlarm, Intake, IntakeError};
 use crate::event::{Record, SeenBy};
+pub use config::AlarmConfig;
+pub(crate) use config::RawAlarm;
 pub use notice::{parse_notice, AlarmNotice, Pattern};
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,

@@ -26,10 +26,13 @@
 //! EndTime for all of its pages.
 
 pub mod budget;
+mod config;
 mod history;
 pub mod lookup;
 pub mod poller;
 mod region;
 pub mod schedule;
 
+pub(crate) use config::RawPoller;
+pub use config::{PollerConfig, StartFrom};
 pub use history::history;

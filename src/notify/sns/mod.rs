@@ -17,6 +17,11 @@ use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::{Message, Notifier, NotifyError};
 
+mod config;
+
+pub(crate) use config::RawSns;
+pub use config::SnsConfig;
+
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
 /// must allow exactly the union of every module's list; `check`'s tests enforce it).
 pub const ACTIONS: &[&str] = &["sns:Publish", "sns:GetTopicAttributes"];

@@ -1,0 +1,696 @@
+//! `iamwatchd deploy`'s settings: where the stack goes (`[aws]` region, consent to another
+//! region, stack name) and its parameters (`[deploy]`), from the configuration file and the
+//! command line through one validation.
+//!
+//! The flags fill the same raw sections the file does (as ripgrep's flags and config file fill
+//! one `LowArgs`), a flag winning over the file; then one pass validates the result and reports
+//! every problem at once, each named by the flag or the key it came from. A setting neither
+//! gives is left unset: on an update the stack keeps its current value, on a create it takes
+//! the template's default, so a file that does not mention a setting never undoes an earlier
+//! change to it.
+//!
+//! The whole file is still parsed (a typo anywhere is still a typo), but only `[aws]` and
+//! `[deploy]` are validated: the daemon's own rules, above all "at least one notifier", do not
+//! apply here; the stack is usually deployed from a workstation, before the daemon's host (and
+//! its secret files) exists.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::problem::{ConfigErrors, Names, Problem, Report};
+use super::raw::RawConfig;
+use super::shapes::{check_bucket_name, email_address};
+use super::validate::{validate_aws, Purpose};
+use super::values::join_numbers;
+use super::{process_env, read_file, settle_problems};
+use crate::template;
+
+/// The stack settings of `[deploy]`, validated, each the counterpart of an `iamwatchd deploy`
+/// flag. `None` (or an empty list) = not set: the stack keeps its current value (update) or
+/// takes the template's default (create).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployConfig {
+    /// Addresses that receive the alarms (`--email`), at most three, each valid.
+    pub emails: Vec<String>,
+    /// Existing bucket for the trail (`--bucket`); `Some("")` = the stack creates its own.
+    pub bucket: Option<String>,
+    /// Log group retention (`--log-retention-days`), one CloudWatch Logs offers.
+    pub log_retention_days: Option<u32>,
+    /// Alarm period in seconds (`--alarm-period`), one the template offers.
+    pub alarm_period_seconds: Option<u32>,
+    /// Changes per period that set the alarm off (`--alarm-threshold`), at least 1.
+    pub alarm_threshold: Option<u32>,
+    /// The exact CIS 4.4 filter and alarm (`--cis-filter`).
+    pub cis_filter: Option<bool>,
+    /// The tampering filter and alarm (`--tampering-alarm`).
+    pub tampering_alarm: Option<bool>,
+    /// The SQS queue for the daemon (`--daemon-queue`).
+    pub daemon_queue: Option<bool>,
+}
+
+/// `[deploy]` as written (or as the flags give it): every key optional, numbers as written, so
+/// a negative one is reported as such.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDeploy {
+    /// Alarm recipients.
+    pub emails: Vec<String>,
+    /// Existing trail bucket; `""` = the stack creates one.
+    pub bucket: Option<String>,
+    /// Log group retention in days.
+    pub log_retention_days: Option<i64>,
+    /// Alarm period in seconds.
+    pub alarm_period: Option<i64>,
+    /// Changes per period that set the alarm off.
+    pub alarm_threshold: Option<i64>,
+    /// The CIS 4.4 filter and alarm.
+    pub cis_filter: Option<bool>,
+    /// The tampering filter and alarm.
+    pub tampering_alarm: Option<bool>,
+    /// The daemon's SQS queue.
+    pub daemon_queue: Option<bool>,
+}
+
+/// `[deploy]`'s keys named as the file's.
+pub(crate) const DEPLOY_FILE_NAMES: Names<'static> = Names::file("deploy");
+
+/// The flag of each `[deploy]` key.
+const DEPLOY_FLAGS: [(&str, &str); 8] = [
+    ("emails", "--email"),
+    ("bucket", "--bucket"),
+    ("log_retention_days", "--log-retention-days"),
+    ("alarm_period", "--alarm-period"),
+    ("alarm_threshold", "--alarm-threshold"),
+    ("cis_filter", "--cis-filter"),
+    ("tampering_alarm", "--tampering-alarm"),
+    ("daemon_queue", "--daemon-queue"),
+];
+
+impl RawDeploy {
+    /// The limits the template (and so CloudFormation) puts on each parameter, checked here so
+    /// that the operator hears of them with the key's (or flag's) name before any change set
+    /// exists.
+    pub(crate) fn validate(&self, names: &Names<'_>, report: &mut Report) -> DeployConfig {
+        if self.emails.len() > template::MAX_EMAILS {
+            report.error(
+                names.key("emails"),
+                format!(
+                    "at most {} addresses (the stack subscribes each one separately); for more, \
+                     subscribe a mailing list; got {}",
+                    template::MAX_EMAILS,
+                    self.emails.len()
+                ),
+            );
+        }
+        for (i, address) in self.emails.iter().enumerate() {
+            if let Err(reason) = email_address(address, true) {
+                report.error(
+                    names.item("emails", i),
+                    format!(
+                        "{address:?} is not a usable e-mail address ({reason}); each address \
+                         receives the alarms and must confirm its subscription, so give \
+                         addresses like \"security@example.com\""
+                    ),
+                );
+            }
+        }
+        if let Some(bucket) = self.bucket.as_deref().filter(|b| !b.is_empty()) {
+            if let Err(e) = check_bucket_name(bucket) {
+                report.error(names.key("bucket"), e);
+            }
+        }
+        let log_retention_days = self.log_retention_days.and_then(|days| {
+            let allowed = &template::LOG_RETENTION_DAYS_ALLOWED;
+            let known = u32::try_from(days).ok().filter(|d| allowed.contains(d));
+            if known.is_none() {
+                report.error(
+                    names.key("log_retention_days"),
+                    format!(
+                        "must be a retention CloudWatch Logs offers, one of {}; got {days}",
+                        join_numbers(allowed)
+                    ),
+                );
+            }
+            known
+        });
+        let alarm_period_seconds = self.alarm_period.and_then(|seconds| {
+            let allowed = &template::ALARM_PERIOD_SECONDS_ALLOWED;
+            let known = u32::try_from(seconds).ok().filter(|s| allowed.contains(s));
+            if known.is_none() {
+                report.error(
+                    names.key("alarm_period"),
+                    format!(
+                        "must be one of {} (seconds; CloudWatch takes 10, 30 or a multiple of \
+                         60, and the template offers these); got {seconds}",
+                        join_numbers(allowed)
+                    ),
+                );
+            }
+            known
+        });
+        let alarm_threshold = self.alarm_threshold.and_then(|count| {
+            let valid = u32::try_from(count)
+                .ok()
+                .filter(|n| *n >= template::MIN_ALARM_THRESHOLD);
+            if valid.is_none() {
+                report.error(
+                    names.key("alarm_threshold"),
+                    format!(
+                        "must be {}-{} (changes within one period that set the alarm off; 0 \
+                         would set it off in every period); got {count}",
+                        template::MIN_ALARM_THRESHOLD,
+                        u32::MAX
+                    ),
+                );
+            }
+            valid
+        });
+        DeployConfig {
+            emails: self.emails.clone(),
+            bucket: self.bucket.clone(),
+            log_retention_days,
+            alarm_period_seconds,
+            alarm_threshold,
+            cis_filter: self.cis_filter,
+            tampering_alarm: self.tampering_alarm,
+            daemon_queue: self.daemon_queue,
+        }
+    }
+
+    /// Puts every setting `flags` gives over this one (any `--email` replaces the whole list,
+    /// as it replaces the stack's addresses); returns the `(key, flag)` of each.
+    fn overlay(&mut self, flags: RawDeploy) -> Vec<(&'static str, &'static str)> {
+        let mut given = Vec::new();
+        let mut take = |key: &'static str, set: bool| {
+            if set {
+                let flag = DEPLOY_FLAGS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .expect("a flag");
+                given.push(*flag);
+            }
+        };
+        take("emails", !flags.emails.is_empty());
+        take("bucket", flags.bucket.is_some());
+        take("log_retention_days", flags.log_retention_days.is_some());
+        take("alarm_period", flags.alarm_period.is_some());
+        take("alarm_threshold", flags.alarm_threshold.is_some());
+        take("cis_filter", flags.cis_filter.is_some());
+        take("tampering_alarm", flags.tampering_alarm.is_some());
+        take("daemon_queue", flags.daemon_queue.is_some());
+        if !flags.emails.is_empty() {
+            self.emails = flags.emails;
+        }
+        self.bucket = flags.bucket.or(self.bucket.take());
+        self.log_retention_days = flags.log_retention_days.or(self.log_retention_days);
+        self.alarm_period = flags.alarm_period.or(self.alarm_period);
+        self.alarm_threshold = flags.alarm_threshold.or(self.alarm_threshold);
+        self.cis_filter = flags.cis_filter.or(self.cis_filter);
+        self.tampering_alarm = flags.tampering_alarm.or(self.tampering_alarm);
+        self.daemon_queue = flags.daemon_queue.or(self.daemon_queue);
+        given
+    }
+}
+
+/// What the command line said. Every setting is `None` (or empty) when its flag was not given,
+/// so that the configuration file can fill it in.
+#[derive(Debug, Clone, Default)]
+pub struct DeployFlags {
+    /// `--stack-name`.
+    pub stack_name: Option<String>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--allow-region`; it can only add consent, never take the file's away.
+    pub allow_region: bool,
+    /// The stack's settings (e-mails, bucket, retention, alarm, optional parts).
+    pub settings: RawDeploy,
+}
+
+/// Where the stack goes and what it holds, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployTarget {
+    /// The CloudFormation stack's name.
+    pub stack_name: String,
+    /// Its region.
+    pub region: String,
+    /// The operator consented to a region other than us-east-1.
+    pub allow_region: bool,
+    /// The stack's parameters, `None` where nothing set them.
+    pub settings: DeployConfig,
+    /// Things that work but deserve a second look.
+    pub warnings: Vec<Problem>,
+}
+
+impl DeployFlags {
+    /// The target: the flags over the configuration file at `file` (with the process
+    /// environment layered on it, as for the daemon), when one is given. No file is read
+    /// without one, so the same command does the same thing on every machine.
+    pub fn resolve(self, file: Option<&Path>) -> Result<DeployTarget, ConfigErrors> {
+        match file {
+            Some(path) => self.resolve_text(Some((&read_file(path)?, path)), process_env()),
+            None => self.resolve_text(None, std::iter::empty()),
+        }
+    }
+
+    /// [`DeployFlags::resolve`] with the file's text given (`path` is used in messages).
+    pub(crate) fn resolve_text<I>(
+        self,
+        file: Option<(&str, &Path)>,
+        env: I,
+    ) -> Result<DeployTarget, ConfigErrors>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let (mut raw, parse_problems) = match file {
+            Some((text, path)) => RawConfig::parse(text, path, env)?,
+            None => (RawConfig::default(), Vec::new()),
+        };
+        let mut aws_flags = Vec::new();
+        if let Some(stack_name) = self.stack_name {
+            raw.aws.stack_name = stack_name;
+            aws_flags.push(("stack_name", "--stack-name"));
+        }
+        if let Some(region) = self.region {
+            raw.aws.region = region;
+            aws_flags.push(("region", "--region"));
+        }
+        raw.aws.allow_non_us_east_1 |= self.allow_region;
+        let deploy_flags = raw.deploy.overlay(self.settings);
+
+        let mut report = Report::default();
+        let aws_names = Names {
+            section: "aws",
+            flags: &aws_flags,
+        };
+        let aws = validate_aws(&raw.aws, &aws_names, Purpose::Deploy, &mut report);
+        let deploy_names = Names {
+            section: "deploy",
+            flags: &deploy_flags,
+        };
+        let settings = raw.deploy.validate(&deploy_names, &mut report);
+        let target = DeployTarget {
+            stack_name: aws.stack_name,
+            region: aws.region,
+            allow_region: aws.allow_non_us_east_1,
+            settings,
+            warnings: report.warnings.clone(),
+        };
+        let validated = if report.errors.is_empty() {
+            Ok(target)
+        } else {
+            Err((report.errors, report.warnings))
+        };
+        match (
+            settle_problems(parse_problems, validated, |t| t.warnings.clone()),
+            file,
+        ) {
+            (Ok(target), _) => Ok(target),
+            (Err((problems, warnings)), Some((_, path)))
+                if !problems.iter().any(Problem::is_flag) =>
+            {
+                Err(ConfigErrors::Invalid {
+                    path: path.to_owned(),
+                    problems,
+                    warnings,
+                })
+            }
+            (Err((problems, warnings)), _) => Err(ConfigErrors::Settings { problems, warnings }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::testing::*;
+
+    fn from_file(text: &str) -> Result<DeployTarget, ConfigErrors> {
+        DeployFlags::default().resolve_text(Some((text, Path::new("t.toml"))), env(&[]))
+    }
+
+    fn flagged(settings: RawDeploy) -> DeployFlags {
+        DeployFlags {
+            settings: RawDeploy {
+                emails: vec!["admin@example.com".to_owned()],
+                ..settings
+            },
+            ..DeployFlags::default()
+        }
+    }
+
+    /// The problems of flags given without a file.
+    fn flag_problems(flags: DeployFlags) -> Vec<Problem> {
+        match flags.resolve_text(None, env(&[])) {
+            Err(e) => {
+                assert!(!e.names_a_file(), "{e}");
+                e.problems().to_vec()
+            }
+            Ok(target) => panic!("accepted: {target:?}"),
+        }
+    }
+
+    #[test]
+    fn other_regions_need_allow_region_and_say_why() {
+        let elsewhere = DeployFlags {
+            region: Some("eu-west-1".to_owned()),
+            ..flagged(RawDeploy::default())
+        };
+        let found = flag_problems(elsewhere.clone());
+        let message = &problem_at(&found, "--region").message;
+        assert!(message.contains("us-east-1 only"), "{message}");
+        assert!(message.contains("--allow-region"), "{message}");
+        let allowed = DeployFlags {
+            allow_region: true,
+            ..elsewhere
+        };
+        let target = allowed
+            .resolve_text(None, env(&[]))
+            .expect("allowed explicitly");
+        assert_eq!(target.region, "eu-west-1");
+    }
+
+    #[test]
+    fn bad_email_addresses_are_refused_before_any_call() {
+        for bad in [
+            "admin",
+            "@example.com",
+            "admin@",
+            "admin@example",
+            "a@b@example.com",
+            "admin@example..com",
+            "a@example.com,b@example.com",
+            "ad min@example.com",
+        ] {
+            let found = flag_problems(DeployFlags {
+                settings: RawDeploy {
+                    emails: vec![bad.to_owned()],
+                    ..RawDeploy::default()
+                },
+                ..DeployFlags::default()
+            });
+            let message = &problem_at(&found, "--email").message;
+            assert!(
+                message.starts_with(&format!("{bad:?} is not a usable e-mail address")),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn at_most_three_addresses_and_known_retentions() {
+        let found = flag_problems(DeployFlags {
+            settings: RawDeploy {
+                emails: (0..4).map(|i| format!("a{i}@example.com")).collect(),
+                ..RawDeploy::default()
+            },
+            ..DeployFlags::default()
+        });
+        let message = &problem_at(&found, "--email").message;
+        assert!(
+            message.contains("at most 3") && message.contains("got 4"),
+            "{message}"
+        );
+        let found = flag_problems(flagged(RawDeploy {
+            log_retention_days: Some(100),
+            ..RawDeploy::default()
+        }));
+        let message = &problem_at(&found, "--log-retention-days").message;
+        assert!(message.contains("365"), "{message}");
+    }
+
+    #[test]
+    fn alarm_period_and_threshold_are_checked_like_the_template() {
+        let found = flag_problems(flagged(RawDeploy {
+            alarm_period: Some(90),
+            alarm_threshold: Some(0),
+            ..RawDeploy::default()
+        }));
+        assert!(problem_at(&found, "--alarm-period")
+            .message
+            .contains("got 90"));
+        assert!(problem_at(&found, "--alarm-threshold")
+            .message
+            .contains("must be 1-"));
+        assert_eq!(found.len(), 2, "{found:#?}");
+        let valid = flagged(RawDeploy {
+            alarm_period: Some(60),
+            alarm_threshold: Some(1),
+            ..RawDeploy::default()
+        });
+        let target = valid.resolve_text(None, env(&[])).expect("valid");
+        assert_eq!(target.settings.alarm_period_seconds, Some(60));
+    }
+
+    const FILE: &str = "[aws]\nregion = \"eu-west-1\"\nallow_non_us_east_1 = true\nstack_name = \"from-file\"\n[deploy]\nemails = [\"file@example.com\", \"file2@example.com\"]\nbucket = \"file-bucket\"\nlog_retention_days = 30\nalarm_period = 60\nalarm_threshold = 4\ncis_filter = true\ntampering_alarm = false\ndaemon_queue = false\n";
+
+    #[test]
+    fn without_a_file_unset_flags_stay_unset() {
+        let r = DeployFlags::default().resolve_text(None, env(&[])).unwrap();
+        assert_eq!(r.stack_name, crate::config::defaults::STACK_NAME);
+        assert_eq!(r.region, crate::aws::IAM_EVENTS_REGION);
+        assert!(!r.allow_region && r.settings.emails.is_empty());
+        // None = the stack's current value on an update, the template's default on a create.
+        assert_eq!(r.settings.alarm_threshold, None);
+        assert_eq!(r.settings.cis_filter, None);
+        assert_eq!(r.settings.bucket, None);
+    }
+
+    #[test]
+    fn the_file_fills_in_what_no_flag_gives() {
+        let r = from_file(FILE).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.stack_name, "from-file");
+        assert_eq!(r.region, "eu-west-1");
+        assert!(r.allow_region, "the file's consent carries over");
+        assert_eq!(r.settings.emails, ["file@example.com", "file2@example.com"]);
+        assert_eq!(r.settings.bucket.as_deref(), Some("file-bucket"));
+        assert_eq!(r.settings.log_retention_days, Some(30));
+        assert_eq!(r.settings.alarm_period_seconds, Some(60));
+        assert_eq!(r.settings.alarm_threshold, Some(4));
+        assert_eq!(
+            (
+                r.settings.cis_filter,
+                r.settings.tampering_alarm,
+                r.settings.daemon_queue
+            ),
+            (Some(true), Some(false), Some(false))
+        );
+
+        // A file that leaves [deploy] out sets nothing: the stack keeps what it has.
+        let bare = from_file("[aws]\nstack_name = \"s\"\n").unwrap();
+        assert_eq!(bare.region, crate::aws::IAM_EVENTS_REGION);
+        assert_eq!(
+            (bare.settings.alarm_threshold, bare.settings.bucket),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_file() {
+        let given = DeployFlags {
+            stack_name: Some("from-flag".to_owned()),
+            region: Some(crate::aws::IAM_EVENTS_REGION.to_owned()),
+            allow_region: false,
+            settings: RawDeploy {
+                emails: vec!["flag@example.com".to_owned()],
+                bucket: Some(String::new()),
+                log_retention_days: Some(90),
+                alarm_period: Some(300),
+                alarm_threshold: Some(7),
+                cis_filter: Some(false),
+                tampering_alarm: Some(true),
+                daemon_queue: Some(true),
+            },
+        };
+        let r = given
+            .resolve_text(Some((FILE, Path::new("t.toml"))), env(&[]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.stack_name, "from-flag");
+        assert_eq!(r.region, crate::aws::IAM_EVENTS_REGION);
+        assert_eq!(
+            r.settings.emails,
+            ["flag@example.com"],
+            "--email replaces the whole list"
+        );
+        assert_eq!(r.settings.bucket.as_deref(), Some(""));
+        assert_eq!(r.settings.log_retention_days, Some(90));
+        assert_eq!(r.settings.alarm_period_seconds, Some(300));
+        assert_eq!(r.settings.alarm_threshold, Some(7));
+        assert_eq!(
+            (
+                r.settings.cis_filter,
+                r.settings.tampering_alarm,
+                r.settings.daemon_queue
+            ),
+            (Some(false), Some(true), Some(true))
+        );
+        // --allow-region adds consent the file does not give.
+        let r = DeployFlags {
+            region: Some("eu-west-1".to_owned()),
+            allow_region: true,
+            ..DeployFlags::default()
+        }
+        .resolve_text(
+            Some(("[deploy]\nalarm_threshold = 2\n", Path::new("t.toml"))),
+            env(&[]),
+        )
+        .unwrap();
+        assert!(r.allow_region);
+        assert_eq!(r.settings.alarm_threshold, Some(2));
+    }
+
+    #[test]
+    fn a_bad_flag_and_a_bad_key_are_reported_together_each_by_its_name() {
+        let flags = DeployFlags {
+            settings: RawDeploy {
+                alarm_period: Some(90),
+                ..RawDeploy::default()
+            },
+            ..DeployFlags::default()
+        };
+        let error = flags
+            .resolve_text(
+                Some(("[deploy]\nbucket = \"Bad_Bucket\"\n", Path::new("t.toml"))),
+                env(&[]),
+            )
+            .unwrap_err();
+        assert!(error.names_a_file());
+        let paths: Vec<&str> = error.problems().iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["--alarm-period", "deploy.bucket"]);
+    }
+
+    #[test]
+    fn deploy_section_reads_every_flag_counterpart() {
+        let config = load_str(
+            &format!(
+                "{MINIMAL}[deploy]\nemails = [\"a@example.com\", \"b@example.com\"]\nbucket = \"my-trail-logs\"\nlog_retention_days = 30\nalarm_period = 60\nalarm_threshold = 4\ncis_filter = true\ntampering_alarm = false\ndaemon_queue = false\n"
+            ),
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            config.deploy,
+            DeployConfig {
+                emails: vec!["a@example.com".to_owned(), "b@example.com".to_owned()],
+                bucket: Some("my-trail-logs".to_owned()),
+                log_retention_days: Some(30),
+                alarm_period_seconds: Some(60),
+                alarm_threshold: Some(4),
+                cis_filter: Some(true),
+                tampering_alarm: Some(false),
+                daemon_queue: Some(false),
+            }
+        );
+        // Left out: nothing is set, so the stack keeps (or the template gives) its values.
+        assert_eq!(
+            load_str(MINIMAL, &[]).unwrap().deploy,
+            DeployConfig::default()
+        );
+        // "" is a choice of its own: the stack creates its bucket.
+        let created = load_str(&format!("{MINIMAL}[deploy]\nbucket = \"\"\n"), &[]).unwrap();
+        assert_eq!(created.deploy.bucket.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn deploy_problems_are_all_reported_with_their_paths() {
+        let text = format!(
+            "{MINIMAL}[deploy]\nemails = [\"ok@example.com\", \"admin\", \"a@b\"]\nbucket = \"Trail_Logs\"\nlog_retention_days = 100\nalarm_period = 90\nalarm_threshold = 0\ncis_filter = \"maybe\"\nalarm_treshold = 2\n"
+        );
+        let found = problems(&text);
+        assert!(
+            !found.iter().any(|p| p.path == "deploy.emails[0]"),
+            "{found:#?}"
+        );
+        assert!(problem_at(&found, "deploy.emails[1]")
+            .message
+            .contains("no @"));
+        assert!(problem_at(&found, "deploy.emails[2]")
+            .message
+            .contains("example.com"));
+        problem_at(&found, "deploy.bucket");
+        assert!(problem_at(&found, "deploy.log_retention_days")
+            .message
+            .contains("365"));
+        let period = &problem_at(&found, "deploy.alarm_period").message;
+        assert!(
+            period.contains("got 90") && period.contains("3600"),
+            "{period}"
+        );
+        problem_at(&found, "deploy.alarm_threshold");
+        problem_at(&found, "deploy.cis_filter");
+        assert_eq!(
+            problem_at(&found, "deploy.alarm_treshold").message,
+            "unknown key; did you mean `deploy.alarm_threshold`?"
+        );
+        assert_eq!(found.len(), 8, "{found:#?}");
+    }
+
+    #[test]
+    fn deploy_numbers_out_of_range_and_too_many_addresses() {
+        let emails: Vec<String> = (0..4).map(|i| format!("\"a{i}@example.com\"")).collect();
+        let found = problems(&format!(
+            "{MINIMAL}[deploy]\nemails = [{}]\nalarm_threshold = -1\nlog_retention_days = -30\nalarm_period = 4294967356\n",
+            emails.join(", ")
+        ));
+        assert!(problem_at(&found, "deploy.emails")
+            .message
+            .contains("at most 3"));
+        assert!(problem_at(&found, "deploy.alarm_threshold")
+            .message
+            .contains("got -1"));
+        problem_at(&found, "deploy.log_retention_days");
+        problem_at(&found, "deploy.alarm_period");
+        assert_eq!(found.len(), 4, "{found:#?}");
+    }
+
+    #[test]
+    fn deploy_settings_come_from_the_environment_too() {
+        let config = load_str(
+            MINIMAL,
+            &[
+                ("IAMWATCHD__DEPLOY__EMAILS", "a@example.com, b@example.com"),
+                ("IAMWATCHD__DEPLOY__ALARM_THRESHOLD", "5"),
+                ("IAMWATCHD__DEPLOY__CIS_FILTER", "true"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.deploy.emails, ["a@example.com", "b@example.com"]);
+        assert_eq!(config.deploy.alarm_threshold, Some(5));
+        assert_eq!(config.deploy.cis_filter, Some(true));
+    }
+
+    #[test]
+    fn deploy_needs_no_notifier_but_the_daemon_does() {
+        let text = "[aws]\nstack_name = \"watch\"\n[deploy]\nemails = [\"a@example.com\"]\n";
+        let target = from_file(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(target.stack_name, "watch");
+        assert_eq!(target.settings.emails, ["a@example.com"]);
+        problem_at(&problems(text), "smtp, sns");
+    }
+
+    #[test]
+    fn deploy_settings_check_aws_and_deploy_and_typos_anywhere() {
+        // An [smtp] section whose password file lives on the daemon's host only, a typo in
+        // [poller], and mistakes in the two sections deploy reads.
+        let text = "[aws]\nregion = \"eu-west-1\"\n[deploy]\nalarm_period = 7\n[poller]\npoll_intervall = \"5s\"\n[smtp]\nhost = \"mail\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\nfrom = \"a@b.example\"\nto = [\"x@y.example\"]\n";
+        let found = match from_file(text) {
+            Err(e) => e.problems().to_vec(),
+            Ok(s) => panic!("accepted: {s:?}"),
+        };
+        let paths: Vec<&str> = found.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["aws.region", "deploy.alarm_period", "poller.poll_intervall"],
+            "{found:#?}"
+        );
+        // The same file for the daemon: the password file is a problem too.
+        problem_at(&problems(text), "smtp.password_file");
+
+        let allowed =
+            from_file("[aws]\nregion = \"eu-west-1\"\nallow_non_us_east_1 = true\n").unwrap();
+        assert!(allowed.allow_region);
+        assert_eq!(allowed.warnings[0].path, "aws.region");
+    }
+}

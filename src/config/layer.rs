@@ -1,0 +1,543 @@
+//! Stage 1 of loading: the TOML file is parsed (a syntax error names file, line and column),
+//! the environment is layered on top through the `config` crate (double underscore = nesting:
+//! `IAMWATCHD__SMTP__PASSWORD` sets `smtp.password`), and every key is checked against the raw
+//! structs, which `#[serde(deny_unknown_fields)]`. Each field is deserialised on its own first,
+//! so one wrong type does not hide the next, and an unknown key is reported with its path and,
+//! when it is close to a real one, the key that was probably meant. A secret written in the
+//! file itself is refused here, before anything reads it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use config::{Environment, File, FileFormat, Map, Value, ValueKind};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+
+use super::deploy::RawDeploy;
+use super::problem::{join, ConfigErrors, Problem};
+use super::raw::{schema, RawAws, RawConfig, RawLog, RawMetrics};
+use super::secret::{SecretKey, ENV_PREFIX};
+use crate::notify::smtp::{RawSmtp, PASSWORD};
+use crate::notify::sns::RawSns;
+use crate::pipeline::delivery::RawDelivery;
+use crate::rules::{AllowRule, Ruleset};
+use crate::source::alarm::RawAlarm;
+use crate::source::cloudtrail::RawPoller;
+use crate::store::RawStore;
+
+/// Keys that hold a secret: refused in the file, accepted from the environment or a file.
+const SECRET_KEYS: &[SecretKey<'static>] = &[PASSWORD];
+
+/// The keys that may be written as a comma-separated list in an environment variable
+/// (`IAMWATCHD__SMTP__TO=a@example.com,b@example.com`).
+const ENV_LIST_KEYS: &[(&str, &str)] = &[
+    ("smtp", "to"),
+    ("aws", "tampering_regions"),
+    ("deploy", "emails"),
+];
+
+impl RawConfig {
+    /// Stage 1: TOML syntax, layering, unknown keys and field types. Returns the raw config
+    /// (fields that failed left at their defaults) with the problems found so far.
+    pub(crate) fn parse<I>(
+        text: &str,
+        path: &Path,
+        env: I,
+    ) -> Result<(RawConfig, Vec<Problem>), ConfigErrors>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        // The `config` crate would report a syntax error too, but only as text; parsing once
+        // here gives the exact position.
+        let file_table: toml::Table = toml::from_str(text).map_err(|e| {
+            let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
+            ConfigErrors::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+
+        let mut problems = Vec::new();
+        let inline: Vec<SecretKey> = SECRET_KEYS
+            .iter()
+            .filter(|secret| {
+                file_table
+                    .get(secret.section)
+                    .and_then(|s| s.as_table())
+                    .is_some_and(|s| s.contains_key(secret.key))
+            })
+            .copied()
+            .collect();
+        for secret in &inline {
+            problems.push(Problem::new(
+                join(secret.section, secret.key),
+                secret.refused_in_file(),
+            ));
+        }
+
+        let prefix = format!("{ENV_PREFIX}__");
+        let env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.to_ascii_uppercase().starts_with(&prefix))
+            .collect();
+        let from_env: Vec<String> = env
+            .keys()
+            .map(|k| k[prefix.len()..].to_lowercase().replace("__", "."))
+            .collect();
+        let layered = config::Config::builder()
+            .add_source(File::from_str(text, FileFormat::Toml))
+            .add_source(
+                Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("__")
+                    .separator("__")
+                    .source(Some(env)),
+            )
+            .build()
+            .and_then(|c| c.try_deserialize::<Map<String, Value>>());
+        let mut root = match layered {
+            Ok(root) => root,
+            Err(e) => {
+                // Only a clash between the file and an IAMWATCHD__ variable gets here (the
+                // TOML already parsed), e.g. IAMWATCHD__SMTP=x against an [smtp] table.
+                problems.push(Problem::new(
+                    "(environment)",
+                    format!("cannot layer the {prefix}* variables over the file: {e}"),
+                ));
+                return Ok((RawConfig::default(), problems));
+            }
+        };
+        for secret in &inline {
+            if let Some(Value {
+                kind: ValueKind::Table(section),
+                ..
+            }) = root.get_mut(secret.section)
+            {
+                section.remove(secret.key);
+            }
+        }
+
+        clean_root(&mut root, &from_env, &mut problems);
+        let raw = Value::new(None, ValueKind::Table(root))
+            .try_deserialize::<RawConfig>()
+            .unwrap_or_else(|e| {
+                // Every field was checked on its own above, so this is a combination serde
+                // refuses that no single key shows; say so rather than guess a path.
+                problems.push(Problem::new("(root)", describe_config_error(&e)));
+                RawConfig::default()
+            });
+        Ok((raw, problems))
+    }
+}
+
+/// Checks every key of the layered tree against the raw structs, reports unknown keys and
+/// values of the wrong type (each on its own, with its path), and removes them so that the
+/// rest can still be read and validated.
+///
+/// `from_env` lists the dotted keys set by environment variables: list keys among them are
+/// split on commas.
+fn clean_root(root: &mut Map<String, Value>, from_env: &[String], problems: &mut Vec<Problem>) {
+    let sections = fields_of::<RawConfig>();
+    for name in sorted_keys(root) {
+        if !sections.contains(&name.as_str()) {
+            let mut problem = unknown_key("", &name, sections);
+            if !matches!(root[&name].kind, ValueKind::Table(_)) {
+                // `region = …` above every section: a key, not a section.
+                problem.message = problem.message.replace("unknown section", "unknown key");
+            }
+            problems.push(problem);
+            root.remove(&name);
+            continue;
+        }
+        let value = root.remove(&name).expect("key listed above");
+        let mut table = match value.kind {
+            ValueKind::Table(table) => table,
+            ValueKind::Nil => continue,
+            other => {
+                problems.push(Problem::new(
+                    name.as_str(),
+                    format!("expected a table (a [{name}] section), got {other}"),
+                ));
+                continue;
+            }
+        };
+        for (section, key) in ENV_LIST_KEYS {
+            if *section == name && from_env.contains(&join(section, key)) {
+                split_env_list(&mut table, key);
+            }
+        }
+        match name.as_str() {
+            "aws" => clean_table::<RawAws>("aws", &mut table, problems),
+            "deploy" => clean_table::<RawDeploy>("deploy", &mut table, problems),
+            "poller" => clean_table::<RawPoller>("poller", &mut table, problems),
+            "rules" => {
+                clean_allow_list(&mut table, problems);
+                clean_table::<Ruleset>("rules", &mut table, problems)
+            }
+            "store" => clean_table::<RawStore>("store", &mut table, problems),
+            "smtp" => clean_table::<RawSmtp>("smtp", &mut table, problems),
+            "sns" => clean_table::<RawSns>("sns", &mut table, problems),
+            "alarm" => clean_table::<RawAlarm>("alarm", &mut table, problems),
+            "log" => clean_table::<RawLog>("log", &mut table, problems),
+            "metrics" => clean_table::<RawMetrics>("metrics", &mut table, problems),
+            "delivery" => clean_table::<RawDelivery>("delivery", &mut table, problems),
+            other => unreachable!("section {other} is a RawConfig field without a cleaner"),
+        }
+        root.insert(name, Value::new(None, ValueKind::Table(table)));
+    }
+}
+
+/// `[[rules.allow]]` is an array of tables: each entry is checked with its index in the path.
+/// A broken entry is kept (emptied) so that the indexes validation reports stay right.
+fn clean_allow_list(rules: &mut Map<String, Value>, problems: &mut Vec<Problem>) {
+    let Some(value) = rules.remove("allow") else {
+        return;
+    };
+    let entries = match value.kind {
+        ValueKind::Array(entries) => entries,
+        other => {
+            problems.push(Problem::new(
+                "rules.allow",
+                format!("expected an array of tables (write each entry as [[rules.allow]]), got {other}"),
+            ));
+            return;
+        }
+    };
+    let mut cleaned = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let path = format!("rules.allow[{index}]");
+        let mut table = match entry.kind {
+            ValueKind::Table(table) => table,
+            other => {
+                problems.push(Problem::new(
+                    path.as_str(),
+                    format!("expected a table with principal, event and/or account, got {other}"),
+                ));
+                Map::new()
+            }
+        };
+        clean_table::<AllowRule>(&path, &mut table, problems);
+        cleaned.push(Value::new(None, ValueKind::Table(table)));
+    }
+    rules.insert(
+        "allow".to_owned(),
+        Value::new(None, ValueKind::Array(cleaned)),
+    );
+}
+
+/// A list key set from the environment arrives as one string: split it on commas.
+fn split_env_list(table: &mut Map<String, Value>, key: &str) {
+    let Some(value) = table.get_mut(key) else {
+        return;
+    };
+    if let ValueKind::String(text) = &value.kind {
+        let items = text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Value::new(None, ValueKind::String(s.to_owned())))
+            .collect();
+        *value = Value::new(None, ValueKind::Array(items));
+    }
+}
+
+/// Checks each key of `table` against `T`'s fields: unknown keys are reported with a
+/// suggestion, and each known key is deserialised alone (every field of `T` has a default), so
+/// that one bad value does not hide the next. Bad keys are removed.
+fn clean_table<T: DeserializeOwned>(
+    path: &str,
+    table: &mut Map<String, Value>,
+    problems: &mut Vec<Problem>,
+) {
+    let known = fields_of::<T>();
+    for key in sorted_keys(table) {
+        if !known.contains(&key.as_str()) {
+            problems.push(unknown_key(path, &key, known));
+            table.remove(&key);
+            continue;
+        }
+        let mut single = Map::new();
+        single.insert(key.clone(), table[&key].clone());
+        if let Err(e) = Value::new(None, ValueKind::Table(single)).try_deserialize::<T>() {
+            problems.push(Problem::new(join(path, &key), describe_config_error(&e)));
+            table.remove(&key);
+        }
+    }
+}
+
+fn sorted_keys(table: &Map<String, Value>) -> Vec<String> {
+    let mut keys: Vec<String> = table.keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+/// A serde/`config` error as a message without the crate's own key decoration (our caller
+/// puts the path in front).
+fn describe_config_error(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("expected {expected}, got {unexpected}"),
+        config::ConfigError::At { error, .. } => describe_config_error(error),
+        other => other.to_string(),
+    }
+}
+
+/// The problem for an unknown key, suggesting the key probably meant: a close spelling among
+/// its siblings, or the same name in another section (`region` at the top → `aws.region`).
+fn unknown_key(path: &str, key: &str, siblings: &[&str]) -> Problem {
+    let full = join(path, key);
+    let what = if path.is_empty() { "section" } else { "key" };
+    let close = siblings
+        .iter()
+        .map(|s| (levenshtein(&key.to_lowercase(), s), *s))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    let suggestion = match close {
+        Some((_, sibling)) => Some(join(path, sibling)),
+        None => schema()
+            .into_iter()
+            .find(|(section, fields)| {
+                *section != path && fields.contains(&key.to_lowercase().as_str())
+            })
+            .map(|(section, _)| join(section, key)),
+    };
+    let message = match suggestion {
+        Some(s) => format!("unknown {what}; did you mean `{s}`?"),
+        None => format!(
+            "unknown {what}; known {what}s here: {}",
+            siblings.join(", ")
+        ),
+    };
+    Problem::new(full, message)
+}
+
+/// Edit distance between two keys (insertions, deletions, substitutions).
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// The field names serde accepts for struct `T`, asked from its derived `Deserialize`: it
+/// calls `deserialize_struct(name, FIELDS, …)`, and this deserializer records FIELDS and stops.
+pub(crate) fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    #[derive(Debug)]
+    struct Stop;
+
+    impl fmt::Display for Stop {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("field probe")
+        }
+    }
+
+    impl std::error::Error for Stop {}
+
+    impl de::Error for Stop {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for Probe<'_> {
+        type Error = Stop;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            *self.0 = fields;
+            Err(Stop)
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut line = 1;
+    let mut column = 1;
+    for (index, c) in text.char_indices() {
+        if index >= offset {
+            break;
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::testing::*;
+    use crate::config::Config;
+
+    #[test]
+    fn env_overrides_nested_keys_and_splits_lists() {
+        let text = format!(
+            "{MINIMAL}[poller]\npoll_interval = \"10s\"\n[smtp]\nhost = \"mail\"\nfrom = \"a@b.example\"\nto = [\"x@y.example\"]\n"
+        );
+        let config = load_str(
+            &text,
+            &[
+                ("IAMWATCHD__POLLER__POLL_INTERVAL", "30s"),
+                ("IAMWATCHD__POLLER__REQUESTS_PER_SECOND", "0.5"),
+                ("IAMWATCHD__SMTP__TO", "a@example.com, b@example.com"),
+                ("IAMWATCHD__SMTP__PORT", "2525"),
+                ("UNRELATED", "ignored"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.poller.poll_interval, Duration::from_secs(30));
+        assert_eq!(config.poller.requests_per_second, 0.5);
+        let smtp = config.smtp.unwrap();
+        assert_eq!(smtp.to, ["a@example.com", "b@example.com"]);
+        assert_eq!(smtp.port, 2525);
+    }
+
+    #[test]
+    fn env_password_keeps_its_exact_text() {
+        // Numeric-looking secrets must not be reinterpreted as numbers ("007" → 7).
+        let text = format!(
+            "{MINIMAL}[smtp]\nhost = \"mail\"\nusername = \"u\"\nfrom = \"a@b.example\"\nto = [\"x@y.example\"]\n"
+        );
+        let config = load_str(&text, &[("IAMWATCHD__SMTP__PASSWORD", "007")]).unwrap();
+        assert_eq!(config.smtp.unwrap().auth.unwrap().password.expose(), "007");
+    }
+
+    #[test]
+    fn wrong_types_are_each_reported_without_hiding_others() {
+        let text = format!(
+            "{MINIMAL}[poller]\npoll_interval = 10\nshort_window = \"2 fortnights\"\nrequests_per_second = \"fast\"\n[rules]\nfailed_calls = \"maybe\"\n"
+        );
+        let found = problems(&text);
+        assert!(problem_at(&found, "poller.poll_interval")
+            .message
+            .contains("\"10s\""));
+        assert!(problem_at(&found, "poller.short_window")
+            .message
+            .contains("invalid duration"));
+        problem_at(&found, "poller.requests_per_second");
+        let failed_calls = &problem_at(&found, "rules.failed_calls").message;
+        assert!(failed_calls.contains("`report`"), "{failed_calls}");
+        assert_eq!(found.len(), 4, "{found:#?}");
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion() {
+        let text = format!("region = \"us-east-1\"\n{MINIMAL}[Log]\nLevel = \"info\"\n[poler]\nx = 1\n[store]\nretension = \"1d\"\ncolour = \"blue\"\n");
+        let found = problems(&text);
+        assert_eq!(
+            problem_at(&found, "store.retension").message,
+            "unknown key; did you mean `store.retention`?"
+        );
+        assert!(problem_at(&found, "poler").message.contains("`poller`"));
+        // Keys are case-sensitive (as in TOML); the suggestion shows the right spelling.
+        assert!(problem_at(&found, "Log").message.contains("`log`"));
+        assert_eq!(
+            problem_at(&found, "region").message,
+            "unknown key; did you mean `aws.region`?"
+        );
+        let colour = &problem_at(&found, "store.colour").message;
+        assert!(colour.contains("state_directory, retention"), "{colour}");
+    }
+
+    #[test]
+    fn unknown_key_from_the_environment_is_reported() {
+        let found = match load_str(MINIMAL, &[("IAMWATCHD__POLLER__POLL_INTERVALL", "5s")]) {
+            Err(e) => e.problems().to_vec(),
+            Ok(_) => panic!("misspelt variable accepted"),
+        };
+        assert!(problem_at(&found, "poller.poll_intervall")
+            .message
+            .contains("poll_interval"));
+    }
+
+    #[test]
+    fn syntax_error_names_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "broken.toml",
+            "[aws]\nregion = \"us-east-1\"\nstack_name = \n",
+        );
+        match Config::load(&path, env(&[])) {
+            Err(ConfigErrors::Syntax {
+                line,
+                column,
+                path: p,
+                ..
+            }) => {
+                assert_eq!((line, column), (3, 14));
+                assert_eq!(p, path);
+            }
+            other => panic!("expected a syntax error, got {other:?}"),
+        }
+        let shown = Config::load(&path, env(&[])).unwrap_err().to_string();
+        assert!(
+            shown.starts_with(&format!("{}:3:14: TOML syntax error", path.display())),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn inline_password_is_refused_even_with_env_set() {
+        let text = format!("{MINIMAL}[smtp]\nhost = \"mail\"\nusername = \"u\"\npassword = \"hunter2\"\nfrom = \"a@b.example\"\nto = [\"x@y.example\"]\n");
+        for env_pairs in [&[][..], &[("IAMWATCHD__SMTP__PASSWORD", "other")][..]] {
+            let e = load_str(&text, env_pairs).unwrap_err();
+            let found = e.problems();
+            let message = &problem_at(found, "smtp.password").message;
+            assert!(message.contains(&PASSWORD.env_var()) && message.contains("password_file"));
+            assert!(!e.to_string().contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn field_probe_lists_serde_fields() {
+        assert_eq!(fields_of::<RawStore>(), ["state_directory", "retention"]);
+        assert!(fields_of::<RawConfig>().contains(&"smtp"));
+    }
+
+    #[test]
+    fn levenshtein_counts_edits() {
+        assert_eq!(levenshtein("poll_intervall", "poll_interval"), 1);
+        assert_eq!(levenshtein("retension", "retention"), 1);
+        assert_eq!(levenshtein("", "abc"), 3);
+        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    }
+}

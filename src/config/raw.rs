@@ -1,0 +1,119 @@
+//! The configuration as written: the file's sections with the environment layered on top,
+//! every field typed but not yet checked for range or consistency. Each component's section
+//! is its own raw struct, kept beside the component (`notify::smtp`, `source::cloudtrail`, …);
+//! this aggregate collects them, as vector's configuration collects each sink's.
+
+use serde::Deserialize;
+
+use super::defaults;
+use super::deploy::RawDeploy;
+use super::layer::fields_of;
+use super::validate::LogFormat;
+use crate::notify::smtp::RawSmtp;
+use crate::notify::sns::RawSns;
+use crate::pipeline::delivery::RawDelivery;
+use crate::rules::Ruleset;
+use crate::source::alarm::RawAlarm;
+use crate::source::cloudtrail::RawPoller;
+use crate::store::RawStore;
+
+/// The whole file, section by section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    /// AWS account and region settings.
+    pub(crate) aws: RawAws,
+    /// What `iamwatchd deploy` puts into the stack.
+    pub(crate) deploy: RawDeploy,
+    /// The LookupEvents poller.
+    pub(crate) poller: RawPoller,
+    /// What is reported and what is not (raw and validated have one shape).
+    pub(crate) rules: Ruleset,
+    /// Durable state.
+    pub(crate) store: RawStore,
+    /// SMTP notifier; absent = not used.
+    pub(crate) smtp: Option<RawSmtp>,
+    /// SNS notifier; absent = not used.
+    pub(crate) sns: Option<RawSns>,
+    /// Alarm path.
+    pub(crate) alarm: RawAlarm,
+    /// Logging.
+    pub(crate) log: RawLog,
+    /// Metrics and health listener.
+    pub(crate) metrics: RawMetrics,
+    /// Notification retries.
+    pub(crate) delivery: RawDelivery,
+}
+
+/// `[aws]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawAws {
+    /// Region polled for IAM events and where the stack lives.
+    pub(crate) region: String,
+    /// Permits a region other than us-east-1 (IAM events would not be seen there).
+    pub(crate) allow_non_us_east_1: bool,
+    /// Regions whose tampering events are watched; default: `region`.
+    pub(crate) tampering_regions: Option<Vec<String>>,
+    /// CloudFormation stack name.
+    pub(crate) stack_name: String,
+    /// Attempts per AWS call.
+    pub(crate) max_attempts: i64,
+}
+
+impl Default for RawAws {
+    fn default() -> Self {
+        RawAws {
+            region: defaults::REGION.to_owned(),
+            allow_non_us_east_1: false,
+            tampering_regions: None,
+            stack_name: defaults::STACK_NAME.to_owned(),
+            max_attempts: defaults::MAX_ATTEMPTS.into(),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawLog {
+    /// `"human"` or `"json"`.
+    pub(crate) format: LogFormat,
+    /// `EnvFilter` directives.
+    pub(crate) level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: LogFormat::default(),
+            level: defaults::LOG_LEVEL.to_owned(),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    /// Listener address; absent = disabled.
+    pub(crate) listen: Option<String>,
+}
+
+/// Every table of the configuration and its keys, read from the raw structs themselves so the
+/// list cannot drift from what serde accepts.
+pub(crate) fn schema() -> Vec<(&'static str, &'static [&'static str])> {
+    vec![
+        ("aws", fields_of::<RawAws>()),
+        ("deploy", fields_of::<RawDeploy>()),
+        ("poller", fields_of::<RawPoller>()),
+        ("rules", fields_of::<Ruleset>()),
+        ("store", fields_of::<RawStore>()),
+        ("smtp", fields_of::<RawSmtp>()),
+        ("sns", fields_of::<RawSns>()),
+        ("alarm", fields_of::<RawAlarm>()),
+        ("log", fields_of::<RawLog>()),
+        ("metrics", fields_of::<RawMetrics>()),
+        ("delivery", fields_of::<RawDelivery>()),
+    ]
+}

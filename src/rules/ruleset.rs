@@ -1,0 +1,157 @@
+//! What the configuration lets through (`[rules]`): the catalogue's verdict minus failed calls
+//! when they are ignored, severities below the minimum, and the allow-list.
+
+use serde::Deserialize;
+
+use super::allow::AllowRule;
+use super::severity::Severity;
+use super::{classify, Classification};
+use crate::config::problem::Report;
+use crate::config::values;
+use crate::event::Record;
+
+/// How failed calls (CloudTrail `errorCode` set, e.g. AccessDenied) are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum FailedCalls {
+    /// Reported as attempted changes, at lower priority than changes.
+    #[default]
+    Report,
+    /// Not reported at all.
+    Ignore,
+}
+
+impl TryFrom<String> for FailedCalls {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        values::choose(
+            &text,
+            &[
+                ("report", FailedCalls::Report),
+                ("ignore", FailedCalls::Ignore),
+            ],
+        )
+    }
+}
+
+/// What is reported: the catalogue's verdict ([`classify`]) minus what the configuration leaves
+/// out. The default reports everything the catalogue reports, attempts included. It is also
+/// `[rules]` as written: [`Ruleset::check`] reports what cannot work.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ruleset {
+    /// How failed calls are treated (`"report"` or `"ignore"`).
+    pub failed_calls: FailedCalls,
+    /// Nothing below this is reported.
+    pub min_severity: Severity,
+    /// Expected changes that are not reported (`[[rules.allow]]`).
+    pub allow: Vec<AllowRule>,
+}
+
+impl Ruleset {
+    /// Reports every allow entry that cannot work, at `section.allow[i]`.
+    pub(crate) fn check(&self, section: &str, report: &mut Report) {
+        for (i, entry) in self.allow.iter().enumerate() {
+            entry.check(&format!("{section}.allow[{i}]"), report);
+        }
+    }
+
+    /// The verdict on a record, or `None` when it must not be reported.
+    pub fn judge(&self, record: &Record) -> Option<Classification> {
+        let classification = classify(record)?;
+        if classification.attempt && self.failed_calls == FailedCalls::Ignore {
+            return None;
+        }
+        if classification.severity < self.min_severity {
+            return None;
+        }
+        if let Some(rule) = self.allow.iter().find(|rule| rule.matches(record)) {
+            tracing::debug!(event_id = %record.event_id, event = %record.event_name, ?rule,
+                "allowed by the allow-list; not reported");
+            return None;
+        }
+        Some(classification)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ci_record(name: &str, extra: serde_json::Value) -> Record {
+        let mut value = serde_json::json!({
+            "eventID": "e1", "eventName": name, "eventSource": "iam.amazonaws.com",
+            "eventTime": "2026-11-25T12:00:00Z", "readOnly": false,
+            "recipientAccountId": "111122223333",
+            "userIdentity": {"type": "AssumedRole",
+                "arn": "arn:aws:sts::111122223333:assumed-role/ci/build-7",
+                "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/ci"}}},
+            "requestParameters": {"roleName": "app"}
+        });
+        value
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Record::from_json(value).unwrap()
+    }
+
+    fn ruleset() -> Ruleset {
+        Ruleset {
+            allow: vec![AllowRule {
+                principal: Some("arn:aws:iam::111122223333:role/ci".into()),
+                event: Some("Tag*".into()),
+                account: None,
+                comment: Some("CI tags what it deploys".into()),
+            }],
+            failed_calls: FailedCalls::Report,
+            min_severity: Severity::Info,
+        }
+    }
+
+    #[test]
+    fn an_allow_rule_for_a_role_covers_every_session_of_it() {
+        let ruleset = ruleset();
+        assert!(ruleset
+            .judge(&ci_record("TagRole", serde_json::json!({})))
+            .is_none());
+        assert!(
+            ruleset
+                .judge(&ci_record("CreateRole", serde_json::json!({})))
+                .is_some(),
+            "only the allowed event names"
+        );
+    }
+
+    #[test]
+    fn failed_calls_are_reported_as_attempts_or_ignored_per_config() {
+        let denied = ci_record(
+            "CreateRole",
+            serde_json::json!({"errorCode": "AccessDenied"}),
+        );
+        let verdict = ruleset().judge(&denied).expect("reported");
+        assert!(verdict.attempt);
+        let ignoring = Ruleset {
+            failed_calls: FailedCalls::Ignore,
+            ..ruleset()
+        };
+        assert!(ignoring.judge(&denied).is_none());
+    }
+
+    #[test]
+    fn min_severity_drops_what_is_below_it_and_reads_are_never_reported() {
+        let strict = Ruleset {
+            min_severity: Severity::Critical,
+            ..ruleset()
+        };
+        assert!(strict
+            .judge(&ci_record("UpdateRoleDescription", serde_json::json!({})))
+            .is_none());
+        assert!(strict
+            .judge(&ci_record("UpdateAssumeRolePolicy", serde_json::json!({})))
+            .is_some());
+        assert!(ruleset()
+            .judge(&ci_record("GetRole", serde_json::json!({"readOnly": true})))
+            .is_none());
+    }
+}

@@ -1,0 +1,70 @@
+//! `[store]`: where the state database lives and how long seen events are remembered.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::problem::Report;
+use crate::config::{defaults, values};
+
+/// Durable state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// Directory of the SQLite database.
+    pub state_directory: PathBuf,
+    /// How long seen eventIDs are kept.
+    pub retention: Duration,
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawStore {
+    /// Directory of the state database.
+    state_directory: PathBuf,
+    /// How long seen eventIDs are kept.
+    #[serde(deserialize_with = "values::duration")]
+    retention: Duration,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        RawStore {
+            state_directory: PathBuf::from(defaults::STATE_DIRECTORY),
+            retention: defaults::RETENTION,
+        }
+    }
+}
+
+impl RawStore {
+    /// Validates `[store]`; `sweep_horizon` is the poller's (an event a sweep re-reads must
+    /// still be remembered).
+    pub(crate) fn validate(&self, sweep_horizon: Duration, report: &mut Report) -> StoreConfig {
+        let raw = self;
+        if raw.state_directory.as_os_str().is_empty() {
+            report.error(
+                "store.state_directory",
+                format!(
+                    "must not be empty (the default is {})",
+                    defaults::STATE_DIRECTORY
+                ),
+            );
+        }
+        if raw.retention < sweep_horizon {
+            report.error(
+                "store.retention",
+                format!(
+                    "must be at least poller.sweep_horizon ({}): an event the sweep re-reads must \
+                 still be remembered, or it is reported twice; got {}",
+                    values::show(sweep_horizon),
+                    values::show(raw.retention)
+                ),
+            );
+        }
+        StoreConfig {
+            state_directory: raw.state_directory.clone(),
+            retention: raw.retention,
+        }
+    }
+}
