@@ -17,7 +17,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 
 use crate::aws::errors::{AwsError, Kind};
 use crate::config::Config;
-use crate::notify::Message;
+use crate::notify::render::test_message;
 use crate::template::output;
 
 /// The AWS actions this module calls (kept beside the calls; `deploy/iamwatchd-policy.json`
@@ -486,33 +486,6 @@ async fn notifiers(config: &Config, options: Options, account: Option<&str>, rep
     }
 }
 
-/// A message every reader recognises as a test, never as a change.
-pub fn test_message(account: &str) -> Message {
-    let now = chrono::Utc::now();
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".to_owned());
-    let text = format!(
-        "TEST MESSAGE — nothing changed.\n\n\
-         This is a test message sent by `iamwatchd check --send-test` on {host} at {now} \
-         for AWS account {account}.\n\
-         If you received it, iamwatchd can reach you through this notifier.\n"
-    );
-    let html = format!(
-        "<p><strong>TEST MESSAGE — nothing changed.</strong></p><p>{}</p>",
-        crate::notify::render::html_escape(text.lines().nth(2).unwrap_or_default())
-    );
-    Message {
-        subject: "[iamwatchd TEST] test message from iamwatchd check".to_owned(),
-        text,
-        html,
-        event_id: format!("iamwatchd-check-test-{}", now.timestamp_millis()),
-        severity: "INFO".to_owned(),
-        category: "test".to_owned(),
-        attempt: false,
-        event_name: "iamwatchd-check-test".to_owned(),
-        account: account.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,15 +504,5 @@ mod tests {
              ! region: eu-west-1\n    fix: use us-east-1\n\
              ✗ stack iamwatchd: not found\n    fix: run `iamwatchd deploy`\n"
         );
-    }
-
-    #[test]
-    fn the_test_message_says_it_is_a_test() {
-        let message = test_message("123456789012");
-        assert!(message.subject.contains("TEST"));
-        assert!(message.sns_subject().contains("TEST"));
-        assert!(message.text.starts_with("TEST MESSAGE"));
-        assert!(message.text.contains("123456789012"));
-        assert!(message.html.contains("TEST MESSAGE"));
     }
 }

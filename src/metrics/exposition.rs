@@ -1,0 +1,304 @@
+//! The Prometheus text exposition (format 0.0.4) of [`Metrics`]: every series with its HELP and
+//! TYPE lines, label values escaped.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Metrics, NotifierCounters, LAG_BUCKETS_SECONDS};
+use crate::store::Stats;
+
+impl Metrics {
+    /// The Prometheus text exposition (format 0.0.4) of every metric; the store's numbers
+    /// when it could be read.
+    pub(crate) fn render(&self, stats: Option<&Stats>) -> String {
+        let mut out = String::new();
+        let c = &self.poller;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counters: [(&str, &str, u64); 8] = [
+            (
+                "iamwatchd_poll_passes_total",
+                "LookupEvents passes completed (fast passes and sweeps).",
+                load(&c.passes),
+            ),
+            (
+                "iamwatchd_poll_pages_total",
+                "LookupEvents pages read.",
+                load(&c.pages),
+            ),
+            (
+                "iamwatchd_poll_throttled_total",
+                "LookupEvents calls answered with ThrottlingException.",
+                load(&c.throttled),
+            ),
+            (
+                "iamwatchd_poll_failed_passes_total",
+                "Passes that failed (read or store); the next sweep covers their window.",
+                load(&c.failed_passes),
+            ),
+            (
+                "iamwatchd_poll_refetched_events_total",
+                "Events read again that were already seen (the cost of overlapping windows).",
+                load(&c.events_refetched),
+            ),
+            (
+                "iamwatchd_poll_reads_dropped_total",
+                "Read-only events LookupEvents returned and the poller dropped.",
+                load(&c.reads_dropped),
+            ),
+            (
+                "iamwatchd_poll_malformed_total",
+                "Events whose CloudTrail record could not be read.",
+                load(&c.malformed),
+            ),
+            (
+                "iamwatchd_poll_new_events_total",
+                "Events the poller read for the first time.",
+                load(&c.events_new),
+            ),
+        ];
+        for (name, help, value) in counters {
+            header(&mut out, name, help, "counter");
+            let _ = writeln!(out, "{name} {value}");
+        }
+
+        let name = "iamwatchd_events_reported_total";
+        header(
+            &mut out,
+            name,
+            "Reportable events seen for the first time, by the path that saw them first.",
+            "counter",
+        );
+        for (path, counters) in &self.paths {
+            let _ = writeln!(
+                out,
+                "{name}{{path=\"{path}\"}} {}",
+                load(&counters.new_events)
+            );
+        }
+
+        let name = "iamwatchd_detection_lag_seconds";
+        header(
+            &mut out,
+            name,
+            "Time from CloudTrail's eventTime to the daemon recording a reportable event.",
+            "histogram",
+        );
+        for (path, counters) in &self.paths {
+            let lag = &counters.lag;
+            let mut cumulative = 0;
+            for (i, bucket) in lag.buckets.iter().enumerate() {
+                cumulative += load(bucket);
+                let le = LAG_BUCKETS_SECONDS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{{path=\"{path}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            let sum = load(&lag.sum_millis) as f64 / 1000.0;
+            let _ = writeln!(out, "{name}_sum{{path=\"{path}\"}} {sum}");
+            let _ = writeln!(out, "{name}_count{{path=\"{path}\"}} {}", load(&lag.count));
+        }
+
+        type Pick = fn(&NotifierCounters) -> &AtomicU64;
+        let per_notifier: [(&str, &str, Pick); 2] = [
+            (
+                "iamwatchd_notifications_sent_total",
+                "Notifications a notifier accepted.",
+                |c| &c.sent,
+            ),
+            (
+                "iamwatchd_notifications_failed_total",
+                "Delivery attempts that failed (retried with backoff).",
+                |c| &c.failed,
+            ),
+        ];
+        for (name, help, pick) in per_notifier {
+            header(&mut out, name, help, "counter");
+            for (notifier, counters) in &self.notifiers {
+                let value = load(pick(counters));
+                let _ = writeln!(out, "{name}{{notifier=\"{}\"}} {value}", label(notifier));
+            }
+        }
+
+        let Some(stats) = stats else {
+            header(
+                &mut out,
+                "iamwatchd_store_up",
+                "1 when the store could be read for this scrape.",
+                "gauge",
+            );
+            out.push_str("iamwatchd_store_up 0\n");
+            return out;
+        };
+        header(
+            &mut out,
+            "iamwatchd_store_up",
+            "1 when the store could be read for this scrape.",
+            "gauge",
+        );
+        out.push_str("iamwatchd_store_up 1\n");
+        for (name, help, kind, counts) in [
+            (
+                "iamwatchd_notifications_pending",
+                "Notifications queued and not yet sent.",
+                "gauge",
+                &stats.pending,
+            ),
+            (
+                "iamwatchd_notifications_given_up_total",
+                "Notifications given up after [delivery] max_age (each also logged as an error).",
+                "counter",
+                &stats.given_up,
+            ),
+        ] {
+            header(&mut out, name, help, kind);
+            for notifier in self
+                .notifiers
+                .keys()
+                .chain(counts.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                let value = counts.get(notifier).copied().unwrap_or(0);
+                let _ = writeln!(out, "{name}{{notifier=\"{}\"}} {value}", label(notifier));
+            }
+        }
+        let name = "iamwatchd_store_events";
+        header(
+            &mut out,
+            name,
+            "Events in the store, by the path that saw them first.",
+            "gauge",
+        );
+        for (path, n) in &stats.seen_by_path {
+            let _ = writeln!(out, "{name}{{path=\"{path}\"}} {n}");
+        }
+        for (name, help, kind, value) in [
+            (
+                "iamwatchd_alarm_confirmations",
+                "Stored events the alarm path confirmed after another path reported them.",
+                "gauge",
+                stats.confirmed_by_alarm,
+            ),
+            (
+                "iamwatchd_store_size_bytes",
+                "Size of the SQLite database and its write-ahead log.",
+                "gauge",
+                stats.db_size_bytes,
+            ),
+        ] {
+            header(&mut out, name, help, kind);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A label value escaped as the exposition format requires.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::metrics::testing::metrics;
+    use crate::store::SeenBy;
+
+    /// Every sample line's metric name has HELP and TYPE lines before it, and counters end in
+    /// `_total`.
+    fn assert_well_formed(text: &str) {
+        let mut typed: BTreeMap<String, String> = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                if kind == "counter" {
+                    assert!(name.ends_with("_total"), "{name}");
+                }
+                typed.insert(name.to_owned(), kind.to_owned());
+            } else if !line.starts_with("# HELP ") {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| {
+                        name.strip_suffix(s)
+                            .filter(|f| typed.get(*f).is_some_and(|k| k == "histogram"))
+                    })
+                    .unwrap_or(name);
+                assert!(typed.contains_key(family), "no TYPE before {line}");
+                let value = line.rsplit(' ').next().unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn renders_every_metric_with_help_type_and_labels() {
+        let m = metrics();
+        m.poller.passes.fetch_add(3, Ordering::Relaxed);
+        m.poller.throttled.fetch_add(2, Ordering::Relaxed);
+        m.notification_sent("smtp");
+        m.notification_sent("smtp");
+        m.notification_failed("ops\"mail");
+        m.notification_sent("not-configured");
+        m.new_event(SeenBy::Poller, Duration::from_secs(12));
+        m.new_event(SeenBy::Poller, Duration::from_millis(500));
+        m.new_event(SeenBy::Alarm, Duration::from_secs(7200));
+        let stats = Stats {
+            seen: 3,
+            seen_by_path: [(SeenBy::Poller, 2), (SeenBy::Alarm, 1)].into(),
+            confirmed_by_alarm: 1,
+            pending: [("smtp".to_owned(), 4)].into(),
+            given_up: [("gone".to_owned(), 1)].into(),
+            db_size_bytes: 4096,
+        };
+        let text = m.render(Some(&stats));
+        assert_well_formed(&text);
+        for line in [
+            "iamwatchd_poll_passes_total 3",
+            "iamwatchd_poll_throttled_total 2",
+            "iamwatchd_notifications_sent_total{notifier=\"smtp\"} 2",
+            "iamwatchd_notifications_failed_total{notifier=\"ops\\\"mail\"} 1",
+            "iamwatchd_events_reported_total{path=\"poller\"} 2",
+            "iamwatchd_detection_lag_seconds_bucket{path=\"poller\",le=\"1\"} 1",
+            "iamwatchd_detection_lag_seconds_bucket{path=\"poller\",le=\"15\"} 2",
+            "iamwatchd_detection_lag_seconds_bucket{path=\"poller\",le=\"+Inf\"} 2",
+            "iamwatchd_detection_lag_seconds_sum{path=\"poller\"} 12.5",
+            "iamwatchd_detection_lag_seconds_bucket{path=\"alarm\",le=\"3600\"} 0",
+            "iamwatchd_detection_lag_seconds_bucket{path=\"alarm\",le=\"+Inf\"} 1",
+            "iamwatchd_notifications_pending{notifier=\"smtp\"} 4",
+            "iamwatchd_notifications_pending{notifier=\"ops\\\"mail\"} 0",
+            "iamwatchd_notifications_given_up_total{notifier=\"gone\"} 1",
+            "iamwatchd_alarm_confirmations 1",
+            "iamwatchd_store_events{path=\"alarm\"} 1",
+            "iamwatchd_store_size_bytes 4096",
+            "iamwatchd_store_up 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains("not-configured"));
+    }
+
+    #[test]
+    fn without_the_store_only_its_up_gauge_says_so() {
+        let text = metrics().render(None);
+        assert_well_formed(&text);
+        assert!(text.lines().any(|l| l == "iamwatchd_store_up 0"));
+        assert!(!text.contains("iamwatchd_notifications_pending"));
+    }
+}
