@@ -317,6 +317,26 @@ mod tests {
         assert!(message.text.contains("\"Statement\""));
     }
 
+    /// The same parser as the rules' (`analysis::policy`): a URL-encoded document, as
+    /// CloudTrail often records inline policies, is shown decoded, not as `%7B%22…`.
+    #[test]
+    fn a_url_encoded_policy_is_shown_decoded() {
+        let record = Record::parse(
+            r#"{"eventID": "p-1", "eventName": "PutRolePolicy",
+                "eventSource": "iam.amazonaws.com", "awsRegion": "us-east-1",
+                "requestParameters": {"roleName": "app", "policyName": "p",
+                    "policyDocument": "%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22s3%3AGetObject%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D"}}"#,
+        )
+        .unwrap();
+        let message = alert(record, Severity::High, Category::IamChange).render();
+        assert!(
+            message.text.contains("\"Action\": \"s3:GetObject\""),
+            "{}",
+            message.text
+        );
+        assert!(!message.text.contains("%7B"), "{}", message.text);
+    }
+
     #[test]
     fn tampering_is_marked_in_the_subject() {
         let record = Record::parse(

@@ -1,6 +1,7 @@
 //! The sections of an alert's message: who, what, where, when, why and the console link, and
 //! the text and HTML bodies written from a list of sections.
 
+use crate::analysis::policy;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
@@ -131,12 +132,13 @@ fn parameter_field(event_name: &str, key: &str, value: &Value) -> Field {
         _ => key.to_owned(),
     };
     match value {
-        Value::String(text) => match serde_json::from_str::<Value>(text) {
-            Ok(document @ (Value::Object(_) | Value::Array(_))) => Field::block(
+        // CloudTrail writes policy documents as strings, plain or URL-encoded JSON.
+        Value::String(text) => match policy::parse(value) {
+            Some(document) => Field::block(
                 label,
                 &serde_json::to_string_pretty(&document).unwrap_or_else(|_| text.clone()),
             ),
-            _ => Field::block(label, text),
+            None => Field::block(label, text),
         },
         Value::Object(_) | Value::Array(_) => Field::block(
             label,
