@@ -18,7 +18,7 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use crate::aws::errors::{AwsError, Kind};
 use crate::config::Config;
 use crate::notify::render::test_message;
-use crate::template::output;
+use crate::stack::names::output;
 
 /// The AWS actions this module calls (kept beside the calls; `deploy/iamwatchd-policy.json`
 /// must allow exactly the union of every module's list, which a test below enforces).

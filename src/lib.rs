@@ -49,7 +49,6 @@ pub mod aws;
 pub mod check;
 pub mod config;
 pub mod daemon;
-pub mod deploy;
 pub mod event;
 pub mod metrics;
 pub mod notify;
@@ -58,8 +57,8 @@ pub mod probe;
 pub mod rules;
 pub mod scan;
 pub mod source;
+pub mod stack;
 pub mod store;
-pub mod template;
 
 #[cfg(test)]
 mod testdata;

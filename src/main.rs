@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use iamwatchd::config::{self, Config, ConfigErrors, DeployFlags, LogFormat, RawDeploy};
-use iamwatchd::deploy::{self, DeployRequest};
-use iamwatchd::template;
+use iamwatchd::stack::deploy::{self, DeployRequest};
+use iamwatchd::stack::template;
 
 /// Tells you, fast and exactly once, whenever anyone changes IAM in your AWS account, and
 /// whenever someone tampers with the monitoring itself.

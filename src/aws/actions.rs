@@ -2,7 +2,7 @@
 //! policies (`deploy/iamwatchd-policy.json`, `deploy/iamwatchd-deploy-policy.json`) exactly
 //! equal to them.
 //!
-//! Every module that calls AWS declares `pub const ACTIONS: &[&str]` beside its calls.
+//! Every file that calls AWS declares `const ACTIONS: &[&str]` beside its calls.
 //! The registry below names each of those constants by its Rust path (the compiler checks it)
 //! with the policy that must allow it; the source scanner finds each file's SDK calls and its
 //! `ACTIONS` list in the file's own text. Nothing here names a file, so moving code between
@@ -28,7 +28,9 @@ enum Policy {
 fn registry() -> Vec<(&'static [&'static str], Policy)> {
     vec![
         (crate::check::ACTIONS, Policy::Daemon),
-        (crate::deploy::ACTIONS, Policy::Deploy),
+        (crate::stack::deploy::ACTIONS, Policy::Deploy),
+        (crate::stack::deploy::change_set::ACTIONS, Policy::Deploy),
+        (crate::stack::deploy::follow::ACTIONS, Policy::Deploy),
         (crate::notify::sns::ACTIONS, Policy::Daemon),
         (crate::source::alarm::ACTIONS, Policy::Daemon),
         (crate::source::cloudtrail::lookup::ACTIONS, Policy::Daemon),
@@ -289,7 +291,7 @@ fn the_deploy_policy_covers_deploy_and_every_resource_type() {
             assert!(allowed.contains(*action), "deploy calls {action}");
         }
     }
-    let template = crate::template::template();
+    let template = crate::stack::template::template();
     let mut services: BTreeSet<String> = template["Resources"]
         .as_object()
         .unwrap()

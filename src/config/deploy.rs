@@ -24,7 +24,7 @@ use super::shapes::{check_bucket_name, email_address};
 use super::validate::{validate_aws, Purpose};
 use super::values::join_numbers;
 use super::{process_env, read_file, settle_problems};
-use crate::template;
+use crate::stack::names;
 
 /// The stack settings of `[deploy]`, validated, each the counterpart of an `iamwatchd deploy`
 /// flag. `None` (or an empty list) = not set: the stack keeps its current value (update) or
@@ -92,13 +92,13 @@ impl RawDeploy {
     /// that the operator hears of them with the key's (or flag's) name before any change set
     /// exists.
     pub(crate) fn validate(&self, names: &Names<'_>, report: &mut Report) -> DeployConfig {
-        if self.emails.len() > template::MAX_EMAILS {
+        if self.emails.len() > names::MAX_EMAILS {
             report.error(
                 names.key("emails"),
                 format!(
                     "at most {} addresses (the stack subscribes each one separately); for more, \
                      subscribe a mailing list; got {}",
-                    template::MAX_EMAILS,
+                    names::MAX_EMAILS,
                     self.emails.len()
                 ),
             );
@@ -121,7 +121,7 @@ impl RawDeploy {
             }
         }
         let log_retention_days = self.log_retention_days.and_then(|days| {
-            let allowed = &template::LOG_RETENTION_DAYS_ALLOWED;
+            let allowed = &names::LOG_RETENTION_DAYS_ALLOWED;
             let known = u32::try_from(days).ok().filter(|d| allowed.contains(d));
             if known.is_none() {
                 report.error(
@@ -135,7 +135,7 @@ impl RawDeploy {
             known
         });
         let alarm_period_seconds = self.alarm_period.and_then(|seconds| {
-            let allowed = &template::ALARM_PERIOD_SECONDS_ALLOWED;
+            let allowed = &names::ALARM_PERIOD_SECONDS_ALLOWED;
             let known = u32::try_from(seconds).ok().filter(|s| allowed.contains(s));
             if known.is_none() {
                 report.error(
@@ -152,14 +152,14 @@ impl RawDeploy {
         let alarm_threshold = self.alarm_threshold.and_then(|count| {
             let valid = u32::try_from(count)
                 .ok()
-                .filter(|n| *n >= template::MIN_ALARM_THRESHOLD);
+                .filter(|n| *n >= names::MIN_ALARM_THRESHOLD);
             if valid.is_none() {
                 report.error(
                     names.key("alarm_threshold"),
                     format!(
                         "must be {}-{} (changes within one period that set the alarm off; 0 \
                          would set it off in every period); got {count}",
-                        template::MIN_ALARM_THRESHOLD,
+                        names::MIN_ALARM_THRESHOLD,
                         u32::MAX
                     ),
                 );

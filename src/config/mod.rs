@@ -254,7 +254,7 @@ mod tests {
         );
         assert_eq!(
             config.deploy.log_retention_days,
-            Some(crate::template::DEFAULT_LOG_RETENTION_DAYS)
+            Some(crate::stack::names::DEFAULT_LOG_RETENTION_DAYS)
         );
         assert_eq!(
             config.metrics.listen,

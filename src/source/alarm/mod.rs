@@ -11,7 +11,7 @@
 //! synthetic event ID `alarm:<AlarmArn>:<StateChangeTime>` ([`EmptyAlarm`]).
 //!
 //! Which pattern an alarm stands for is read from `Trigger.MetricName`, not from the alarm's
-//! name: the metric names are fixed by our template ([`crate::template::metric`]) while alarm
+//! name: the metric names are fixed by our template ([`crate::stack::names::metric`]) while alarm
 //! names carry the stack name. The tampering metric selects the tampering pattern; every other
 //! metric (the IAM and the CIS 4.4 one, a subset of it) the IAM pattern.
 //!

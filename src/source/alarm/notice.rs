@@ -7,7 +7,8 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use super::AlarmError;
-use crate::{rules, template};
+use crate::rules;
+use crate::stack::names;
 
 /// The parts of a CloudWatch alarm notification the alarm path uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +111,7 @@ pub fn parse_notice(body: &str) -> Result<AlarmNotice, AlarmError> {
         // enough for the usual alarm.
         period: number(trigger.get("Period"))
             .filter(|p| *p > 0)
-            .unwrap_or(u64::from(template::DEFAULT_ALARM_PERIOD_SECONDS)),
+            .unwrap_or(u64::from(names::DEFAULT_ALARM_PERIOD_SECONDS)),
         evaluation_periods: number(trigger.get("EvaluationPeriods"))
             .filter(|n| *n > 0)
             .unwrap_or(1),
@@ -132,7 +133,7 @@ impl AlarmNotice {
 
     pub fn pattern(&self) -> Pattern {
         match self.metric_name.as_deref() {
-            Some(template::metric::TAMPERING) => Pattern::Tampering,
+            Some(names::metric::TAMPERING) => Pattern::Tampering,
             _ => Pattern::IamChanges,
         }
     }
@@ -225,7 +226,7 @@ mod tests {
     #[test]
     fn the_tampering_metric_selects_the_tampering_pattern() {
         let mut alarm = alarm_json();
-        alarm["Trigger"]["MetricName"] = template::metric::TAMPERING.into();
+        alarm["Trigger"]["MetricName"] = names::metric::TAMPERING.into();
         let notice = parse_notice(&alarm.to_string()).unwrap();
         assert_eq!(notice.pattern(), Pattern::Tampering);
         assert_eq!(

@@ -1,0 +1,200 @@
+//! Why deploying (or deleting) did not work, and what to do about it: one paragraph, never an
+//! SDK error dump.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+
+use crate::aws::errors::{AwsError, Kind};
+
+/// Why deploying (or deleting) did not work, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(
+        "stack {stack} does not exist yet, so at least one --email address (or deploy.emails \
+         in the --config file) is needed: the alarms are sent there (the address must confirm \
+         the subscription)"
+    )]
+    NoEmail { stack: String },
+    #[error(
+        "no AWS credentials found ({detail}). Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+         or AWS_PROFILE for a profile in ~/.aws/credentials or ~/.aws/config (run `aws sso \
+         login` first for an SSO profile), or run where an instance or task role is available"
+    )]
+    NoCredentials { detail: String },
+    #[error(
+        "AWS rejected the credentials ({code}: {message}). Check that the access key is \
+         active and belongs to this account, that the secret key matches it, and that a \
+         session token, if any, has not expired"
+    )]
+    BadCredentials { code: String, message: String },
+    #[error(
+        "permission denied: the credentials in use may not call {action} ({message}). Grant \
+         {action} to this user or role (deploying needs CloudFormation, and CloudFormation uses \
+         the same credentials to create the trail, log group, role, alarms, topic and queue), \
+         or deploy with credentials that have it"
+    )]
+    AccessDenied { action: String, message: String },
+    #[error(
+        "cannot reach the CloudFormation endpoint {endpoint} ({detail}). Check the network \
+         (proxy, firewall, DNS), the region, and AWS_ENDPOINT_URL if it is set"
+    )]
+    Unreachable { endpoint: String, detail: String },
+    #[error(
+        "stack {stack} is busy ({status}): another operation is running on it. Wait until it \
+         ends (see the CloudFormation console or `aws cloudformation describe-stack-events`), \
+         then run this again"
+    )]
+    StackBusy { stack: String, status: String },
+    #[error("stack {stack} is in {status} and CloudFormation cannot update it as it is. {advice}")]
+    StackStuck {
+        stack: String,
+        status: String,
+        advice: &'static str,
+    },
+    /// Boxed: the failure carries several strings and errors travel by value.
+    #[error("{0}")]
+    StackFailed(Box<StackFailure>),
+    #[error(
+        "gave up waiting after {waited:?}: stack {stack} is still {status}. CloudFormation \
+         goes on by itself; run this again later to see the result"
+    )]
+    Timeout {
+        stack: String,
+        status: String,
+        waited: Duration,
+    },
+    #[error("CloudFormation {operation} failed: {code}: {message}")]
+    Aws {
+        operation: &'static str,
+        code: String,
+        message: String,
+    },
+}
+
+/// A stack operation that CloudFormation ended in failure, with the first resource that failed.
+#[derive(Debug)]
+pub struct StackFailure {
+    pub operation: &'static str,
+    pub stack: String,
+    pub status: String,
+    pub resource: String,
+    pub resource_type: String,
+    pub resource_status: String,
+    pub reason: String,
+}
+
+impl fmt::Display for StackFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of stack {} failed ({}): {} ({}) {}: {}",
+            self.operation,
+            self.stack,
+            self.status,
+            self.resource,
+            self.resource_type,
+            self.resource_status,
+            self.reason
+        )
+    }
+}
+
+/// The endpoint the SDK talks to, for messages only (the SDK resolves it itself).
+fn endpoint(region: &str) -> String {
+    std::env::var("AWS_ENDPOINT_URL_CLOUDFORMATION")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .unwrap_or_else(|_| format!("https://cloudformation.{region}.amazonaws.com"))
+}
+
+/// The action named in an AccessDenied message ("... is not authorized to perform:
+/// cloudformation:CreateChangeSet on resource ..."), if it names one.
+fn denied_action(message: &str) -> Option<String> {
+    let rest = message.split("perform: ").nth(1)?;
+    let action: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == ':' || *c == '-')
+        .collect();
+    action.contains(':').then_some(action)
+}
+
+/// Turns an AWS failure of `operation` into the error the operator can act on.
+pub(super) fn aws_failure(operation: &'static str, region: &str, error: AwsError) -> DeployError {
+    match (error.kind, error.code) {
+        (Kind::Unreachable, _) => DeployError::Unreachable {
+            endpoint: endpoint(region),
+            detail: error.message,
+        },
+        (Kind::Denied, _) => DeployError::AccessDenied {
+            action: denied_action(&error.message)
+                .unwrap_or_else(|| format!("cloudformation:{operation}")),
+            message: error.message,
+        },
+        (Kind::Credentials, Some(code)) => DeployError::BadCredentials {
+            code,
+            message: error.message,
+        },
+        (Kind::Credentials, None) => DeployError::NoCredentials {
+            detail: error.message,
+        },
+        (_, code) => DeployError::Aws {
+            operation,
+            code: code.unwrap_or_else(|| "Error".to_owned()),
+            message: error.message,
+        },
+    }
+}
+
+pub(super) fn sdk_error<E>(
+    operation: &'static str,
+    region: &str,
+    error: SdkError<E, HttpResponse>,
+) -> DeployError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    aws_failure(operation, region, AwsError::read(&error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_denied_names_the_missing_action() {
+        let denied = |operation, code, message: &str| {
+            aws_failure(
+                operation,
+                crate::aws::IAM_EVENTS_REGION,
+                AwsError::answered(Some(code), message, Some(400)),
+            )
+        };
+        let error = denied(
+            "CreateChangeSet",
+            "AccessDenied",
+            "User: arn:aws:iam::123456789012:user/ops is not authorized to perform: \
+             cloudformation:CreateChangeSet on resource: arn:aws:cloudformation:us-east-1:\
+             123456789012:stack/iamwatchd/* because no identity-based policy allows the \
+             cloudformation:CreateChangeSet action",
+        );
+        match &error {
+            DeployError::AccessDenied { action, .. } => {
+                assert_eq!(action, "cloudformation:CreateChangeSet")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without the usual sentence, the operation we called is the action.
+        match denied("DescribeStacks", "AccessDeniedException", "denied") {
+            DeployError::AccessDenied { action, .. } => {
+                assert_eq!(action, "cloudformation:DescribeStacks")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            denied("DescribeStacks", "InvalidClientTokenId", "bad token"),
+            DeployError::BadCredentials { .. }
+        ));
+    }
+}

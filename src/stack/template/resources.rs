@@ -1,0 +1,359 @@
+//! The template's resources (trail, bucket, log group, metric filters, alarms, topics, queue)
+//! and its outputs. The metric filters' patterns come from the rule catalogue.
+
+use serde_json::{json, Map, Value};
+
+use super::{get_att, reference, sub};
+use crate::rules;
+use crate::stack::names::{metric, output, param, CREATED_BUCKET_LOGICAL_ID};
+
+/// The metric every filter of the stack counts into lives in a namespace of its own stack, so
+/// two stacks in one account never mix their counts.
+const METRIC_NAMESPACE: &str = "iamwatchd/${AWS::StackName}";
+
+/// The bucket name the trail writes to: the created bucket or the given one.
+fn bucket_name() -> Value {
+    json!({ "Fn::If": ["CreateBucket", reference(CREATED_BUCKET_LOGICAL_ID), reference(param::BUCKET)] })
+}
+
+/// A tag on the trail naming its bucket. It is there for the dependency more than for the
+/// information: CloudTrail checks the bucket policy when the trail is created, so the trail must
+/// wait for the policy, and `DependsOn` cannot name a resource that a condition may leave out,
+/// while a `Ref` inside `Fn::If` can. (The `Ref` of an `AWS::S3::BucketPolicy` is its bucket.)
+fn trail_bucket_tag() -> Value {
+    json!({
+        "Key": "iamwatchd:log-bucket",
+        "Value": { "Fn::If": ["CreateBucket", reference("TrailBucketPolicy"), reference(param::BUCKET)] },
+    })
+}
+
+/// A metric filter counting matches of `pattern` into `metric`, and an alarm on that metric
+/// that notifies the topic.
+fn filter_and_alarm(
+    resources: &mut Map<String, Value>,
+    prefix: &str,
+    condition: Option<&str>,
+    pattern: String,
+    metric: &str,
+    alarm_suffix: &str,
+    description: &str,
+) {
+    let mut filter = json!({
+        "Type": "AWS::Logs::MetricFilter",
+        "Properties": {
+            "LogGroupName": reference("LogGroup"),
+            "FilterPattern": pattern,
+            "MetricTransformations": [{
+                "MetricName": metric,
+                "MetricNamespace": sub(METRIC_NAMESPACE),
+                "MetricValue": "1",
+            }],
+        },
+    });
+    let mut alarm = json!({
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": sub(&format!("${{AWS::StackName}}-{alarm_suffix}")),
+            "AlarmDescription": description,
+            "MetricName": metric,
+            "Namespace": sub(METRIC_NAMESPACE),
+            "Statistic": "Sum",
+            "Period": reference(param::ALARM_PERIOD),
+            "EvaluationPeriods": 1,
+            "Threshold": reference(param::ALARM_THRESHOLD),
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            // A period without changes is "OK", so the next burst of changes alarms again.
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [reference("Topic")],
+        },
+    });
+    if let Some(condition) = condition {
+        filter["Condition"] = json!(condition);
+        alarm["Condition"] = json!(condition);
+    }
+    resources.insert(format!("{prefix}Filter"), filter);
+    resources.insert(format!("{prefix}Alarm"), alarm);
+}
+
+pub(super) fn resources() -> Value {
+    let mut resources = Map::new();
+    resources.insert(
+        CREATED_BUCKET_LOGICAL_ID.to_owned(),
+        json!({
+            "Type": "AWS::S3::Bucket",
+            "Condition": "CreateBucket",
+            // The logs are the audit record: deleting the stack must not delete them.
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BucketEncryption": {
+                    "ServerSideEncryptionConfiguration": [
+                        { "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } }
+                    ],
+                },
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": true,
+                    "BlockPublicPolicy": true,
+                    "IgnorePublicAcls": true,
+                    "RestrictPublicBuckets": true,
+                },
+                "LifecycleConfiguration": {
+                    "Rules": [{
+                        "Id": "expire-cloudtrail-logs",
+                        "Status": "Enabled",
+                        "ExpirationInDays": reference(param::LOG_RETENTION_DAYS),
+                        "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 7 },
+                    }],
+                },
+            },
+        }),
+    );
+    // What CloudTrail needs (and nothing more), limited to this stack's trail.
+    let trail_arn =
+        "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/${AWS::StackName}";
+    resources.insert(
+        "TrailBucketPolicy".to_owned(),
+        json!({
+            "Type": "AWS::S3::BucketPolicy",
+            "Condition": "CreateBucket",
+            "Properties": {
+                "Bucket": reference(CREATED_BUCKET_LOGICAL_ID),
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "CloudTrailAclCheck",
+                            "Effect": "Allow",
+                            "Principal": { "Service": "cloudtrail.amazonaws.com" },
+                            "Action": "s3:GetBucketAcl",
+                            "Resource": get_att(CREATED_BUCKET_LOGICAL_ID, "Arn"),
+                            "Condition": { "StringEquals": { "aws:SourceArn": sub(trail_arn) } },
+                        },
+                        {
+                            "Sid": "CloudTrailWrite",
+                            "Effect": "Allow",
+                            "Principal": { "Service": "cloudtrail.amazonaws.com" },
+                            "Action": "s3:PutObject",
+                            "Resource": sub(&format!("${{{CREATED_BUCKET_LOGICAL_ID}.Arn}}/AWSLogs/${{AWS::AccountId}}/*")),
+                            "Condition": {
+                                "StringEquals": {
+                                    "s3:x-amz-acl": "bucket-owner-full-control",
+                                    "aws:SourceArn": sub(trail_arn),
+                                },
+                            },
+                        },
+                    ],
+                },
+            },
+        }),
+    );
+    resources.insert(
+        "LogGroup".to_owned(),
+        json!({
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": { "RetentionInDays": reference(param::LOG_RETENTION_DAYS) },
+        }),
+    );
+    resources.insert(
+        "TrailLogsRole".to_owned(),
+        json!({
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "Description": "Lets the iamwatchd trail write its records to its own log group, nothing else.",
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Effect": "Allow",
+                        "Principal": { "Service": "cloudtrail.amazonaws.com" },
+                        "Action": "sts:AssumeRole",
+                    }],
+                },
+                "Policies": [{
+                    "PolicyName": "write-trail-log-group",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [{
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": get_att("LogGroup", "Arn"),
+                        }],
+                    },
+                }],
+            },
+        }),
+    );
+    resources.insert(
+        "Trail".to_owned(),
+        json!({
+            "Type": "AWS::CloudTrail::Trail",
+            "Properties": {
+                // A fixed name, so the bucket policy can name the trail without a cycle.
+                "TrailName": reference("AWS::StackName"),
+                "IsLogging": true,
+                "IsMultiRegionTrail": true,
+                "IncludeGlobalServiceEvents": true,
+                "EnableLogFileValidation": true,
+                "S3BucketName": bucket_name(),
+                "Tags": [trail_bucket_tag()],
+                "CloudWatchLogsLogGroupArn": get_att("LogGroup", "Arn"),
+                "CloudWatchLogsRoleArn": get_att("TrailLogsRole", "Arn"),
+            },
+        }),
+    );
+    filter_and_alarm(
+        &mut resources,
+        "IamChanges",
+        None,
+        rules::iam_metric_filter_pattern(),
+        metric::IAM_CHANGES,
+        "iam-changes",
+        "Someone changed IAM (iamwatchd reports who and what).",
+    );
+    filter_and_alarm(
+        &mut resources,
+        "Cis",
+        Some("CisFilter"),
+        rules::CIS_4_4_FILTER_PATTERN.to_owned(),
+        metric::CIS,
+        "cis-4-4-iam-policy-changes",
+        "CIS 4.4 / Security Hub CloudWatch.4: an IAM policy changed.",
+    );
+    filter_and_alarm(
+        &mut resources,
+        "Tampering",
+        Some("TamperingAlarm"),
+        rules::tampering_metric_filter_pattern(),
+        metric::TAMPERING,
+        "monitoring-tampering",
+        "Someone changed or removed part of the IAM change monitoring (trail, filter, alarm, topic).",
+    );
+    resources.insert(
+        "Topic".to_owned(),
+        json!({
+            "Type": "AWS::SNS::Topic",
+            "Properties": { "DisplayName": "iamwatchd" },
+        }),
+    );
+    // Daemon mode: humans hear the daemon (one detailed message per change, through this
+    // topic or SMTP) and the dead-man's switch, never the bare alarm as well.
+    resources.insert(
+        "NotificationTopic".to_owned(),
+        json!({
+            "Type": "AWS::SNS::Topic",
+            "Condition": "DaemonQueue",
+            "Properties": { "DisplayName": "iamwatchd" },
+        }),
+    );
+    for (index, name) in param::EMAILS.iter().enumerate() {
+        let mut subscription = json!({
+            "Type": "AWS::SNS::Subscription",
+            "Properties": {
+                "TopicArn": { "Fn::If": ["DaemonQueue", reference("NotificationTopic"), reference("Topic")] },
+                "Protocol": "email",
+                "Endpoint": reference(name),
+            },
+        });
+        if index > 0 {
+            subscription["Condition"] = json!(format!("HasEmail{}", index + 1));
+        }
+        resources.insert(format!("EmailSubscription{}", index + 1), subscription);
+    }
+    resources.insert(
+        "DaemonQueue".to_owned(),
+        json!({
+            "Type": "AWS::SQS::Queue",
+            "Condition": "DaemonQueue",
+            "Properties": {
+                // Two weeks: a stopped daemon loses nothing it can be restarted within.
+                "MessageRetentionPeriod": 1209600,
+                "SqsManagedSseEnabled": true,
+            },
+        }),
+    );
+    resources.insert(
+        "DaemonQueuePolicy".to_owned(),
+        json!({
+            "Type": "AWS::SQS::QueuePolicy",
+            "Condition": "DaemonQueue",
+            "Properties": {
+                "Queues": [reference("DaemonQueue")],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{
+                        "Sid": "AlarmTopicOnly",
+                        "Effect": "Allow",
+                        "Principal": { "Service": "sns.amazonaws.com" },
+                        "Action": "sqs:SendMessage",
+                        "Resource": get_att("DaemonQueue", "Arn"),
+                        "Condition": { "ArnEquals": { "aws:SourceArn": reference("Topic") } },
+                    }],
+                },
+            },
+        }),
+    );
+    resources.insert(
+        "DaemonQueueSubscription".to_owned(),
+        json!({
+            "Type": "AWS::SNS::Subscription",
+            "Condition": "DaemonQueue",
+            "DependsOn": ["DaemonQueuePolicy"],
+            "Properties": {
+                "TopicArn": reference("Topic"),
+                "Protocol": "sqs",
+                "Endpoint": get_att("DaemonQueue", "Arn"),
+            },
+        }),
+    );
+    resources.insert(
+        "DaemonQueueAgeAlarm".to_owned(),
+        json!({
+            "Type": "AWS::CloudWatch::Alarm",
+            "Condition": "DaemonQueue",
+            "Properties": {
+                "AlarmName": sub("${AWS::StackName}-daemon-not-reading"),
+                "AlarmDescription": "An alarm message has waited in the daemon's queue too long: \
+                    iamwatchd run stopped reading it (or cannot read one message; see its log). \
+                    IAM changes are not being reported in detail.",
+                "Namespace": "AWS/SQS",
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{ "Name": "QueueName", "Value": get_att("DaemonQueue", "QueueName") }],
+                "Statistic": "Maximum",
+                "Period": 60,
+                "EvaluationPeriods": 1,
+                "Threshold": reference(param::QUEUE_AGE_THRESHOLD),
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                // SQS stops publishing for a queue idle for hours: an empty queue is healthy.
+                "TreatMissingData": "notBreaching",
+                "AlarmActions": [reference("NotificationTopic")],
+                "OKActions": [reference("NotificationTopic")],
+            },
+        }),
+    );
+    Value::Object(resources)
+}
+
+pub(super) fn outputs() -> Value {
+    let out =
+        |description: &str, value: Value| json!({ "Description": description, "Value": value });
+    let mut outputs = json!({
+        (output::TOPIC_ARN): out("SNS topic the alarms notify", reference("Topic")),
+        (output::ALARM_NAME): out("Alarm on IAM changes", reference("IamChangesAlarm")),
+        (output::ALARM_ARN): out("ARN of the alarm on IAM changes", get_att("IamChangesAlarm", "Arn")),
+        (output::LOG_GROUP_NAME): out("Log group the trail delivers to", reference("LogGroup")),
+        (output::TRAIL_ARN): out("The trail", get_att("Trail", "Arn")),
+        (output::BUCKET_NAME): out("S3 bucket holding the trail's log files", bucket_name()),
+        (output::NOTIFICATION_TOPIC_ARN): out("SNS topic humans subscribe to in daemon mode: the daemon's sns.topic_arn", reference("NotificationTopic")),
+        (output::DEAD_MANS_SWITCH_ALARM_NAME): out("Alarm when the daemon stops reading its queue", reference("DaemonQueueAgeAlarm")),
+        (output::QUEUE_URL): out("SQS queue the daemon reads alarms from", reference("DaemonQueue")),
+        (output::QUEUE_ARN): out("ARN of the daemon's SQS queue", get_att("DaemonQueue", "Arn")),
+        (output::CIS_ALARM_NAME): out("CIS 4.4 alarm", reference("CisAlarm")),
+        (output::TAMPERING_ALARM_NAME): out("Alarm on tampering with the monitoring", reference("TamperingAlarm")),
+    });
+    outputs[output::QUEUE_URL]["Condition"] = json!("DaemonQueue");
+    outputs[output::NOTIFICATION_TOPIC_ARN]["Condition"] = json!("DaemonQueue");
+    outputs[output::DEAD_MANS_SWITCH_ALARM_NAME]["Condition"] = json!("DaemonQueue");
+    outputs[output::QUEUE_ARN]["Condition"] = json!("DaemonQueue");
+    outputs[output::CIS_ALARM_NAME]["Condition"] = json!("CisFilter");
+    outputs[output::TAMPERING_ALARM_NAME]["Condition"] = json!("TamperingAlarm");
+    outputs
+}
