@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use iamwatchd::config::{self, Config, ConfigErrors, DeployFlags, LogFormat, RawDeploy};
+use iamwatchd::scan::ScanOptions;
 use iamwatchd::stack::deploy::{self, DeployRequest};
 use iamwatchd::stack::template;
 
@@ -99,6 +100,18 @@ struct ScanArgs {
     /// Send each finding the daemon has not already reported (needs --config).
     #[arg(long, requires = "config")]
     notify: bool,
+}
+
+impl ScanArgs {
+    fn options(&self) -> ScanOptions {
+        ScanOptions {
+            since: self.since,
+            files: self.files.clone(),
+            json: self.json,
+            region: self.region.clone(),
+            notify: self.notify,
+        }
+    }
 }
 
 fn parse_since(text: &str) -> Result<Duration, String> {
@@ -234,106 +247,6 @@ fn init_logging(log: &config::LogConfig) {
     }
 }
 
-/// `iamwatchd scan`: findings to stdout, problems with inputs to stderr (and a failing exit).
-async fn scan(args: ScanArgs) -> anyhow::Result<()> {
-    use iamwatchd::rules::Ruleset;
-    use iamwatchd::scan::{self, Finding, Tally};
-    use std::io::{IsTerminal, Write};
-
-    let config = args.config.as_deref().map(load_config).transpose()?;
-    let ruleset = match &config {
-        Some(config) => config.rules.clone(),
-        None => Ruleset::default(),
-    };
-    let table = !args.json && std::io::stdout().is_terminal();
-    let mut out = std::io::stdout().lock();
-    if table {
-        writeln!(out, "{}", scan::table_header())?;
-    }
-    let mut emit = |finding: Finding| -> std::io::Result<()> {
-        if table {
-            writeln!(out, "{}", scan::table_row(&finding))
-        } else {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&finding).expect("serialisable")
-            )
-        }
-    };
-    let mut tally = Tally::default();
-    let mut failed_inputs = 0;
-    let mut records = Vec::new();
-    if let Some(since) = args.since {
-        let region = args
-            .region
-            .or_else(|| config.as_ref().map(|c| c.aws.region.clone()))
-            .unwrap_or_else(|| iamwatchd::aws::IAM_EVENTS_REGION.to_owned());
-        let rate = config
-            .as_ref()
-            .map_or(1.0, |c| c.poller.requests_per_second);
-        records = iamwatchd::source::cloudtrail::history(&region, since, rate).await?;
-        tally.records = records.len();
-        for record in &records {
-            if let Some(verdict) = ruleset.judge(record) {
-                tally.findings += 1;
-                emit(Finding::new(record, &verdict))?;
-            }
-        }
-    } else {
-        for path in scan::trail_files(&args.files)? {
-            let result = scan::read_trail_file(&path).and_then(|text| {
-                let mut write_error = None;
-                scan::scan_text(
-                    &text,
-                    &path,
-                    &ruleset,
-                    &mut tally,
-                    &mut |record, finding| {
-                        if args.notify {
-                            records.push(record.clone());
-                        }
-                        if let Err(error) = emit(finding) {
-                            write_error.get_or_insert(error);
-                        }
-                    },
-                )?;
-                Ok(write_error)
-            });
-            match result {
-                Ok(None) => {}
-                Ok(Some(error)) => return Err(error.into()),
-                Err(error) => {
-                    failed_inputs += 1;
-                    eprintln!("iamwatchd scan: {error}");
-                }
-            }
-        }
-    }
-    eprintln!(
-        "iamwatchd scan: {} findings in {} records ({} files){}",
-        tally.findings,
-        tally.records,
-        tally.files,
-        if tally.unreadable > 0 {
-            format!(
-                "; {} records lacked eventID/eventName/eventSource",
-                tally.unreadable
-            )
-        } else {
-            String::new()
-        }
-    );
-    if let (true, Some(config)) = (args.notify, &config) {
-        let new = iamwatchd::daemon::report_once(config, records, Duration::from_secs(60)).await?;
-        eprintln!("iamwatchd scan: {new} findings were new and have been sent");
-    }
-    if failed_inputs > 0 {
-        anyhow::bail!("{failed_inputs} input(s) could not be read (see above)");
-    }
-    Ok(())
-}
-
 /// Resolves on the first SIGTERM or SIGINT.
 async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -354,7 +267,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .await
                 .context("iamwatchd run")?;
         }
-        Command::Scan(args) => scan(args).await?,
+        Command::Scan(args) => {
+            let config = args.config.as_deref().map(load_config).transpose()?;
+            iamwatchd::scan::run(args.options(), config.as_ref()).await?;
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

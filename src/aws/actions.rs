@@ -28,6 +28,7 @@ enum Policy {
 fn registry() -> Vec<(&'static [&'static str], Policy)> {
     vec![
         (crate::check::ACTIONS, Policy::Daemon),
+        (crate::check::stack::ACTIONS, Policy::Daemon),
         (crate::stack::deploy::ACTIONS, Policy::Deploy),
         (crate::stack::deploy::change_set::ACTIONS, Policy::Deploy),
         (crate::stack::deploy::follow::ACTIONS, Policy::Deploy),

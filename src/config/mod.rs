@@ -20,6 +20,7 @@
 
 pub mod defaults;
 pub mod deploy;
+mod keys;
 mod layer;
 pub mod problem;
 mod raw;
@@ -37,7 +38,7 @@ use crate::rules::Ruleset;
 use crate::source::alarm::AlarmConfig;
 use crate::source::cloudtrail::PollerConfig;
 use crate::store::StoreConfig;
-use layer::fields_of;
+use keys::fields_of;
 use raw::RawConfig;
 
 pub use deploy::{DeployConfig, DeployFlags, DeployTarget, RawDeploy};

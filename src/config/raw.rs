@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::defaults;
 use super::deploy::RawDeploy;
-use super::layer::fields_of;
+use super::keys::fields_of;
 use super::validate::LogFormat;
 use crate::notify::smtp::RawSmtp;
 use crate::notify::sns::RawSns;

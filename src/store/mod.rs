@@ -32,8 +32,9 @@
 //! # Layout
 //!
 //! - `schema`: the migrations, applied when a store is opened;
-//! - `events`: cursors, seen events, confirmations by the alarm path, pruning;
+//! - `events`: cursors, seen events, confirmations by the alarm path;
 //! - `outbox`: the per-notifier queue: due rows, sent, failed, given up, counts;
+//! - `upkeep`: what the alarm path has not confirmed, and pruning;
 //! - `shared`: the async face ([`SharedStore`]) the daemon's tasks use;
 //! - `error`: what went wrong and what the operator can do about it.
 
@@ -43,6 +44,7 @@ mod events;
 mod outbox;
 mod schema;
 mod shared;
+mod upkeep;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

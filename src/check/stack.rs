@@ -1,29 +1,17 @@
-//! `iamwatchd check`: is this machine ready to run the daemon?
-//!
-//! The configuration is checked first (every problem at once, by [`crate::config`]); then the
-//! environment, in the order an operator would fix it: credentials (who am I), the region (the
-//! us-east-1 trap), the alarm-path stack and each of its parts (trail logging, the metric
-//! filter's pattern, the alarm and its actions, a confirmed e-mail subscription), and each
-//! notifier. Every problem comes with the fix, and one failing check never hides the others.
-//!
-//! Everything here only reads, except `--send-test`, which sends one clearly marked test
-//! message through every notifier.
+//! The alarm-path stack and each of its parts: the stack's status and outputs, the trail
+//! logging, the metric filter's pattern, the alarms and their actions, a confirmed e-mail
+//! subscription.
 
 use std::collections::HashMap;
-use std::fmt;
 
-use aws_sdk_sts::config::http::HttpResponse;
-use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-
+use super::{aws_error, Report};
 use crate::aws::errors::{AwsError, Kind};
 use crate::config::Config;
-use crate::notify::render::test_message;
 use crate::stack::names::output;
 
-/// The AWS actions this module calls (kept beside the calls; `deploy/iamwatchd-policy.json`
-/// must allow exactly the union of every module's list, which a test below enforces).
+/// The AWS actions this file calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
+/// allows them for `check`; `src/aws/actions.rs` enforces it).
 pub const ACTIONS: &[&str] = &[
-    "sts:GetCallerIdentity",
     "cloudformation:DescribeStacks",
     "cloudtrail:GetTrailStatus",
     "logs:DescribeMetricFilters",
@@ -31,160 +19,8 @@ pub const ACTIONS: &[&str] = &[
     "sns:ListSubscriptionsByTopic",
 ];
 
-/// The outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    /// Worth reading, but the daemon can run.
-    Warn,
-    /// The environment is not ready: `check` exits with 69.
-    Fail,
-}
-
-/// One line of the checklist.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    pub status: Status,
-    /// What was checked and what was found.
-    pub text: String,
-    /// What to do about a warning or failure.
-    pub fix: Option<String>,
-}
-
-/// The checklist, in the order the checks ran.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Report {
-    pub items: Vec<Item>,
-}
-
-impl Report {
-    fn ok(&mut self, text: impl Into<String>) {
-        self.items.push(Item {
-            status: Status::Ok,
-            text: text.into(),
-            fix: None,
-        });
-    }
-
-    fn problem(&mut self, status: Status, text: impl Into<String>, fix: impl Into<String>) {
-        self.items.push(Item {
-            status,
-            text: text.into(),
-            fix: Some(fix.into()),
-        });
-    }
-
-    fn fail(&mut self, text: impl Into<String>, fix: impl Into<String>) {
-        self.problem(Status::Fail, text, fix);
-    }
-
-    /// True when nothing failed (warnings allowed).
-    pub fn ready(&self) -> bool {
-        self.items.iter().all(|item| item.status != Status::Fail)
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for item in &self.items {
-            let mark = match item.status {
-                Status::Ok => "✓",
-                Status::Warn => "!",
-                Status::Fail => "✗",
-            };
-            writeln!(f, "{mark} {}", item.text)?;
-            if let Some(fix) = &item.fix {
-                writeln!(f, "    fix: {fix}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What to check beyond the defaults.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
-    /// Send a test message through every notifier.
-    pub send_test: bool,
-}
-
-/// An AWS error in one line, with the service's code and message.
-fn aws_error<E>(error: &SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    AwsError::read(error).to_string()
-}
-
-/// Checks the environment for an already valid configuration.
-pub async fn check(config: &Config, options: Options) -> Report {
-    let mut report = Report::default();
-    let region = config.aws.region.as_str();
-    let sdk = crate::aws::loader(region, config.aws.max_attempts)
-        .load()
-        .await;
-
-    let sts = aws_sdk_sts::Client::new(&sdk);
-    let account = match sts.get_caller_identity().send().await {
-        Ok(identity) => {
-            let account = identity.account().unwrap_or("unknown").to_owned();
-            report.ok(format!(
-                "credentials: account {account} as {}",
-                identity.arn().unwrap_or("unknown")
-            ));
-            Some(account)
-        }
-        Err(error) => {
-            report.fail(
-                format!(
-                    "credentials: who am I (STS GetCallerIdentity) failed: {}",
-                    aws_error(&error)
-                ),
-                "give the daemon credentials through the standard chain: an instance or task \
-                 role, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            );
-            None
-        }
-    };
-
-    if region == crate::aws::IAM_EVENTS_REGION {
-        report.ok(format!(
-            "region: {region} (where CloudTrail records IAM events)"
-        ));
-    } else {
-        report.problem(
-            Status::Warn,
-            format!(
-                "region: {region} — CloudTrail records IAM events only in {}: the poller \
-                 will see NO IAM changes here",
-                crate::aws::IAM_EVENTS_REGION
-            ),
-            format!(
-                "set [aws] region = \"{}\" (watch other regions for tampering with \
-                 [aws] tampering_regions)",
-                crate::aws::IAM_EVENTS_REGION
-            ),
-        );
-    }
-
-    if account.is_some() {
-        stack(&sdk, config, &mut report).await;
-    } else {
-        report.fail(
-            format!(
-                "stack {}: not checked without credentials",
-                config.aws.stack_name
-            ),
-            "fix the credentials first",
-        );
-    }
-
-    notifiers(config, options, account.as_deref(), &mut report).await;
-    report
-}
-
 /// The stack and each of its parts.
-async fn stack(sdk: &aws_config::SdkConfig, config: &Config, report: &mut Report) {
+pub(super) async fn stack(sdk: &aws_config::SdkConfig, config: &Config, report: &mut Report) {
     let name = &config.aws.stack_name;
     let region = &config.aws.region;
     let deploy_fix = format!(
@@ -438,71 +274,5 @@ async fn subscriptions(
         } else {
             report.ok(format!("e-mail subscription {address}: confirmed"));
         }
-    }
-}
-
-/// Each notifier's health check, and the test message when asked.
-async fn notifiers(config: &Config, options: Options, account: Option<&str>, report: &mut Report) {
-    let built = match crate::notify::registry::build(config).await {
-        Ok(built) => built,
-        Err(error) => {
-            report.fail(
-                format!("notifiers: {error}"),
-                "correct the notifier's section in the configuration",
-            );
-            return;
-        }
-    };
-    if built.is_empty() {
-        report.problem(
-            Status::Warn,
-            "notifiers: none configured — changes are recorded but nobody is told",
-            "add an [smtp] or [sns] section",
-        );
-    }
-    for notifier in built {
-        let name = notifier.name().to_owned();
-        if let Err(error) = notifier.healthcheck().await {
-            report.fail(
-                format!("notifier {name}: not reachable: {error}"),
-                "check the notifier's settings and that this machine can reach it (firewall, \
-                 DNS, credentials)",
-            );
-            continue;
-        }
-        report.ok(format!("notifier {name}: reachable"));
-        if options.send_test {
-            match notifier
-                .send(&test_message(account.unwrap_or("unknown")))
-                .await
-            {
-                Ok(()) => report.ok(format!("notifier {name}: test message sent")),
-                Err(error) => report.fail(
-                    format!("notifier {name}: the test message failed: {error}"),
-                    "check the notifier's settings (sender and recipients, topic permissions)",
-                ),
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_checklist_shows_marks_and_fixes_and_fails_only_on_failures() {
-        let mut report = Report::default();
-        report.ok("credentials: account 1 as arn:aws:iam::1:user/a");
-        report.problem(Status::Warn, "region: eu-west-1", "use us-east-1");
-        assert!(report.ready());
-        report.fail("stack iamwatchd: not found", "run `iamwatchd deploy`");
-        assert!(!report.ready());
-        assert_eq!(
-            report.to_string(),
-            "✓ credentials: account 1 as arn:aws:iam::1:user/a\n\
-             ! region: eu-west-1\n    fix: use us-east-1\n\
-             ✗ stack iamwatchd: not found\n    fix: run `iamwatchd deploy`\n"
-        );
     }
 }

@@ -1,0 +1,145 @@
+//! `iamwatchd scan`: findings to stdout (a table on a terminal, JSON lines otherwise), problems
+//! with inputs to stderr, and with `--notify` each finding the daemon has not already reported
+//! is recorded and sent once.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{read_trail_file, scan_text, table_header, table_row, trail_files, Finding};
+use super::{ScanError, Tally};
+use crate::config::Config;
+use crate::daemon::{report_once, DaemonError};
+use crate::event::Record;
+use crate::rules::Ruleset;
+use crate::source::cloudtrail::{self, lookup::LookupError};
+
+/// How long `--notify` waits for the notifiers before leaving the rest to the daemon.
+const NOTIFY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What to scan and how to show it.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Look back this far in LookupEvents (at most its retention).
+    pub since: Option<Duration>,
+    /// CloudTrail log files or directories of them (when `since` is not given).
+    pub files: Vec<PathBuf>,
+    /// One JSON object per finding even on a terminal.
+    pub json: bool,
+    /// The region for `since` (else the configuration's, else us-east-1).
+    pub region: Option<String>,
+    /// Record and send the findings not already reported (needs a configuration).
+    pub notify: bool,
+}
+
+/// Why a scan failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanFailed {
+    /// LookupEvents could not be read.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// The paths to scan could not be listed.
+    #[error(transparent)]
+    Files(#[from] ScanError),
+    /// Writing the findings failed (a closed pipe, a full disk).
+    #[error("cannot write the findings: {0}")]
+    Output(#[from] std::io::Error),
+    /// `--notify` could not record or send.
+    #[error(transparent)]
+    Notify(#[from] DaemonError),
+    /// Some inputs could not be read; the others were scanned.
+    #[error("{0} input(s) could not be read (see above)")]
+    Inputs(usize),
+}
+
+/// Scans as `options` says, with `config`'s rules (allow-list, failed calls, minimum
+/// severity), region and budget, and with `--notify` its notifiers and store.
+pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), ScanFailed> {
+    let ruleset = config.map_or_else(Ruleset::default, |c| c.rules.clone());
+    let table = !options.json && std::io::stdout().is_terminal();
+    let mut out = std::io::stdout().lock();
+    if table {
+        writeln!(out, "{}", table_header())?;
+    }
+    let mut emit = |finding: Finding| -> std::io::Result<()> {
+        if table {
+            writeln!(out, "{}", table_row(&finding))
+        } else {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(&finding).expect("serialisable")
+            )
+        }
+    };
+    let mut tally = Tally::default();
+    let mut failed_inputs = 0;
+    let mut records: Vec<Record> = Vec::new();
+    if let Some(since) = options.since {
+        let region = options
+            .region
+            .clone()
+            .or_else(|| config.map(|c| c.aws.region.clone()))
+            .unwrap_or_else(|| crate::aws::IAM_EVENTS_REGION.to_owned());
+        let rate = config.map_or(1.0, |c| c.poller.requests_per_second);
+        records = cloudtrail::history(&region, since, rate).await?;
+        tally.records = records.len();
+        for record in &records {
+            if let Some(verdict) = ruleset.judge(record) {
+                tally.findings += 1;
+                emit(Finding::new(record, &verdict))?;
+            }
+        }
+    } else {
+        for path in trail_files(&options.files)? {
+            let result = read_trail_file(&path).and_then(|text| {
+                let mut write_error = None;
+                scan_text(
+                    &text,
+                    &path,
+                    &ruleset,
+                    &mut tally,
+                    &mut |record, finding| {
+                        if options.notify {
+                            records.push(record.clone());
+                        }
+                        if let Err(error) = emit(finding) {
+                            write_error.get_or_insert(error);
+                        }
+                    },
+                )?;
+                Ok(write_error)
+            });
+            match result {
+                Ok(None) => {}
+                Ok(Some(error)) => return Err(error.into()),
+                Err(error) => {
+                    failed_inputs += 1;
+                    eprintln!("iamwatchd scan: {error}");
+                }
+            }
+        }
+    }
+    eprintln!(
+        "iamwatchd scan: {} findings in {} records ({} files){}",
+        tally.findings,
+        tally.records,
+        tally.files,
+        if tally.unreadable > 0 {
+            format!(
+                "; {} records lacked eventID/eventName/eventSource",
+                tally.unreadable
+            )
+        } else {
+            String::new()
+        }
+    );
+    if let (true, Some(config)) = (options.notify, config) {
+        let new = report_once(config, records, NOTIFY_DEADLINE).await?;
+        eprintln!("iamwatchd scan: {new} findings were new and have been sent");
+    }
+    if failed_inputs > 0 {
+        return Err(ScanFailed::Inputs(failed_inputs));
+    }
+    Ok(())
+}

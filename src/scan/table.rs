@@ -1,0 +1,56 @@
+//! The terminal table of findings: fixed-width columns; untrusted text is cut and made one
+//! line.
+
+use super::Finding;
+
+/// A fixed-width line for the terminal table; untrusted text is cut and made one line.
+pub fn table_row(finding: &Finding) -> String {
+    fn cell(text: &str, width: usize) -> String {
+        let clean: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if clean.chars().count() > width {
+            let cut: String = clean.chars().take(width.saturating_sub(1)).collect();
+            format!("{cut}…")
+        } else {
+            format!("{clean:<width$}")
+        }
+    }
+    let kind = if finding.attempt { "attempt" } else { "change" };
+    format!(
+        "{} {} {} {} {} {} {}",
+        cell(finding.event_time.as_deref().unwrap_or("-"), 25),
+        cell(&finding.severity, 8),
+        cell(kind, 7),
+        cell(&finding.event_name, 28),
+        cell(finding.target.as_deref().unwrap_or("-"), 32),
+        cell(&finding.actor, 28),
+        cell(finding.account.as_deref().unwrap_or("-"), 12),
+    )
+}
+
+/// The table's header line, aligned with [`table_row`].
+pub fn table_header() -> String {
+    format!(
+        "{:<25} {:<8} {:<7} {:<28} {:<32} {:<28} {:<12}",
+        "TIME", "SEVERITY", "KIND", "EVENT", "TARGET", "BY", "ACCOUNT"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::scan;
+    use super::*;
+
+    #[test]
+    fn table_cells_are_one_line_and_bounded() {
+        let (findings, _) = scan(
+            r#"{"Records": [{"eventID": "1", "eventSource": "iam.amazonaws.com",
+                "eventName": "CreateRole", "requestParameters": {"roleName": "a\r\nb-very-long-role-name-that-goes-on-and-on"}}]}"#,
+        );
+        let row = table_row(&findings[0]);
+        assert!(!row.contains('\n') && !row.contains('\r'));
+        assert!(row.contains('…'));
+    }
+}
