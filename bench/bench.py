@@ -103,11 +103,11 @@ def wait_for(what: str, deadline_s: float, check: Callable[[], Any], every: floa
 
 
 def catalogue() -> tuple[list[str], list[tuple[str, str]]]:
-    text = (ROOT / "src" / "rules.rs").read_text()
+    text = (ROOT / "src" / "rules" / "catalogue.rs").read_text()
     prefixes = re.search(r"pub const READ_PREFIXES: \[&str; \d+\] = \[([^\]]*)\]", text)
     tampering = re.search(r"pub const TAMPERING_EVENTS: &\[\(&str, &str\)\] = &\[(.*?)\];", text, re.S)
     if not prefixes or not tampering:
-        raise SystemExit("bench: cannot find READ_PREFIXES / TAMPERING_EVENTS in src/rules.rs")
+        raise SystemExit("bench: cannot find READ_PREFIXES / TAMPERING_EVENTS in src/rules/catalogue.rs")
     return (
         re.findall(r'"([^"]+)"', prefixes.group(1)),
         re.findall(r'\("([^"]+)", "([^"]+)"\)', tampering.group(1)),

@@ -11,7 +11,7 @@ pub(super) async fn notifiers(
     account: Option<&str>,
     report: &mut Report,
 ) {
-    let built = match crate::notify::registry::build(config).await {
+    let built = match crate::notify::registry::build(config.notifiers()).await {
         Ok(built) => built,
         Err(error) => {
             report.fail(

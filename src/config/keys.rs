@@ -5,8 +5,16 @@ use std::fmt;
 
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
+use super::deploy::RawDeploy;
 use super::problem::{join, Problem};
-use super::raw::schema;
+use super::raw::{RawAws, RawLog, RawMetrics};
+use crate::notify::smtp::RawSmtp;
+use crate::notify::sns::RawSns;
+use crate::pipeline::delivery::RawDelivery;
+use crate::rules::Ruleset;
+use crate::source::alarm::RawAlarm;
+use crate::source::cloudtrail::RawPoller;
+use crate::store::RawStore;
 
 /// The problem for an unknown key, suggesting the key probably meant: a close spelling among
 /// its siblings, or the same name in another section (`region` at the top → `aws.region`).
@@ -101,6 +109,24 @@ pub(crate) fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
     let mut fields: &'static [&'static str] = &[];
     let _ = T::deserialize(Probe(&mut fields));
     fields
+}
+
+/// Every table of the configuration and its keys, read from the raw structs themselves so the
+/// list cannot drift from what serde accepts.
+pub(crate) fn schema() -> Vec<(&'static str, &'static [&'static str])> {
+    vec![
+        ("aws", fields_of::<RawAws>()),
+        ("deploy", fields_of::<RawDeploy>()),
+        ("poller", fields_of::<RawPoller>()),
+        ("rules", fields_of::<Ruleset>()),
+        ("store", fields_of::<RawStore>()),
+        ("smtp", fields_of::<RawSmtp>()),
+        ("sns", fields_of::<RawSns>()),
+        ("alarm", fields_of::<RawAlarm>()),
+        ("log", fields_of::<RawLog>()),
+        ("metrics", fields_of::<RawMetrics>()),
+        ("delivery", fields_of::<RawDelivery>()),
+    ]
 }
 
 #[cfg(test)]

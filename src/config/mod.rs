@@ -43,8 +43,9 @@ use raw::RawConfig;
 
 pub use deploy::{DeployConfig, DeployFlags, DeployTarget, RawDeploy};
 pub use problem::{ConfigErrors, Problem};
+pub use raw::LogFormat;
 pub use secret::{Secret, ENV_PREFIX};
-pub use validate::{AwsConfig, LogConfig, LogFormat, MetricsConfig};
+pub use validate::{AwsConfig, LogConfig, MetricsConfig};
 
 /// The validated configuration: every value is in range and every combination makes sense.
 #[derive(Debug, Clone)]
@@ -109,6 +110,17 @@ impl Config {
                 warnings,
             },
         )
+    }
+}
+
+impl Config {
+    /// The notifier sections, for the one factory ([`crate::notify::registry`]).
+    pub fn notifiers(&self) -> crate::notify::registry::Sections<'_> {
+        crate::notify::registry::Sections {
+            smtp: self.smtp.as_ref(),
+            sns: self.sns.as_ref(),
+            max_attempts: self.aws.max_attempts,
+        }
     }
 }
 
@@ -223,7 +235,7 @@ mod tests {
 
     use super::testing::*;
     use super::*;
-    use crate::config::raw::schema;
+    use crate::config::keys::schema;
     use crate::notify::smtp::PASSWORD;
     use crate::rules::FailedCalls;
     use crate::source::cloudtrail::StartFrom;

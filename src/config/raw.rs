@@ -7,8 +7,7 @@ use serde::Deserialize;
 
 use super::defaults;
 use super::deploy::RawDeploy;
-use super::keys::fields_of;
-use super::validate::LogFormat;
+use super::values;
 use crate::notify::smtp::RawSmtp;
 use crate::notify::sns::RawSns;
 use crate::pipeline::delivery::RawDelivery;
@@ -100,20 +99,24 @@ pub(crate) struct RawMetrics {
     pub(crate) listen: Option<String>,
 }
 
-/// Every table of the configuration and its keys, read from the raw structs themselves so the
-/// list cannot drift from what serde accepts.
-pub(crate) fn schema() -> Vec<(&'static str, &'static [&'static str])> {
-    vec![
-        ("aws", fields_of::<RawAws>()),
-        ("deploy", fields_of::<RawDeploy>()),
-        ("poller", fields_of::<RawPoller>()),
-        ("rules", fields_of::<Ruleset>()),
-        ("store", fields_of::<RawStore>()),
-        ("smtp", fields_of::<RawSmtp>()),
-        ("sns", fields_of::<RawSns>()),
-        ("alarm", fields_of::<RawAlarm>()),
-        ("log", fields_of::<RawLog>()),
-        ("metrics", fields_of::<RawMetrics>()),
-        ("delivery", fields_of::<RawDelivery>()),
-    ]
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogFormat {
+    /// Readable lines for a terminal or the journal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        values::choose(
+            &text,
+            &[("human", LogFormat::Human), ("json", LogFormat::Json)],
+        )
+    }
 }

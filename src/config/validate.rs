@@ -6,13 +6,11 @@
 
 use std::net::SocketAddr;
 
-use serde::Deserialize;
-
 use super::deploy::DEPLOY_FILE_NAMES;
 use super::problem::{Names, Problem, Report};
-use super::raw::{RawAws, RawConfig, RawLog, RawMetrics};
+use super::raw::{LogFormat, RawAws, RawConfig, RawLog, RawMetrics};
 use super::shapes::{check_region, check_stack_name};
-use super::{defaults, values, Config};
+use super::{defaults, Config};
 
 /// AWS account and region settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,17 +28,6 @@ pub struct AwsConfig {
     pub max_attempts: u32,
 }
 
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(try_from = "String")]
-pub enum LogFormat {
-    /// Readable lines for a terminal or the journal.
-    #[default]
-    Human,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
-
 /// Logging.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -55,17 +42,6 @@ pub struct LogConfig {
 pub struct MetricsConfig {
     /// Address of the `/metrics` and `/healthz` listener; `None` = disabled.
     pub listen: Option<SocketAddr>,
-}
-
-impl TryFrom<String> for LogFormat {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, String> {
-        values::choose(
-            &text,
-            &[("human", LogFormat::Human), ("json", LogFormat::Json)],
-        )
-    }
 }
 
 /// What a region other than us-east-1 would cost, and how to consent to it, depends on the

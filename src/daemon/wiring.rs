@@ -42,7 +42,7 @@ impl Parts {
         counters: Arc<Counters>,
     ) -> Result<Parts, DaemonError> {
         let store = SharedStore::new(Store::open(&config.store.state_directory)?);
-        let notifiers = registry::build(config).await?;
+        let notifiers = registry::build(config.notifiers()).await?;
         let names: Vec<String> = notifiers.iter().map(|n| n.name().to_owned()).collect();
         let metrics = Arc::new(Metrics::new(
             counters,

@@ -32,6 +32,7 @@ pub mod lookup;
 pub mod poller;
 mod region;
 pub mod schedule;
+mod stream;
 
 pub(crate) use config::RawPoller;
 pub use config::{PollerConfig, StartFrom};

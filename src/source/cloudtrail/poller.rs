@@ -11,7 +11,7 @@
 //! so the tampering lookups fill the gaps between IAM polls instead of delaying them. A stream
 //! held back longer than its own poll interval (the IAM polls leave no gap: a short poll
 //! interval on a small budget) goes anyway. While the first stream catches up on a backlog (a
-//! long sweep), the others wait up to [`STARVATION_LIMIT`] and then get their pass in between,
+//! long sweep), the others wait up to five minutes and then get their pass in between,
 //! so catching up on hours of IAM history never blinds the daemon to tampering for longer.
 //!
 //! Every page is handed to the intake as soon as it is read, so a long sweep reports what it has
@@ -22,74 +22,16 @@
 //! `region`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
-use super::lookup::{Lookup, PassStats};
 use super::region::RegionRunner;
 use super::schedule::Schedule;
-use crate::source::{Accepted, Intake};
+use crate::source::Intake;
 
-/// One thing to poll: a lookup attribute in a region, at its own pace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stream {
-    pub region: String,
-    pub lookup: Lookup,
-    /// How often the fast pass runs for this stream.
-    pub poll_interval: Duration,
-}
-
-impl Stream {
-    /// The durable cursor's key: `lookup:us-east-1:EventSource=iam.amazonaws.com`.
-    pub fn cursor_key(&self) -> String {
-        format!("lookup:{}:{}", self.region, self.lookup.label())
-    }
-}
-
-/// Running totals for logs, metrics and benchmarks.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub passes: AtomicU64,
-    pub pages: AtomicU64,
-    pub throttled: AtomicU64,
-    pub events_new: AtomicU64,
-    pub events_refetched: AtomicU64,
-    pub reads_dropped: AtomicU64,
-    pub malformed: AtomicU64,
-    pub failed_passes: AtomicU64,
-    /// When a page was last read and stored (of any stream), in Unix milliseconds; 0 before
-    /// the first. `/healthz` reads it: a poller that stopped making progress is not healthy.
-    pub last_pass_unix_ms: AtomicI64,
-}
-
-impl Counters {
-    pub(super) fn add_page(&self, stats: PassStats, accepted: Accepted) {
-        self.pages.fetch_add(stats.pages.into(), Ordering::Relaxed);
-        self.throttled
-            .fetch_add(stats.throttled.into(), Ordering::Relaxed);
-        self.reads_dropped
-            .fetch_add(stats.reads_dropped.into(), Ordering::Relaxed);
-        self.malformed
-            .fetch_add(stats.malformed.into(), Ordering::Relaxed);
-        self.events_new
-            .fetch_add(accepted.new as u64, Ordering::Relaxed);
-        self.events_refetched.fetch_add(
-            (accepted.duplicate + accepted.confirmed) as u64,
-            Ordering::Relaxed,
-        );
-        self.last_pass_unix_ms
-            .fetch_max(Utc::now().timestamp_millis(), Ordering::Relaxed);
-    }
-}
-
-/// How long a less urgent stream waits at most for the first stream of its region to finish
-/// catching up before it gets a pass in between.
-pub const STARVATION_LIMIT: Duration = Duration::from_secs(5 * 60);
+pub use super::stream::{Counters, Stream};
 
 /// The streams, their clients and budgets, and the schedule.
 pub struct Poller {
@@ -152,23 +94,5 @@ impl Poller {
             tasks.spawn(runner.run(intake.clone(), cancel.clone()));
         }
         while tasks.join_next().await.is_some() {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_keys_name_region_and_attribute() {
-        let stream = Stream {
-            region: "us-east-1".into(),
-            lookup: Lookup::EventSource("iam.amazonaws.com".into()),
-            poll_interval: Duration::from_secs(10),
-        };
-        assert_eq!(
-            stream.cursor_key(),
-            "lookup:us-east-1:EventSource=iam.amazonaws.com"
-        );
     }
 }

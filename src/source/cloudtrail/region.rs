@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
 use super::lookup::{LookupError, Pager};
-use super::poller::{Counters, Stream, STARVATION_LIMIT};
 use super::schedule::Schedule;
+use super::stream::{Counters, Stream};
 use crate::event::SeenBy;
 use crate::source::{Accepted, Batch, CursorUpdate, Intake, Pass};
 
@@ -49,6 +49,11 @@ impl StreamState {
     }
 }
 
+/// How long a less urgent stream waits at most for the first stream of its region to finish
+/// catching up before it gets a pass in between.
+pub const STARVATION_LIMIT: Duration = Duration::from_secs(5 * 60);
+
+/// One region's streams, their budget and client.
 pub(super) struct RegionRunner {
     region: String,
     streams: Vec<StreamState>,

@@ -1,0 +1,81 @@
+//! What the poller polls ([`Stream`]) and what it counts ([`Counters`]).
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::lookup::{Lookup, PassStats};
+use crate::source::Accepted;
+
+/// One thing to poll: a lookup attribute in a region, at its own pace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    /// The region whose event history is read.
+    pub region: String,
+    /// The one lookup attribute of every call.
+    pub lookup: Lookup,
+    /// How often the fast pass runs for this stream.
+    pub poll_interval: Duration,
+}
+
+impl Stream {
+    /// The durable cursor's key: `lookup:us-east-1:EventSource=iam.amazonaws.com`.
+    pub fn cursor_key(&self) -> String {
+        format!("lookup:{}:{}", self.region, self.lookup.label())
+    }
+}
+
+/// Running totals for logs, metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub passes: AtomicU64,
+    pub pages: AtomicU64,
+    pub throttled: AtomicU64,
+    pub events_new: AtomicU64,
+    pub events_refetched: AtomicU64,
+    pub reads_dropped: AtomicU64,
+    pub malformed: AtomicU64,
+    pub failed_passes: AtomicU64,
+    /// When a page was last read and stored (of any stream), in Unix milliseconds; 0 before
+    /// the first. `/healthz` reads it: a poller that stopped making progress is not healthy.
+    pub last_pass_unix_ms: AtomicI64,
+}
+
+impl Counters {
+    pub(super) fn add_page(&self, stats: PassStats, accepted: Accepted) {
+        self.pages.fetch_add(stats.pages.into(), Ordering::Relaxed);
+        self.throttled
+            .fetch_add(stats.throttled.into(), Ordering::Relaxed);
+        self.reads_dropped
+            .fetch_add(stats.reads_dropped.into(), Ordering::Relaxed);
+        self.malformed
+            .fetch_add(stats.malformed.into(), Ordering::Relaxed);
+        self.events_new
+            .fetch_add(accepted.new as u64, Ordering::Relaxed);
+        self.events_refetched.fetch_add(
+            (accepted.duplicate + accepted.confirmed) as u64,
+            Ordering::Relaxed,
+        );
+        self.last_pass_unix_ms
+            .fetch_max(Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_keys_name_region_and_attribute() {
+        let stream = Stream {
+            region: "us-east-1".into(),
+            lookup: Lookup::EventSource("iam.amazonaws.com".into()),
+            poll_interval: Duration::from_secs(10),
+        };
+        assert_eq!(
+            stream.cursor_key(),
+            "lookup:us-east-1:EventSource=iam.amazonaws.com"
+        );
+    }
+}
