@@ -1,5 +1,5 @@
 //! The real `iamwatchd run` as a child process against the emulator, shared by the tests of
-//! the service, the alarm path, `check` and metrics: its own state directory and configuration
+//! `run`, the alarm path, `check` and metrics: its own state directory and configuration
 //! pointed at the emulator and its SMTP sink, stopped like systemd stops it.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! End-to-end tests: the real AWS SDK (and, later, the real binary) against the local emulator.
+//! End-to-end tests: the real AWS SDK and the real binary against the local emulator.
 //!
 //! One test crate with modules, so the AWS SDK is linked once. Every test starts its own
 //! emulator on free ports (`emulator::Emulator`), so tests run in parallel and leave nothing
@@ -9,12 +9,13 @@ mod check;
 mod cli;
 mod daemon;
 mod deploy;
+mod deploy_settings;
 mod emulator;
 mod foundation;
 mod notify;
 mod poller;
 mod rules;
+mod run;
 mod scan;
-mod service;
 #[path = "../../src/testdata.rs"]
 mod testdata;
