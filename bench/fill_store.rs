@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{Duration, Utc};
-use iamwatchd::store::{NewEvent, SeenBy, Store};
+use iamwatchd::event::SeenBy;
+use iamwatchd::store::{NewEvent, Store};
 
 const BATCH: usize = 10_000;
 

@@ -70,35 +70,53 @@ impl FromStr for SeenBy {
 /// Why a record could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
+    /// The text is not JSON; the parser's error.
     #[error("the record is not valid JSON: {0}")]
     Json(String),
+    /// The JSON is not an object.
     #[error("the record is not a JSON object")]
     NotAnObject,
+    /// A required field is absent, null or empty: `eventID`, `eventName` or `eventSource`.
     #[error("the record has no {0} (a CloudTrail record always has one)")]
     Missing(&'static str),
 }
 
 /// One CloudTrail record, read tolerantly. Keeps the original JSON for fields not modelled.
+///
+/// A text field is `None` when the record lacks it or holds `null` or an empty string.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// `eventID`: unique per event, the dedup key.
     pub event_id: String,
+    /// `eventName`: the API call (`CreateUser`).
     pub event_name: String,
+    /// `eventSource`: the service called (`iam.amazonaws.com`).
     pub event_source: String,
-    /// `None` when the record's time cannot be read (hand-edited records).
+    /// `eventTime`. `None` when the record's time cannot be read (hand-edited records).
     pub event_time: Option<DateTime<Utc>>,
+    /// `awsRegion`: the region the call was made in.
     pub aws_region: Option<String>,
+    /// `sourceIPAddress`: the caller's IP address, or an AWS service's name.
     pub source_ip: Option<String>,
+    /// `userAgent`: the client the call came from (console, CLI, SDK).
     pub user_agent: Option<String>,
+    /// `errorCode`: set when the call failed (`AccessDenied`, `NoSuchEntity`, …).
     pub error_code: Option<String>,
+    /// `errorMessage`: the failed call's explanation.
     pub error_message: Option<String>,
-    /// `None` when the record does not say (some services omit `readOnly`).
+    /// `readOnly`. `None` when the record does not say (some services omit `readOnly`).
     pub read_only: Option<bool>,
+    /// `recipientAccountId`: the account the event belongs to.
     pub recipient_account: Option<String>,
+    /// `userIdentity`: who made the call.
     pub identity: Identity,
+    /// `requestParameters` as recorded; `Value::Null` when absent.
     pub request_parameters: Value,
+    /// `responseElements` as recorded; `Value::Null` when absent.
     pub response_elements: Value,
     /// `sessionCredentialFromConsole`, or a console user agent.
     pub from_console: bool,
+    /// The whole record as read.
     pub raw: Value,
 }
 
@@ -107,15 +125,21 @@ pub struct Record {
 pub struct Identity {
     /// `IAMUser`, `AssumedRole`, `Root`, `AWSService`, `FederatedUser`, … as recorded.
     pub kind: Option<String>,
+    /// `arn`: the caller's ARN (for a session, its `assumed-role/ROLE/SESSION` ARN).
     pub arn: Option<String>,
+    /// `accountId`: the caller's account.
     pub account: Option<String>,
+    /// `accessKeyId`: the access key the call was signed with.
     pub access_key_id: Option<String>,
+    /// `userName`: the caller's user name, when the record gives one.
     pub user_name: Option<String>,
     /// For sessions: the role (or user) the session was issued for, with its path.
     pub issuer_arn: Option<String>,
+    /// For sessions: the issuer's name (`sessionContext.sessionIssuer.userName`).
     pub issuer_name: Option<String>,
     /// For assumed roles: the session name (often a person or a CI job).
     pub session_name: Option<String>,
+    /// `sessionContext.attributes.mfaAuthenticated`; `None` when the record does not say.
     pub mfa_authenticated: Option<bool>,
     /// `invokedBy` (an AWS service acting for the principal).
     pub invoked_by: Option<String>,
@@ -124,7 +148,7 @@ pub struct Identity {
 impl Identity {
     /// The principal a policy would name: an assumed-role session is normalised to its role, so
     /// a CI role is one principal, not one per session.
-    pub fn principal(&self) -> Option<String> {
+    pub(crate) fn principal(&self) -> Option<String> {
         if self.kind.as_deref() == Some("AssumedRole") {
             if let Some(issuer) = &self.issuer_arn {
                 return Some(issuer.clone());
@@ -135,7 +159,7 @@ impl Identity {
     }
 
     /// A short human name: the user, the role and session, "root", or the service.
-    pub fn display_name(&self) -> String {
+    pub(crate) fn display_name(&self) -> String {
         match self.kind.as_deref() {
             Some("Root") => "root".to_owned(),
             Some("AssumedRole") => {
@@ -185,7 +209,7 @@ fn flag(value: &Value, key: &str) -> Option<bool> {
 
 /// Reads `2023-07-10T12:20:31Z`, with fractions or offsets, and the `2023-07-10 12:20:31` form
 /// seen in hand-edited records.
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }

@@ -5,46 +5,59 @@
 //! Two paths watch the same CloudTrail records. The classic stack (trail → CloudWatch Logs →
 //! metric filter → alarm → SNS) is complete but slow and says nothing about who did what; the
 //! daemon polls CloudTrail `LookupEvents` for the detail and the speed, and deduplicates both
-//! paths by `eventID`.
+//! paths by `eventID`. The facts about AWS that shape the code are in [`aws`]'s documentation.
+//!
+//! ```text
+//!   LookupEvents ─poll─►┐
+//!                       ├► Reporter: rules → render → store (dedup, outbox) ─► delivery ─► notifiers
+//!   alarm ─► SQS ──────►┘              (one transaction)
+//! ```
 //!
 //! # Layout
 //!
-//! In data-flow order:
+//! The stages, in data-flow order (each imports only the ones above it):
 //!
-//! - [`config`]: the TOML file plus `IAMWATCHD__*` environment overrides, parsed and then
-//!   validated in full (every problem at once, each with its key path) into a typed `Config`.
-//! - [`aws`]: the one place AWS SDK configuration is built (region, retries). Endpoints come
-//!   only from the standard chain (`AWS_ENDPOINT_URL`), so the local emulator and real AWS run
-//!   the same code.
-//! - [`source`]: CloudTrail `LookupEvents`, read in fast passes and sweeps within one shared
-//!   request budget; and the alarm path: the CloudWatch alarm heard through SQS, its window
-//!   read back from the trail's log group.
-//! - [`event`]: the CloudTrail record, read tolerantly, and who / what / where of a change.
-//! - [`rules`]: the one rule catalogue — which records are IAM changes or tampering, their
-//!   severity, the allow-list, and the CloudWatch Logs filter patterns generated from the same
-//!   constants, so the daemon and the alarm never disagree.
-//! - [`store`]: the durable state (SQLite): cursors, every seen `eventID`, and the per-notifier
-//!   outbox, written together in one transaction so nothing is lost or repeated across crashes.
-//! - [`notify`]: one rendering of an alert (subject, text, HTML; untrusted strings made safe)
-//!   and the notifiers that deliver it: SMTP (lettre) and SNS.
-//! - [`service`]: `iamwatchd run` — the poller, the alarm path, the rules, the store and one
-//!   delivery worker per notifier, the alarm path's health check, graceful shutdown and
-//!   systemd notifications.
-//! - [`probe`]: `iamwatchd health`, the container health check's client for `/healthz`.
-//! - [`scan`]: the same rules over LookupEvents history or CloudTrail log files, for incident
-//!   response and audits.
-//! - [`metrics`]: the optional local HTTP listener with `/metrics` (Prometheus) and
-//!   `/healthz`, fed by the poller, the store sink, the delivery workers and the store.
-//! - [`check`]: `iamwatchd check` — the configuration, then the environment (credentials,
-//!   region, the stack and its parts, each notifier), as a checklist with the fix for each
-//!   problem.
-//! - [`template`]: the CloudFormation template of the alarm path, with the rules' patterns.
-//! - [`deploy`]: creates, updates and deletes that stack through change sets, showing progress.
+//! - [`event`]: the CloudTrail record, read tolerantly, and which watcher saw it.
+//! - [`aws`]: the one SDK loader, one reading of SDK errors, one ARN parser, the facts about
+//!   AWS, and the registry that keeps the shipped IAM policies equal to the SDK calls.
+//! - [`config`]'s kit (`problem`, `values`, `shapes`, `secret`, `defaults`): how every
+//!   section reports problems and checks its values; each component's own section lives with
+//!   the component.
+//! - [`analysis`]: what an IAM policy document says, read once for the whole crate.
+//! - [`rules`]: the one rule catalogue (which records are IAM changes or tampering, how severe,
+//!   the filter patterns generated from it), the allow-list, and the configured [`rules::Ruleset`].
+//! - [`stack`]`::names`: the names and limits the stack's template shares with everything else.
+//! - [`source`]: where records come from — CloudTrail `LookupEvents` ([`source::cloudtrail`])
+//!   and the alarm heard through SQS ([`source::alarm`]) — each handing them to one
+//!   [`source::Intake`].
+//! - [`notify`]: one rendering of an alert (untrusted text made safe) and the notifiers (SMTP,
+//!   SNS), built by one factory.
+//! - [`store`]: the durable state (SQLite): cursors, every seen `eventID`, the per-notifier
+//!   outbox, written together in one transaction so nothing is lost or repeated.
+//! - [`metrics`]: `/metrics` and `/healthz`.
+//! - [`pipeline`]: the [`pipeline::Reporter`] every source hands records to (judge, render,
+//!   record), the delivery workers, the alarm path's health, housekeeping.
+//! - [`config`]: the aggregate: the file layered with `IAMWATCHD__*` variables, every
+//!   section validated, every problem at once.
+//!
+//! The commands:
+//!
+//! - [`daemon`]: `iamwatchd run`, and `scan --notify`'s one-off delivery.
+//! - [`scan`]: `iamwatchd scan`, the same rules over history or trail files.
+//! - [`check`]: `iamwatchd check`, the checklist with the fix for each problem.
+//! - [`stack`]: `iamwatchd template` and `iamwatchd deploy`.
+//! - [`probe`]: `iamwatchd health`, the container health check's client.
 //!
 //! The local AWS emulator the tests and the demo run on lives in `tests/emulator/` (Python,
-//! moto plus our plugin); `tests/e2e/` drives it through the real SDK.
+//! moto plus our plugin); `tests/e2e/` drives it through the real SDK. The public CloudTrail
+//! records the tests use are in `tests/data/cloudtrail/`.
 
-pub mod analysis;
+#![warn(missing_docs)]
+// These pages are for the crate's developers: `cargo doc --document-private-items` shows every
+// module, and the overviews link to the private items they explain.
+#![allow(rustdoc::private_intra_doc_links)]
+
+pub(crate) mod analysis;
 pub mod aws;
 pub mod check;
 pub mod config;
@@ -52,7 +65,7 @@ pub mod daemon;
 pub mod event;
 pub mod metrics;
 pub mod notify;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub mod probe;
 pub mod rules;
 pub mod scan;

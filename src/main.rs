@@ -188,7 +188,7 @@ struct DeployArgs {
     #[arg(long, value_name = "BOOL")]
     daemon_queue: Option<bool>,
     /// Give up waiting for CloudFormation after this many minutes.
-    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    #[arg(long, value_name = "MINUTES", default_value_t = deploy::DEFAULT_TIMEOUT.as_secs() / 60)]
     timeout_minutes: u64,
 }
 

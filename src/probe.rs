@@ -5,16 +5,29 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+/// Why [`probe`] found the daemon not healthy, or could not ask.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProbeError {
+    /// The URL given (the field) is not a plain `http://HOST:PORT/PATH` URL.
     #[error("{0} is not an http://HOST:PORT/PATH URL")]
     Url(String),
+    /// No usable HTTP answer: the name did not resolve, the connection or I/O failed or timed
+    /// out, or the answer was not HTTP.
     #[error("cannot reach {url}: {reason}; is the daemon running with [metrics] listen set?")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        /// The URL probed.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The daemon answered with a status other than 200.
     #[error("{url} answered {status}: {body}")]
     Unhealthy {
+        /// The URL probed.
         url: String,
+        /// The HTTP status code, such as 503.
         status: u16,
+        /// The answer's body, trimmed, at most 200 characters.
         body: String,
     },
 }

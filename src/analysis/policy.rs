@@ -28,7 +28,7 @@ fn parse_text(text: &str) -> Option<Value> {
 ///
 /// `Statement`, `Action` and `Resource` may each be a single value or a list. Anything
 /// unreadable is not an admin grant.
-pub fn grants_everything(document: &Value) -> bool {
+pub(crate) fn grants_everything(document: &Value) -> bool {
     let Some(document) = parse(document) else {
         return false;
     };

@@ -2,7 +2,8 @@
 //! policies (`deploy/iamwatchd-policy.json`, `deploy/iamwatchd-deploy-policy.json`) exactly
 //! equal to them.
 //!
-//! Every file that calls AWS declares `const ACTIONS: &[&str]` beside its calls.
+//! Every file that calls AWS declares `#[cfg(test)] pub(crate) const ACTIONS: &[&str]` beside
+//! its calls (it exists for this check only).
 //! The registry below names each of those constants by its Rust path (the compiler checks it)
 //! with the policy that must allow it; the source scanner finds each file's SDK calls and its
 //! `ACTIONS` list in the file's own text. Nothing here names a file, so moving code between
@@ -241,7 +242,7 @@ fn every_sdk_call_is_in_its_modules_actions_and_every_action_is_called() {
         let Some(actions) = declared_actions(code) else {
             assert!(
                 called.is_empty(),
-                "{file} calls AWS ({called:?}): give it `pub const ACTIONS`, name it in \
+                "{file} calls AWS ({called:?}): give it `#[cfg(test)] pub(crate) const ACTIONS`, name it in \
                  src/aws/actions.rs's registry and allow it in deploy/*.json"
             );
             continue;

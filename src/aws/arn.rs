@@ -5,7 +5,7 @@
 
 /// An Amazon Resource Name: `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Arn<'a> {
+pub(crate) struct Arn<'a> {
     /// `aws`, `aws-cn`, `aws-us-gov`, …
     pub partition: &'a str,
     /// `iam`, `sns`, `sts`, …
@@ -39,7 +39,7 @@ impl<'a> Arn<'a> {
 
     /// The role behind an assumed-role session ARN (`arn:aws:sts::123:assumed-role/Role/session`
     /// → `arn:aws:iam::123:role/Role`; the role's path is not in a session ARN).
-    pub fn role_of_session(&self) -> Option<String> {
+    pub(crate) fn role_of_session(&self) -> Option<String> {
         let role = self
             .resource
             .strip_prefix("assumed-role/")?
@@ -54,13 +54,13 @@ impl<'a> Arn<'a> {
 }
 
 /// The role behind an assumed-role session ARN, for text that may not be an ARN at all.
-pub fn role_of_session(arn: &str) -> Option<String> {
+pub(crate) fn role_of_session(arn: &str) -> Option<String> {
     Arn::parse(arn)?.role_of_session()
 }
 
 /// A role ARN without its path (`arn:aws:iam::1:role/ops/ci` → `arn:aws:iam::1:role/ci`), the
 /// way a session ARN names its role; other text unchanged.
-pub fn without_role_path(arn: &str) -> String {
+pub(crate) fn without_role_path(arn: &str) -> String {
     match arn.split_once(":role/") {
         Some((prefix, rest)) => {
             let name = rest.rsplit('/').next().unwrap_or(rest);
@@ -72,13 +72,13 @@ pub fn without_role_path(arn: &str) -> String {
 
 /// The last segment of an ARN or a path: `arn:aws:iam::aws:policy/AdministratorAccess` →
 /// `AdministratorAccess`.
-pub fn last_segment(text: &str) -> &str {
+pub(crate) fn last_segment(text: &str) -> &str {
     text.rsplit(['/', ':']).next().unwrap_or(text)
 }
 
 /// The region of an SNS topic ARN (`arn:aws:sns:eu-west-1:123456789012:alerts`), when every
 /// part of it is there.
-pub fn topic_region(topic_arn: &str) -> Option<&str> {
+pub(crate) fn topic_region(topic_arn: &str) -> Option<&str> {
     let arn = Arn::parse(topic_arn)?;
     let complete = arn.service == "sns"
         && !arn.region.is_empty()
@@ -89,7 +89,7 @@ pub fn topic_region(topic_arn: &str) -> Option<&str> {
 
 /// The region of an SQS queue URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`),
 /// `None` for URLs of another shape (an emulator's).
-pub fn queue_url_region(url: &str) -> Option<&str> {
+pub(crate) fn queue_url_region(url: &str) -> Option<&str> {
     let host = url.split("://").nth(1)?.split('/').next()?;
     let mut labels = host.split('.');
     (labels.next()? == "sqs")

@@ -10,7 +10,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// What kind of failure an AWS call met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The service asked the caller to slow down: retry later, and slower.
     Throttled,
     /// An answer said "not now" (a 5xx, an internal error, a request timeout): retrying the
@@ -31,14 +31,14 @@ pub enum Kind {
 
 impl Kind {
     /// Whether the same call may succeed later without anyone changing anything.
-    pub fn is_retryable(self) -> bool {
+    pub(crate) fn is_retryable(self) -> bool {
         matches!(self, Kind::Throttled | Kind::Transient | Kind::Unreachable)
     }
 }
 
 /// An AWS call's failure, read once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsError {
+pub(crate) struct AwsError {
     /// What kind of failure it is.
     pub kind: Kind,
     /// The service's error code (`AccessDenied`, `ThrottlingException`), when it answered.
@@ -88,7 +88,8 @@ impl AwsError {
     }
 
     /// An answer with this code, message and status, read as [`AwsError::read`] reads one.
-    pub fn answered(code: Option<&str>, message: &str, status: Option<u16>) -> AwsError {
+    #[cfg(test)]
+    pub(crate) fn answered(code: Option<&str>, message: &str, status: Option<u16>) -> AwsError {
         AwsError {
             kind: kind_of(code, message, status),
             code: code.map(str::to_owned),

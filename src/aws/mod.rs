@@ -39,7 +39,7 @@
 //! - **CloudWatch's SDK** (`aws-sdk-cloudwatch`) speaks the Smithy RPC v2 CBOR protocol.
 
 pub mod arn;
-pub mod errors;
+pub(crate) mod errors;
 
 mod actions;
 
@@ -56,12 +56,12 @@ pub const LOOKUP_EVENTS_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 *
 
 /// LookupEvents' limit: requests per second per account and region, for every caller together
 /// (the daemon, people in the console, other tools).
-pub const LOOKUP_EVENTS_REQUESTS_PER_SECOND: f64 = 2.0;
+pub(crate) const LOOKUP_EVENTS_REQUESTS_PER_SECOND: f64 = 2.0;
 
 /// Attempts per SDK call (the first try included) before an error reaches our code. The SDK's
 /// standard mode backs off exponentially with jitter and knows which errors are transient
 /// (throttling, 5xx, timeouts).
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// The configuration loader every client starts from: defaults, a region, the retry policy.
 ///

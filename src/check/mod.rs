@@ -25,11 +25,13 @@ use stack::stack;
 /// The AWS actions this file calls itself (the stack's parts are checked in `stack`, with
 /// its own list); `deploy/iamwatchd-policy.json` must allow them, which `src/aws/actions.rs`
 /// enforces.
-pub const ACTIONS: &[&str] = &["sts:GetCallerIdentity"];
+#[cfg(test)]
+pub(crate) const ACTIONS: &[&str] = &["sts:GetCallerIdentity"];
 
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Nothing to fix.
     Ok,
     /// Worth reading, but the daemon can run.
     Warn,
@@ -40,6 +42,7 @@ pub enum Status {
 /// One line of the checklist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
+    /// How the check came out.
     pub status: Status,
     /// What was checked and what was found.
     pub text: String,
@@ -50,6 +53,7 @@ pub struct Item {
 /// The checklist, in the order the checks ran.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// One item per check result.
     pub items: Vec<Item>,
 }
 

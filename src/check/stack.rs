@@ -11,7 +11,8 @@ use crate::stack::names::output;
 
 /// The AWS actions this file calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
 /// allows them for `check`; `src/aws/actions.rs` enforces it).
-pub const ACTIONS: &[&str] = &[
+#[cfg(test)]
+pub(crate) const ACTIONS: &[&str] = &[
     "cloudformation:DescribeStacks",
     "cloudtrail:GetTrailStatus",
     "logs:DescribeMetricFilters",

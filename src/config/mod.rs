@@ -26,7 +26,7 @@ pub mod problem;
 mod raw;
 pub mod secret;
 pub(crate) mod shapes;
-pub mod validate;
+pub(crate) mod validate;
 pub(crate) mod values;
 
 use std::path::Path;
@@ -44,7 +44,7 @@ use raw::RawConfig;
 pub use deploy::{DeployConfig, DeployFlags, DeployTarget, RawDeploy};
 pub use problem::{ConfigErrors, Problem};
 pub use raw::LogFormat;
-pub use secret::{Secret, ENV_PREFIX};
+pub use secret::Secret;
 pub use validate::{AwsConfig, LogConfig, MetricsConfig};
 
 /// The validated configuration: every value is in range and every combination makes sense.
@@ -98,7 +98,7 @@ impl Config {
     }
 
     /// Like [`Config::load`], with the file's content given; `path` is used in messages.
-    pub fn from_toml<I>(text: &str, path: &Path, env: I) -> Result<Config, ConfigErrors>
+    pub(crate) fn from_toml<I>(text: &str, path: &Path, env: I) -> Result<Config, ConfigErrors>
     where
         I: IntoIterator<Item = (String, String)>,
     {

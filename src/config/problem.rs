@@ -25,7 +25,7 @@ impl Problem {
     }
 
     /// Whether the problem is about a command-line flag rather than a key of a file.
-    pub fn is_flag(&self) -> bool {
+    pub(crate) fn is_flag(&self) -> bool {
         self.path.starts_with("--")
     }
 }
@@ -38,12 +38,12 @@ impl fmt::Display for Problem {
 
 /// Errors and warnings collected by validation.
 #[derive(Debug, Default)]
-pub(crate) struct Report {
+pub(crate) struct Problems {
     pub(crate) errors: Vec<Problem>,
     pub(crate) warnings: Vec<Problem>,
 }
 
-impl Report {
+impl Problems {
     /// Something that cannot work.
     pub(crate) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(Problem::new(path, message));

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The prefix of every environment variable that overrides the file (`IAMWATCHD__POLLER__…`);
 /// double underscores separate nesting levels.
-pub const ENV_PREFIX: &str = "IAMWATCHD";
+pub(crate) const ENV_PREFIX: &str = "IAMWATCHD";
 
 /// A secret value (a password). Its `Debug` never shows the value, so a config logged with
 /// `{:?}` cannot leak it; there is deliberately no `Display`.
@@ -21,7 +21,7 @@ impl Secret {
     }
 
     /// The secret itself, for the one place that must hand it to a server.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

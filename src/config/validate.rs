@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use super::deploy::DEPLOY_FILE_NAMES;
-use super::problem::{Names, Problem, Report};
+use super::problem::{Names, Problem, Problems};
 use super::raw::{LogFormat, RawAws, RawConfig, RawLog, RawMetrics};
 use super::shapes::{check_region, check_stack_name};
 use super::{defaults, Config};
@@ -59,28 +59,36 @@ impl RawConfig {
     /// files (and refusing them when others can read them). Returns every error at once, with
     /// the warnings found alongside.
     pub(crate) fn validate(&self) -> Result<Config, (Vec<Problem>, Vec<Problem>)> {
-        let mut report = Report::default();
-        let aws = validate_aws(&self.aws, &Names::file("aws"), Purpose::Daemon, &mut report);
-        let deploy = self.deploy.validate(&DEPLOY_FILE_NAMES, &mut report);
-        let poller = self.poller.validate(&mut report);
-        self.rules.check("rules", &mut report);
-        let store = self.store.validate(poller.sweep_horizon, &mut report);
-        let smtp = self.smtp.as_ref().map(|s| s.validate("smtp", &mut report));
-        let sns = self.sns.as_ref().map(|s| s.validate("sns", &mut report));
+        let mut problems = Problems::default();
+        let aws = validate_aws(
+            &self.aws,
+            &Names::file("aws"),
+            Purpose::Daemon,
+            &mut problems,
+        );
+        let deploy = self.deploy.validate(&DEPLOY_FILE_NAMES, &mut problems);
+        let poller = self.poller.validate(&mut problems);
+        self.rules.check("rules", &mut problems);
+        let store = self.store.validate(poller.sweep_horizon, &mut problems);
+        let smtp = self
+            .smtp
+            .as_ref()
+            .map(|s| s.validate("smtp", &mut problems));
+        let sns = self.sns.as_ref().map(|s| s.validate("sns", &mut problems));
         if self.smtp.is_none() && self.sns.is_none() {
-            report.error(
+            problems.error(
                 "smtp, sns",
                 "no notifier is configured, so no one would hear of a change: add an [smtp] \
                  section (e-mail) or an [sns] section (topic), or both",
             );
         }
-        let alarm = self.alarm.validate(&mut report);
-        let log = validate_log(&self.log, &mut report);
-        let metrics = validate_metrics(&self.metrics, &mut report);
-        let delivery = self.delivery.validate(&mut report);
+        let alarm = self.alarm.validate(&mut problems);
+        let log = validate_log(&self.log, &mut problems);
+        let metrics = validate_metrics(&self.metrics, &mut problems);
+        let delivery = self.delivery.validate(&mut problems);
 
-        if !report.errors.is_empty() {
-            return Err((report.errors, report.warnings));
+        if !problems.errors.is_empty() {
+            return Err((problems.errors, problems.warnings));
         }
         Ok(Config {
             aws,
@@ -94,7 +102,7 @@ impl RawConfig {
             log,
             metrics,
             delivery,
-            warnings: report.warnings,
+            warnings: problems.warnings,
         })
     }
 }
@@ -104,11 +112,11 @@ pub(crate) fn validate_aws(
     raw: &RawAws,
     names: &Names<'_>,
     purpose: Purpose,
-    report: &mut Report,
+    problems: &mut Problems,
 ) -> AwsConfig {
     let region_key = names.key("region");
     if let Err(e) = check_region(&raw.region) {
-        report.error(&region_key, e);
+        problems.error(&region_key, e);
     } else if raw.region != crate::aws::IAM_EVENTS_REGION {
         let (what, consent) = match purpose {
             Purpose::Daemon => (
@@ -128,9 +136,9 @@ pub(crate) fn validate_aws(
             crate::aws::IAM_EVENTS_REGION,
         );
         if raw.allow_non_us_east_1 {
-            report.warn(&region_key, why);
+            problems.warn(&region_key, why);
         } else {
-            report.error(
+            problems.error(
                 &region_key,
                 format!(
                     "must be {}: {why}; {consent}",
@@ -143,7 +151,7 @@ pub(crate) fn validate_aws(
         None => vec![raw.region.clone()],
         Some(regions) => {
             if regions.is_empty() {
-                report.error(
+                problems.error(
                     names.key("tampering_regions"),
                     "must name at least one region (tampering with the trail, filter, alarm or \
                      topic happens in the stack's region); remove the key to use aws.region",
@@ -151,19 +159,19 @@ pub(crate) fn validate_aws(
             }
             for (i, region) in regions.iter().enumerate() {
                 if let Err(e) = check_region(region) {
-                    report.error(names.item("tampering_regions", i), e);
+                    problems.error(names.item("tampering_regions", i), e);
                 }
             }
             regions.clone()
         }
     };
     if let Err(e) = check_stack_name(&raw.stack_name) {
-        report.error(names.key("stack_name"), e);
+        problems.error(names.key("stack_name"), e);
     }
     let max_attempts = match u32::try_from(raw.max_attempts) {
         Ok(n) if (1..=defaults::MAX_ATTEMPTS_LIMIT).contains(&n) => n,
         _ => {
-            report.error(
+            problems.error(
                 names.key("max_attempts"),
                 format!(
                     "must be 1-{} (attempts per AWS call, the first included), got {}",
@@ -183,9 +191,9 @@ pub(crate) fn validate_aws(
     }
 }
 
-fn validate_log(raw: &RawLog, report: &mut Report) -> LogConfig {
+fn validate_log(raw: &RawLog, problems: &mut Problems) -> LogConfig {
     if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&raw.level) {
-        report.error(
+        problems.error(
             "log.level",
             format!(
                 "is not a valid tracing filter ({e}); use a level such as \"info\" or \
@@ -199,14 +207,14 @@ fn validate_log(raw: &RawLog, report: &mut Report) -> LogConfig {
     }
 }
 
-fn validate_metrics(raw: &RawMetrics, report: &mut Report) -> MetricsConfig {
+fn validate_metrics(raw: &RawMetrics, problems: &mut Problems) -> MetricsConfig {
     let listen = raw
         .listen
         .as_ref()
         .and_then(|text| match text.parse::<SocketAddr>() {
             Ok(addr) => {
                 if !addr.ip().is_loopback() {
-                    report.warn(
+                    problems.warn(
                         "metrics.listen",
                         format!(
                             "{addr} is reachable from other machines; /metrics has no \
@@ -218,7 +226,7 @@ fn validate_metrics(raw: &RawMetrics, report: &mut Report) -> MetricsConfig {
                 Some(addr)
             }
             Err(e) => {
-                report.error(
+                problems.error(
                     "metrics.listen",
                     format!(
                         "must be an IP address and port such as \"{}\", got {text:?} ({e})",

@@ -20,10 +20,10 @@ use crate::pipeline::delivery;
 use crate::pipeline::housekeeping::SchedulerError;
 use wiring::Parts;
 
-pub use once::report_once;
+pub(crate) use once::report_once;
 
 /// How long in-flight sends may take after the stop signal before the daemon exits anyway.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+pub(crate) const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Why the daemon could not start (or `scan --notify` could not report).
 #[derive(Debug, thiserror::Error)]

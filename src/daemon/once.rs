@@ -10,13 +10,13 @@ use super::DaemonError;
 use crate::config::Config;
 use crate::event::{Record, SeenBy};
 use crate::pipeline::delivery::{self, DELIVERY_TICK};
-use crate::source::cloudtrail::poller::Counters;
+use crate::source::cloudtrail::stream::Counters;
 
 /// Reports records found outside the daemon (`scan --notify`): they are recorded as seen by the
 /// scan, so an event the daemon already reported is not repeated (and the daemon will not repeat
 /// it later), then delivered; returns how many were new once the outbox is empty or `deadline`
 /// has passed (what is left is delivered by the daemon or the next scan).
-pub async fn report_once(
+pub(crate) async fn report_once(
     config: &Config,
     records: Vec<Record>,
     deadline: Duration,

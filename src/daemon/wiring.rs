@@ -17,7 +17,8 @@ use crate::pipeline::Reporter;
 use crate::rules;
 use crate::source::alarm::AlarmPath;
 use crate::source::cloudtrail::lookup::Lookup;
-use crate::source::cloudtrail::poller::{Counters, Poller, Stream};
+use crate::source::cloudtrail::poller::Poller;
+use crate::source::cloudtrail::stream::{Counters, Stream};
 use crate::store::{SharedStore, Store};
 
 /// Tampering events are few and each needs its own lookup (one attribute per call), so their

@@ -214,8 +214,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::event::SeenBy;
     use crate::metrics::testing::metrics;
-    use crate::store::SeenBy;
 
     /// Every sample line's metric name has HELP and TYPE lines before it, and counters end in
     /// `_total`.

@@ -188,8 +188,11 @@ fn head_end(buffer: &[u8]) -> Option<usize> {
 
 /// What the listener serves from.
 #[derive(Clone)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
+    /// The daemon's counters: rendered by `/metrics`, and the poller's health for `/healthz`.
     pub metrics: Arc<Metrics>,
+    /// The state database: its [`Stats`] go into `/metrics`, and `/healthz` fails when it
+    /// cannot be read.
     pub store: SharedStore,
 }
 
@@ -264,7 +267,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenError> {
 }
 
 /// Serves `/metrics` and `/healthz` until `stop` fires.
-pub async fn serve(listener: TcpListener, endpoint: Endpoint, stop: CancellationToken) {
+pub(crate) async fn serve(listener: TcpListener, endpoint: Endpoint, stop: CancellationToken) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving /metrics and /healthz");

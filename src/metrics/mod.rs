@@ -18,10 +18,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::source::cloudtrail::poller::Counters;
-use crate::store::SeenBy;
+use crate::event::SeenBy;
+use crate::source::cloudtrail::stream::Counters;
 
-pub use http::{bind, serve, Endpoint, ListenError};
+pub use http::{bind, ListenError};
+
+pub(crate) use http::{serve, Endpoint};
 
 /// Upper bounds, in seconds, of the detection-lag histogram's buckets: from "the poller saw it
 /// within seconds" to "the alarm path found it an hour later".
@@ -69,7 +71,7 @@ struct PathCounters {
 
 /// Every number the daemon exposes, shared by the tasks that produce them.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     poller: Arc<Counters>,
     notifiers: BTreeMap<String, NotifierCounters>,
     paths: BTreeMap<SeenBy, PathCounters>,
@@ -99,21 +101,21 @@ impl Metrics {
     }
 
     /// A notifier accepted a notification.
-    pub fn notification_sent(&self, notifier: &str) {
+    pub(crate) fn notification_sent(&self, notifier: &str) {
         if let Some(counters) = self.notifiers.get(notifier) {
             counters.sent.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// A notifier failed to deliver a notification (it stays queued or is retried).
-    pub fn notification_failed(&self, notifier: &str) {
+    pub(crate) fn notification_failed(&self, notifier: &str) {
         if let Some(counters) = self.notifiers.get(notifier) {
             counters.failed.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// An event was seen for the first time by `path`, `lag` after CloudTrail's eventTime.
-    pub fn new_event(&self, path: SeenBy, lag: Duration) {
+    pub(crate) fn new_event(&self, path: SeenBy, lag: Duration) {
         if let Some(counters) = self.paths.get(&path) {
             counters.new_events.fetch_add(1, Ordering::Relaxed);
             counters.lag.observe(lag);
@@ -121,7 +123,7 @@ impl Metrics {
     }
 
     /// `Ok` when the poller completed a pass within the allowed age, else why not.
-    pub fn poller_health(&self, now: DateTime<Utc>) -> Result<(), String> {
+    pub(crate) fn poller_health(&self, now: DateTime<Utc>) -> Result<(), String> {
         let last = self.poller.last_pass_unix_ms.load(Ordering::Relaxed);
         let max_age = chrono::TimeDelta::from_std(self.health_max_age).unwrap_or_default();
         if last == 0 {
@@ -151,7 +153,7 @@ pub(crate) mod testing {
     use std::time::Duration;
 
     use super::Metrics;
-    use crate::source::cloudtrail::poller::Counters;
+    use crate::source::cloudtrail::stream::Counters;
 
     /// Metrics with two notifiers, one of them with a name that needs escaping in a label.
     pub(crate) fn metrics() -> Metrics {

@@ -6,7 +6,7 @@
 //! errors say whether a retry can help ([`NotifyError::is_transient`]) so the outbox retries a
 //! server that is down but stops on a wrong password, and the message names the fix.
 
-pub mod registry;
+pub(crate) mod registry;
 pub mod render;
 pub mod smtp;
 pub mod sns;
@@ -20,7 +20,9 @@ use crate::rules::Classification;
 /// One event worth telling a human about, with the rules' verdict on it.
 #[derive(Debug, Clone)]
 pub struct Alert {
+    /// The CloudTrail record of the event.
     pub record: Record,
+    /// The rules' verdict: category, severity, attempt or change, and why.
     pub classification: Classification,
     /// When the daemon saw the event; with the record's `eventTime` it gives the delay.
     pub detected_at: DateTime<Utc>,
@@ -54,6 +56,7 @@ pub struct Message {
     pub category: String,
     /// True for failed calls (errorCode set): an attempt, not a change.
     pub attempt: bool,
+    /// The record's `eventName`.
     pub event_name: String,
     /// The account the event belongs to, `unknown` when the record does not say.
     pub account: String,
@@ -75,18 +78,30 @@ impl Message {
 /// account, so they are logged loudly with the fix and retried only slowly.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
+    /// A failure that can pass by itself (the server is down, slow or throttling).
     #[error("{notifier}: {problem} (temporary: will retry)")]
-    Transient { notifier: String, problem: String },
+    Transient {
+        /// The notifier's configured name.
+        notifier: String,
+        /// What went wrong.
+        problem: String,
+    },
+    /// A failure that repeats until someone changes the configuration or the account.
     #[error("{notifier}: {problem}; to fix: {fix}")]
     Permanent {
+        /// The notifier's configured name.
         notifier: String,
+        /// What went wrong.
         problem: String,
+        /// What to change so that delivery works.
         fix: String,
     },
     /// The notifier's configuration cannot work; every problem found, one per entry.
     #[error("{notifier}: invalid configuration: {}", problems.join("; "))]
     Config {
+        /// The notifier's configured name.
         notifier: String,
+        /// Every problem found, one per entry.
         problems: Vec<String>,
     },
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::problem::Report;
+use crate::config::problem::Problems;
 use crate::config::{defaults, values};
 use crate::metrics::Metrics;
 use crate::notify::{Message, Notifier, NotifyError};
@@ -57,16 +57,16 @@ impl Default for RawDelivery {
 impl RawDelivery {
     /// Validates `[delivery]`: a first delay, a cap at least as long, an age limit at least
     /// as long as the cap.
-    pub(crate) fn validate(&self, report: &mut Report) -> DeliveryConfig {
+    pub(crate) fn validate(&self, problems: &mut Problems) -> DeliveryConfig {
         let raw = self;
         if raw.initial_backoff.is_zero() {
-            report.error(
+            problems.error(
                 "delivery.initial_backoff",
                 "must be greater than 0 (retrying at once only hammers a server that is down)",
             );
         }
         if raw.max_backoff < raw.initial_backoff {
-            report.error(
+            problems.error(
                 "delivery.max_backoff",
                 format!(
                     "must be at least delivery.initial_backoff ({}), got {}",
@@ -76,7 +76,7 @@ impl RawDelivery {
             );
         }
         if raw.max_age < raw.max_backoff {
-            report.error(
+            problems.error(
                 "delivery.max_age",
                 format!(
                     "must be at least delivery.max_backoff ({}), or a notification is given up \
@@ -215,13 +215,13 @@ async fn deliver_row(
 /// `cap` (`[delivery]` initial_backoff and max_backoff). No jitter: each notifier retries its
 /// own queue, so there is no herd to spread, and a fixed schedule is testable. `attempts`
 /// counts failures so far; 0 and 1 both give `base`.
-pub fn backoff_with(attempts: u32, base: Duration, cap: Duration) -> Duration {
+pub(crate) fn backoff_with(attempts: u32, base: Duration, cap: Duration) -> Duration {
     let doublings = attempts.saturating_sub(1).min(31);
     base.saturating_mul(1u32 << doublings).min(cap)
 }
 
 /// One delivery worker per notifier, all stopping on `stop`.
-pub fn spawn_workers(
+pub(crate) fn spawn_workers(
     notifiers: Vec<Arc<dyn Notifier>>,
     store: &SharedStore,
     wake: &Arc<Notify>,

@@ -16,7 +16,7 @@ use super::Reporter;
 
 /// What the jobs keep.
 #[derive(Debug, Clone, Copy)]
-pub struct Housekeeping {
+pub(crate) struct Housekeeping {
     /// A notification still undelivered after this long is given up (`delivery.max_age`).
     pub max_age: Duration,
     /// Events older than this are forgotten (`store.retention`).

@@ -25,7 +25,7 @@
 
 pub mod delivery;
 pub mod health;
-pub mod housekeeping;
+pub(crate) mod housekeeping;
 
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ use crate::store::{NewEvent, Notification, Recorded, SetCursor, SharedStore, Sto
 /// transaction. The poller and the alarm path both hand their records to it (it is their
 /// [`Intake`]), so a change reads the same whichever path saw it first.
 #[derive(Clone)]
-pub struct Reporter {
+pub(crate) struct Reporter {
     store: SharedStore,
     ruleset: Arc<Ruleset>,
     notifiers: Arc<[String]>,
@@ -263,7 +263,7 @@ pub(crate) mod testing {
     use std::time::Duration;
 
     use super::*;
-    use crate::source::cloudtrail::poller::Counters;
+    use crate::source::cloudtrail::stream::Counters;
     use crate::store::Store;
 
     /// A reporter with one notifier, `smtp`, that reports everything.

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::aws::arn;
-use crate::config::problem::Report;
+use crate::config::problem::Problems;
 use crate::config::shapes::{check_principal, is_account_id};
 use crate::event::Record;
 
@@ -31,9 +31,9 @@ pub struct AllowRule {
 impl AllowRule {
     /// Whether the entry can work as written, each problem reported at `path` (the entry's key
     /// path, `rules.allow[2]`) or below it.
-    pub(crate) fn check(&self, path: &str, report: &mut Report) {
+    pub(crate) fn check(&self, path: &str, problems: &mut Problems) {
         if self.is_empty() {
-            report.error(
+            problems.error(
                 path,
                 "an allow entry must set at least one of principal, event and account (an \
                  empty entry would silence everything)",
@@ -41,7 +41,7 @@ impl AllowRule {
         }
         if let Some(principal) = &self.principal {
             if let Err(e) = check_principal(principal) {
-                report.error(format!("{path}.principal"), e);
+                problems.error(format!("{path}.principal"), e);
             }
         }
         if let Some(event) = &self.event {
@@ -50,7 +50,7 @@ impl AllowRule {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '*' || c == '?');
             if !valid {
-                report.error(
+                problems.error(
                     format!("{path}.event"),
                     format!(
                         "must be an event name or a glob of one (letters and digits, `*` and \
@@ -61,7 +61,7 @@ impl AllowRule {
         }
         if let Some(account) = &self.account {
             if !is_account_id(account) {
-                report.error(
+                problems.error(
                     format!("{path}.account"),
                     format!(
                         "must be a 12-digit AWS account ID written as a quoted string (so \
@@ -110,7 +110,7 @@ fn principal_matches(wanted: &str, actual: &str) -> bool {
 
 /// A glob over the whole text: `*` is any run of characters (also empty), `?` is one
 /// character, everything else is literal and case-sensitive (event names and ARNs are).
-pub fn glob_matches(glob: &str, text: &str) -> bool {
+pub(crate) fn glob_matches(glob: &str, text: &str) -> bool {
     let pattern: Vec<char> = glob.chars().collect();
     let text: Vec<char> = text.chars().collect();
     let (mut p, mut t) = (0, 0);
@@ -206,11 +206,11 @@ mod tests {
         assert!(!rule(Some("arn:aws:iam::111122223333:user/bob"), None, None).matches(&user));
 
         let empty = AllowRule::default();
-        let mut report = Report::default();
-        empty.check("rules.allow[0]", &mut report);
-        assert_eq!(report.errors.len(), 1);
-        assert_eq!(report.errors[0].path, "rules.allow[0]");
-        assert!(report.errors[0].message.contains("silence everything"));
+        let mut problems = Problems::default();
+        empty.check("rules.allow[0]", &mut problems);
+        assert_eq!(problems.errors.len(), 1);
+        assert_eq!(problems.errors[0].path, "rules.allow[0]");
+        assert!(problems.errors[0].message.contains("silence everything"));
         assert!(
             !empty.matches(&user),
             "an empty rule must not silence everything"

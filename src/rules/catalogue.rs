@@ -4,16 +4,16 @@
 use crate::event::Record;
 
 /// The event source of every IAM API call.
-pub const IAM_EVENT_SOURCE: &str = "iam.amazonaws.com";
+pub(crate) const IAM_EVENT_SOURCE: &str = "iam.amazonaws.com";
 
 /// Name prefixes of the IAM operations that only read. Everything else on
 /// [`IAM_EVENT_SOURCE`] is a mutation (109 of 181 operations in botocore's IAM model of 2026;
 /// the unit test `every_iam_operation_in_botocore_is_a_read_or_a_mutation` re-checks it).
-pub const READ_PREFIXES: [&str; 4] = ["Get", "List", "Generate", "Simulate"];
+pub(crate) const READ_PREFIXES: [&str; 4] = ["Get", "List", "Generate", "Simulate"];
 
 /// The calls that blind the monitoring (DESIGN.md, "Facts that shape the code"). They happen in
 /// the stack's region, not in us-east-1 like IAM.
-pub const TAMPERING_EVENTS: &[(&str, &str)] = &[
+pub(crate) const TAMPERING_EVENTS: &[(&str, &str)] = &[
     ("cloudtrail.amazonaws.com", "StopLogging"),
     ("cloudtrail.amazonaws.com", "DeleteTrail"),
     ("cloudtrail.amazonaws.com", "UpdateTrail"),
@@ -31,18 +31,18 @@ pub const TAMPERING_EVENTS: &[(&str, &str)] = &[
 /// <https://docs.aws.amazon.com/securityhub/latest/userguide/cloudwatch-controls.html#cloudwatch-4>)
 /// looks for. Security Hub compares the text, not the meaning, so this must stay byte for byte
 /// as published (the same text appears in the CIS remediation steps); it covers only 16 policy
-/// operations and is offered as an *extra* filter beside [`iam_metric_filter_pattern`].
+/// operations and is offered as an *extra* filter beside [`iam_metric_filter_pattern`](super::iam_metric_filter_pattern).
 pub const CIS_4_4_FILTER_PATTERN: &str = "{($.eventName=DeleteGroupPolicy)||($.eventName=DeleteRolePolicy)||($.eventName=DeleteUserPolicy)||($.eventName=PutGroupPolicy)||($.eventName=PutRolePolicy)||($.eventName=PutUserPolicy)||($.eventName=CreatePolicy)||($.eventName=DeletePolicy)||($.eventName=CreatePolicyVersion)||($.eventName=DeletePolicyVersion)||($.eventName=AttachRolePolicy)||($.eventName=DetachRolePolicy)||($.eventName=AttachUserPolicy)||($.eventName=DetachUserPolicy)||($.eventName=AttachGroupPolicy)||($.eventName=DetachGroupPolicy)}";
 
 /// Whether the record is a call to a mutating IAM API, successful or not. Exactly what
-/// [`iam_metric_filter_pattern`] matches.
+/// [`iam_metric_filter_pattern`](super::iam_metric_filter_pattern) matches.
 pub fn is_iam_mutation(record: &Record) -> bool {
     is_iam_mutation_name(&record.event_source, &record.event_name)
 }
 
 /// [`is_iam_mutation`] on the two fields it reads, for callers that have not parsed a record
 /// (`scan` looks at these before paying for the full parse).
-pub fn is_iam_mutation_name(event_source: &str, event_name: &str) -> bool {
+pub(crate) fn is_iam_mutation_name(event_source: &str, event_name: &str) -> bool {
     event_source == IAM_EVENT_SOURCE
         && !READ_PREFIXES
             .iter()
@@ -50,13 +50,13 @@ pub fn is_iam_mutation_name(event_source: &str, event_name: &str) -> bool {
 }
 
 /// Whether the record is one of [`TAMPERING_EVENTS`], successful or not. Exactly what
-/// [`tampering_metric_filter_pattern`] matches.
+/// [`tampering_metric_filter_pattern`](super::tampering_metric_filter_pattern) matches.
 pub fn is_tampering(record: &Record) -> bool {
     is_tampering_name(&record.event_source, &record.event_name)
 }
 
 /// [`is_tampering`] on the two fields it reads.
-pub fn is_tampering_name(event_source: &str, event_name: &str) -> bool {
+pub(crate) fn is_tampering_name(event_source: &str, event_name: &str) -> bool {
     TAMPERING_EVENTS
         .iter()
         .any(|(source, name)| event_source == *source && event_name == *name)

@@ -4,8 +4,9 @@
 //!
 //! The daemon's matcher ([`is_iam_mutation`], [`is_tampering`]) and the CloudFormation metric
 //! filters ([`iam_metric_filter_pattern`], [`tampering_metric_filter_pattern`], in
-//! [`patterns`]) are built from the same constants ([`READ_PREFIXES`], [`TAMPERING_EVENTS`]),
-//! so the fast path and the alarm path can never disagree about what is worth reporting.
+//! [`patterns`]) are built from the same constants ([`catalogue::READ_PREFIXES`],
+//! [`TAMPERING_EVENTS`]), so the fast path and the alarm path can never disagree about what is
+//! worth reporting.
 //! `tests/e2e/rules.rs` proves the agreement on every record of the test corpus with the
 //! emulator's filter-pattern evaluator as the independent judge.
 //!
@@ -20,14 +21,14 @@
 pub mod allow;
 pub mod catalogue;
 pub mod patterns;
-pub mod ruleset;
+pub(crate) mod ruleset;
 pub mod severity;
 
 use crate::event::Record;
-pub use allow::{glob_matches, AllowRule};
-pub use catalogue::{
-    is_iam_mutation, is_iam_mutation_name, is_tampering, is_tampering_name, CIS_4_4_FILTER_PATTERN,
-    IAM_EVENT_SOURCE, READ_PREFIXES, TAMPERING_EVENTS,
+pub use allow::AllowRule;
+pub use catalogue::{is_iam_mutation, is_tampering, CIS_4_4_FILTER_PATTERN};
+pub(crate) use catalogue::{
+    is_iam_mutation_name, is_tampering_name, IAM_EVENT_SOURCE, TAMPERING_EVENTS,
 };
 pub use patterns::{iam_metric_filter_pattern, tampering_metric_filter_pattern};
 pub use ruleset::{FailedCalls, Ruleset};
@@ -63,7 +64,7 @@ pub struct Classification {
 /// AdministratorAccess or to create someone else's key is the typical trace of a stolen
 /// credential probing its limits, which still deserves HIGH attention, but below a real
 /// privilege escalation.
-pub fn classify(record: &Record) -> Option<Classification> {
+pub(crate) fn classify(record: &Record) -> Option<Classification> {
     let category = if is_tampering(record) {
         Category::Tampering
     } else if is_iam_mutation(record) {

@@ -4,7 +4,8 @@
 use super::catalogue::{IAM_EVENT_SOURCE, READ_PREFIXES, TAMPERING_EVENTS};
 
 /// CloudWatch Logs refuses a filter pattern longer than this (PutMetricFilter, `filterPattern`).
-pub const MAX_FILTER_PATTERN_LEN: usize = 1024;
+#[cfg(test)]
+pub(crate) const MAX_FILTER_PATTERN_LEN: usize = 1024;
 
 /// The CloudWatch Logs filter pattern for IAM mutations, generated from [`READ_PREFIXES`].
 ///
@@ -15,7 +16,7 @@ pub const MAX_FILTER_PATTERN_LEN: usize = 1024;
 /// gives `{ $.sourceIPAddress != 123.123.* }` as its example of a negated prefix match, and the
 /// same guide documents `*` as a wildcard at the start or end of a value. `!=` on a missing
 /// field is false, not true, in CloudWatch; that is harmless here because every CloudTrail
-/// record has `eventName`, and a record without one is not a [`Record`] either.
+/// record has `eventName`, and a record without one is not a [`Record`](crate::event::Record) either.
 pub fn iam_metric_filter_pattern() -> String {
     let mut conditions = vec![format!("($.eventSource = \"{IAM_EVENT_SOURCE}\")")];
     conditions.extend(

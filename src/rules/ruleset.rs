@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::allow::AllowRule;
 use super::severity::Severity;
 use super::{classify, Classification};
-use crate::config::problem::Report;
+use crate::config::problem::Problems;
 use crate::config::values;
 use crate::event::Record;
 
@@ -51,9 +51,9 @@ pub struct Ruleset {
 
 impl Ruleset {
     /// Reports every allow entry that cannot work, at `section.allow[i]`.
-    pub(crate) fn check(&self, section: &str, report: &mut Report) {
+    pub(crate) fn check(&self, section: &str, problems: &mut Problems) {
         for (i, entry) in self.allow.iter().enumerate() {
-            entry.check(&format!("{section}.allow[{i}]"), report);
+            entry.check(&format!("{section}.allow[{i}]"), problems);
         }
     }
 

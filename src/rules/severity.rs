@@ -16,10 +16,15 @@ use crate::event::Record;
 /// How urgently a human should look. Ordered: `Info < Low < Medium < High < Critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// Only a failed attempt at a LOW change ranks this low.
     Info,
+    /// Labels and housekeeping that grant nothing (tags, a user's own password change).
     Low,
+    /// Other changes to permissions or credentials (deletions, a user's own access key).
     Medium,
+    /// A new principal, a new way in, or a policy that can grant anything.
     High,
+    /// Power over the account gained or handed out, or the monitoring switched off.
     Critical,
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::ScanError;
 
 /// The text of a `.json` or `.json.gz` file.
-pub fn read_trail_file(path: &Path) -> Result<String, ScanError> {
+pub(crate) fn read_trail_file(path: &Path) -> Result<String, ScanError> {
     let read = |source| ScanError::Read {
         path: path.to_owned(),
         source,
@@ -28,7 +28,7 @@ pub fn read_trail_file(path: &Path) -> Result<String, ScanError> {
 }
 
 /// The `.json` / `.json.gz` files under the given paths (directories walked), sorted.
-pub fn trail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScanError> {
+pub(crate) fn trail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScanError> {
     let mut files = Vec::new();
     let mut pending: Vec<PathBuf> = paths.to_vec();
     while let Some(path) = pending.pop() {

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-pub use files::{read_trail_file, trail_files};
+pub(crate) use files::{read_trail_file, trail_files};
 pub use run::{run, ScanFailed, ScanOptions};
-pub use table::{table_header, table_row};
+pub(crate) use table::{table_header, table_row};
 
 use crate::event::Record;
 use crate::rules::Ruleset;
@@ -30,44 +30,68 @@ use crate::rules::{self, Category, Classification};
 /// A trail file that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
+    /// A file or directory could not be read, or a gzipped file not decompressed.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O (or decompression) error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not UTF-8 text, or not a JSON object with a `Records` array.
     #[error(
         "{path} is not a CloudTrail log file ({reason}); expected {{\"Records\": [...]}} as \
          CloudTrail writes to S3, plain or gzipped"
     )]
-    NotATrailFile { path: PathBuf, reason: String },
+    NotATrailFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong: not UTF-8, or the JSON parser's error.
+        reason: String,
+    },
 }
 
 /// One finding: a record the rules report, with their verdict.
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
+pub(crate) struct Finding {
+    /// The record's `eventID`.
     #[serde(rename = "eventID")]
     pub event_id: String,
+    /// The record's `eventTime` in RFC 3339; `None` when missing or unreadable.
     #[serde(rename = "eventTime")]
     pub event_time: Option<String>,
+    /// `CRITICAL`, `HIGH`, `MEDIUM`, `LOW` or `INFO`.
     pub severity: String,
+    /// `iam-change` or `tampering`.
     pub category: &'static str,
+    /// True for a failed call (`errorCode` set): an attempt, not a change.
     pub attempt: bool,
+    /// The record's `eventName`.
     #[serde(rename = "eventName")]
     pub event_name: String,
+    /// What the call acted on, from `requestParameters`: `user/bob`, a policy ARN, …
     pub target: Option<String>,
+    /// The caller's ARN, an assumed-role session reduced to its role.
     pub principal: Option<String>,
+    /// A short name for the caller: the user, `role/session`, `root`, or the service.
     pub actor: String,
+    /// The account the event belongs to: `recipientAccountId`, else the caller's.
     pub account: Option<String>,
+    /// The record's `awsRegion`.
     pub region: Option<String>,
+    /// The record's `sourceIPAddress`.
     #[serde(rename = "sourceIPAddress")]
     pub source_ip: Option<String>,
+    /// The record's `errorCode`; `None` when the call succeeded.
     #[serde(rename = "errorCode")]
     pub error_code: Option<String>,
+    /// Why the rules gave this severity.
     pub reason: String,
 }
 
 impl Finding {
+    /// The finding for `record`, with the rules' verdict on it.
     pub fn new(record: &Record, verdict: &Classification) -> Finding {
         Finding {
             event_id: record.event_id.clone(),
@@ -93,9 +117,12 @@ impl Finding {
 
 /// Counts for the summary line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
+    /// Trail files read (0 for a scan of LookupEvents history).
     pub files: usize,
+    /// Records read, whether or not they could matter.
     pub records: usize,
+    /// Records the rules reported.
     pub findings: usize,
     /// Records without the fields every CloudTrail record has (eventID, eventName, eventSource).
     pub unreadable: usize,
@@ -128,7 +155,7 @@ fn may_matter(head: &Head<'_>) -> bool {
 
 /// Scans the records of one trail file's text, calling `found` for each finding (with its
 /// record, for callers that go on to report it).
-pub fn scan_text(
+pub(crate) fn scan_text(
     text: &str,
     path: &Path,
     ruleset: &Ruleset,

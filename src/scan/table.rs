@@ -4,7 +4,7 @@
 use super::Finding;
 
 /// A fixed-width line for the terminal table; untrusted text is cut and made one line.
-pub fn table_row(finding: &Finding) -> String {
+pub(crate) fn table_row(finding: &Finding) -> String {
     fn cell(text: &str, width: usize) -> String {
         let clean: String = text
             .chars()
@@ -31,7 +31,7 @@ pub fn table_row(finding: &Finding) -> String {
 }
 
 /// The table's header line, aligned with [`table_row`].
-pub fn table_header() -> String {
+pub(crate) fn table_header() -> String {
     format!(
         "{:<25} {:<8} {:<7} {:<28} {:<32} {:<28} {:<12}",
         "TIME", "SEVERITY", "KIND", "EVENT", "TARGET", "BY", "ACCOUNT"

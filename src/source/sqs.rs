@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
 /// must allow exactly the union of every module's list; `src/aws/actions.rs` enforces it).
-pub const ACTIONS: &[&str] = &[
+#[cfg(test)]
+pub(crate) const ACTIONS: &[&str] = &[
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibility",
@@ -30,7 +31,7 @@ const WAIT_SECONDS: i32 = 10;
 const PROCESSING_VISIBILITY_SECONDS: i32 = 120;
 
 /// How long an unreadable message stays hidden before it is tried (and logged) again.
-pub const UNREADABLE_VISIBILITY: Duration = Duration::from_secs(3600);
+pub(crate) const UNREADABLE_VISIBILITY: Duration = Duration::from_secs(3600);
 
 /// After a failed ReceiveMessage, wait this long before the next one.
 const RECEIVE_RETRY: Duration = Duration::from_secs(5);

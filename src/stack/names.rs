@@ -5,77 +5,111 @@
 
 /// Parameter names, shared with [`crate::stack::deploy`] so the CLI and the template cannot
 /// drift.
-pub mod param {
+pub(crate) mod param {
     /// The e-mail addresses that receive the alarms: one required, two optional. Separate
     /// parameters rather than one list because CloudFormation conditions cannot count the
     /// items of a list, and each address needs its own subscription resource.
-    pub const EMAILS: [&str; 3] = [
+    pub(crate) const EMAILS: [&str; 3] = [
         "NotificationEmail1",
         "NotificationEmail2",
         "NotificationEmail3",
     ];
-    pub const BUCKET: &str = "TrailBucketName";
-    pub const LOG_RETENTION_DAYS: &str = "LogRetentionDays";
-    pub const ALARM_PERIOD: &str = "AlarmPeriodSeconds";
-    pub const ALARM_THRESHOLD: &str = "AlarmThreshold";
-    pub const CIS_FILTER: &str = "EnableCisFilter";
-    pub const TAMPERING_ALARM: &str = "EnableTamperingAlarm";
-    pub const DAEMON_QUEUE: &str = "EnableDaemonQueue";
-    pub const QUEUE_AGE_THRESHOLD: &str = "DaemonQueueMaxAgeSeconds";
+    /// An existing S3 bucket for the trail's log files; empty: the stack creates one.
+    pub(crate) const BUCKET: &str = "TrailBucketName";
+    /// Days CloudTrail records stay in the log group (and in a bucket the stack created).
+    pub(crate) const LOG_RETENTION_DAYS: &str = "LogRetentionDays";
+    /// Seconds over which the alarms count changes.
+    pub(crate) const ALARM_PERIOD: &str = "AlarmPeriodSeconds";
+    /// Changes within one alarm period that set off an alarm.
+    pub(crate) const ALARM_THRESHOLD: &str = "AlarmThreshold";
+    /// `true` adds the exact CIS 4.4 / Security Hub CloudWatch.4 metric filter and its alarm.
+    pub(crate) const CIS_FILTER: &str = "EnableCisFilter";
+    /// `true` adds a filter and an alarm for calls that blind the monitoring (StopLogging, ...).
+    pub(crate) const TAMPERING_ALARM: &str = "EnableTamperingAlarm";
+    /// `true` is daemon mode: the alarm topic feeds an SQS queue the daemon reads; `false`,
+    /// the alarm topic e-mails the addresses directly.
+    pub(crate) const DAEMON_QUEUE: &str = "EnableDaemonQueue";
+    /// Daemon mode: seconds an alarm message may wait in the queue before the dead-man's
+    /// switch e-mails the humans directly.
+    pub(crate) const QUEUE_AGE_THRESHOLD: &str = "DaemonQueueMaxAgeSeconds";
 }
 
 /// Output names, read back by [`crate::stack::deploy`], `check` and the daemon's
 /// configuration.
 pub mod output {
-    pub const TOPIC_ARN: &str = "TopicArn";
-    pub const NOTIFICATION_TOPIC_ARN: &str = "NotificationTopicArn";
-    pub const DEAD_MANS_SWITCH_ALARM_NAME: &str = "DaemonQueueAgeAlarmName";
-    pub const ALARM_NAME: &str = "AlarmName";
-    pub const ALARM_ARN: &str = "AlarmArn";
-    pub const LOG_GROUP_NAME: &str = "LogGroupName";
-    pub const TRAIL_ARN: &str = "TrailArn";
-    pub const QUEUE_URL: &str = "QueueUrl";
-    pub const QUEUE_ARN: &str = "QueueArn";
-    pub const BUCKET_NAME: &str = "BucketName";
-    pub const CIS_ALARM_NAME: &str = "CisAlarmName";
-    pub const TAMPERING_ALARM_NAME: &str = "TamperingAlarmName";
+    /// The SNS topic the alarms notify.
+    pub(crate) const TOPIC_ARN: &str = "TopicArn";
+    /// Daemon mode only: the SNS topic humans subscribe to and the daemon publishes to (its
+    /// `sns.topic_arn`).
+    pub(crate) const NOTIFICATION_TOPIC_ARN: &str = "NotificationTopicArn";
+    /// Daemon mode only: the alarm that fires when the daemon stops reading its queue.
+    pub(crate) const DEAD_MANS_SWITCH_ALARM_NAME: &str = "DaemonQueueAgeAlarmName";
+    /// The name of the alarm on IAM changes.
+    pub(crate) const ALARM_NAME: &str = "AlarmName";
+    /// The ARN of the alarm on IAM changes.
+    pub(crate) const ALARM_ARN: &str = "AlarmArn";
+    /// The CloudWatch Logs group the trail delivers to.
+    pub(crate) const LOG_GROUP_NAME: &str = "LogGroupName";
+    /// The ARN of the CloudTrail trail.
+    pub(crate) const TRAIL_ARN: &str = "TrailArn";
+    /// Daemon mode only: the URL of the SQS queue the daemon reads alarms from.
+    pub(crate) const QUEUE_URL: &str = "QueueUrl";
+    /// Daemon mode only: the ARN of that SQS queue.
+    pub(crate) const QUEUE_ARN: &str = "QueueArn";
+    /// The S3 bucket holding the trail's log files (given or created by the stack).
+    pub(crate) const BUCKET_NAME: &str = "BucketName";
+    /// Only with the CIS filter: the name of the CIS 4.4 alarm.
+    pub(crate) const CIS_ALARM_NAME: &str = "CisAlarmName";
+    /// Only with the tampering alarm: the name of the alarm on tampering with the monitoring.
+    pub(crate) const TAMPERING_ALARM_NAME: &str = "TamperingAlarmName";
 }
 
 /// Metric names of the filters: the alarm path reads `Trigger.MetricName` to know which
 /// pattern an alarm counts.
 pub mod metric {
-    pub const IAM_CHANGES: &str = "IAMChanges";
+    /// The metric of the filter on IAM changes, which the main alarm watches.
+    pub(crate) const IAM_CHANGES: &str = "IAMChanges";
+    /// The metric of the CIS 4.4 filter on IAM policy changes.
     pub const CIS: &str = "IAMPolicyChanges";
+    /// The metric of the filter on tampering with the monitoring.
     pub const TAMPERING: &str = "MonitoringTampering";
 }
 
 /// Logical id of the bucket the stack creates when no bucket is given; `deploy --delete` looks
 /// for it to tell the operator that it is retained.
-pub const CREATED_BUCKET_LOGICAL_ID: &str = "TrailBucket";
+pub(crate) const CREATED_BUCKET_LOGICAL_ID: &str = "TrailBucket";
 
 /// How many e-mail addresses the template can subscribe.
-pub const MAX_EMAILS: usize = param::EMAILS.len();
+pub(crate) const MAX_EMAILS: usize = param::EMAILS.len();
 
-/// Defaults of the parameters, also used by the CLI's help text.
-pub const DEFAULT_LOG_RETENTION_DAYS: u32 = 365;
-pub const DEFAULT_ALARM_PERIOD_SECONDS: u32 = 300;
-pub const DEFAULT_ALARM_THRESHOLD: u32 = 1;
-/// The dead-man's switch: an alarm message older than this means the daemon stopped reading.
-pub const DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS: u32 = 900;
-pub const DEFAULT_CIS_FILTER: bool = false;
-pub const DEFAULT_TAMPERING_ALARM: bool = true;
-pub const DEFAULT_DAEMON_QUEUE: bool = true;
+// The template's parameter defaults; the alarm path and the config fall back on them too.
+/// Default of [`param::LOG_RETENTION_DAYS`], in days.
+pub(crate) const DEFAULT_LOG_RETENTION_DAYS: u32 = 365;
+/// Default of [`param::ALARM_PERIOD`], in seconds.
+pub(crate) const DEFAULT_ALARM_PERIOD_SECONDS: u32 = 300;
+/// Default of [`param::ALARM_THRESHOLD`], in changes per period.
+pub(crate) const DEFAULT_ALARM_THRESHOLD: u32 = 1;
+/// Default of [`param::QUEUE_AGE_THRESHOLD`], in seconds. The dead-man's switch: an alarm
+/// message older than this means the daemon stopped reading.
+pub(crate) const DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS: u32 = 900;
+/// Default of [`param::CIS_FILTER`]: off.
+pub(crate) const DEFAULT_CIS_FILTER: bool = false;
+/// Default of [`param::TAMPERING_ALARM`]: on.
+pub(crate) const DEFAULT_TAMPERING_ALARM: bool = true;
+/// Default of [`param::DAEMON_QUEUE`]: daemon mode.
+pub(crate) const DEFAULT_DAEMON_QUEUE: bool = true;
 
 /// The alarm periods the template offers. CloudWatch itself takes 10, 30 or any multiple of
 /// 60 seconds, but a CloudFormation parameter cannot say "multiple of 60", so the template
 /// lists the useful ones and CloudFormation refuses anything else.
-pub const ALARM_PERIOD_SECONDS_ALLOWED: [u32; 9] = [10, 30, 60, 120, 300, 600, 900, 1800, 3600];
+pub(crate) const ALARM_PERIOD_SECONDS_ALLOWED: [u32; 9] =
+    [10, 30, 60, 120, 300, 600, 900, 1800, 3600];
 
 /// The smallest alarm threshold: at 0 the alarm would fire on every period, changes or not.
-pub const MIN_ALARM_THRESHOLD: u32 = 1;
+pub(crate) const MIN_ALARM_THRESHOLD: u32 = 1;
 
 /// The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
-pub const LOG_RETENTION_DAYS_ALLOWED: [u32; 22] = [
+pub(crate) const LOG_RETENTION_DAYS_ALLOWED: [u32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 ];

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::problem::Report;
+use crate::config::problem::Problems;
 use crate::config::{defaults, values};
 
 /// Durable state.
@@ -40,10 +40,10 @@ impl Default for RawStore {
 impl RawStore {
     /// Validates `[store]`; `sweep_horizon` is the poller's (an event a sweep re-reads must
     /// still be remembered).
-    pub(crate) fn validate(&self, sweep_horizon: Duration, report: &mut Report) -> StoreConfig {
+    pub(crate) fn validate(&self, sweep_horizon: Duration, problems: &mut Problems) -> StoreConfig {
         let raw = self;
         if raw.state_directory.as_os_str().is_empty() {
-            report.error(
+            problems.error(
                 "store.state_directory",
                 format!(
                     "must not be empty (the default is {})",
@@ -52,7 +52,7 @@ impl RawStore {
             );
         }
         if raw.retention < sweep_horizon {
-            report.error(
+            problems.error(
                 "store.retention",
                 format!(
                     "must be at least poller.sweep_horizon ({}): an event the sweep re-reads must \

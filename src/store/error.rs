@@ -7,40 +7,67 @@ use rusqlite::ErrorCode;
 /// What went wrong with the state database, and what the operator can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The configured state directory is missing or not a directory.
     #[error(
         "state directory {path} does not exist or is not a directory: create it, writable by the \
          daemon's user (systemd's StateDirectory=iamwatchd does), or fix the configured state \
          directory"
     )]
-    MissingDir { path: PathBuf },
+    MissingDir {
+        /// The state directory.
+        path: PathBuf,
+    },
+    /// SQLite could not open the database file, or it is not a database.
     #[error("cannot open state database {path}: {source}{}", hint(.source))]
     Open {
+        /// The database file.
         path: PathBuf,
+        /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The file's schema version is newer than this build understands.
     #[error(
         "state database {path} has schema version {found}, but this iamwatchd understands only \
          up to {supported}: it was written by a newer iamwatchd. Run that version, or move the \
          file away to start afresh (which forgets which events were already reported)"
     )]
     NewerSchema {
+        /// The database file.
         path: PathBuf,
+        /// The file's schema version (SQLite's `user_version`).
         found: i64,
+        /// The newest schema version this build knows.
         supported: i64,
     },
+    /// The file's schema version is negative, which iamwatchd never writes.
     #[error(
         "state database {path} has schema version {found}, which no iamwatchd writes: the file \
          belongs to something else. Point iamwatchd at its own state directory"
     )]
-    ForeignSchema { path: PathBuf, found: i64 },
+    ForeignSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The file's schema version (SQLite's `user_version`).
+        found: i64,
+    },
+    /// An SQLite operation on the open database failed.
     #[error("state database {path}: {op} failed: {source}{}", hint(.source))]
     Sqlite {
+        /// The database file.
         path: PathBuf,
+        /// What the store was doing, such as "recording an event".
         op: &'static str,
+        /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// An outbox row id that is not in the database was marked sent or failed.
     #[error("state database {path}: no outbox row {id} (a bug: ids come from due())")]
-    UnknownOutboxRow { path: PathBuf, id: i64 },
+    UnknownOutboxRow {
+        /// The database file.
+        path: PathBuf,
+        /// The unknown row id.
+        id: i64,
+    },
 }
 
 /// The operator's next step for the SQLite errors that have one.
@@ -65,4 +92,5 @@ fn hint(error: &rusqlite::Error) -> &'static str {
     }
 }
 
+/// A store operation's result; the error is a [`StoreError`] unless given.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -29,7 +29,8 @@ impl Store {
 
     /// Sets a cursor on its own (a window that held no events). When events were found, move
     /// the cursor with [`Store::record_batch`] instead, so it cannot get ahead of them.
-    pub fn set_cursor(&mut self, name: &str, value: &str, now: DateTime<Utc>) -> Result<()> {
+    #[cfg(test)]
+    pub(crate) fn set_cursor(&mut self, name: &str, value: &str, now: DateTime<Utc>) -> Result<()> {
         let path = self.path.clone();
         set_cursor(&self.conn, name, value, now).map_err(|source| StoreError::Sqlite {
             path,
@@ -51,12 +52,9 @@ impl Store {
             .map_err(self.err("reading a seen event"))
     }
 
-    /// Records one sighting, in one transaction:
-    /// - first sighting → the seen mark and one outbox row per notification ([`Recorded::New`]);
-    /// - the alarm path sighting an event another path reported and the alarm had not yet
-    ///   confirmed → `confirmed_by_alarm_at` is set, nothing queued ([`Recorded::Confirmed`]);
-    /// - anything else → nothing written ([`Recorded::Duplicate`]).
-    pub fn record_event(
+    /// One sighting through [`Store::record_batch`] (the tests' shorthand).
+    #[cfg(test)]
+    pub(crate) fn record_event(
         &mut self,
         event: &NewEvent,
         notifications: &[Notification],
@@ -67,6 +65,12 @@ impl Store {
 
     /// Records several sightings and optionally moves a cursor, all in one transaction, so
     /// "seen + queued + cursor" is atomic: the cursor is never ahead of a committed event.
+    /// For each sighting:
+    /// - first sighting → the seen mark and one outbox row per notification ([`Recorded::New`]);
+    /// - the alarm path sighting an event another path reported and the alarm had not yet
+    ///   confirmed → `confirmed_by_alarm_at` is set, nothing queued ([`Recorded::Confirmed`]);
+    /// - anything else → nothing written ([`Recorded::Duplicate`]).
+    ///
     /// Returns one [`Recorded`] per item, in order (the same id twice in a batch: the second is
     /// a duplicate of the first). Notifier names must be unique within one item's list (they are
     /// configuration names); a repeat fails the whole batch and writes nothing.

@@ -53,14 +53,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-pub use crate::event::SeenBy;
+use crate::event::SeenBy;
 pub(crate) use config::RawStore;
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
-pub use shared::SharedStore;
+pub(crate) use shared::SharedStore;
 
 /// The database's file name inside the state directory.
-pub const FILE_NAME: &str = "iamwatchd.sqlite3";
+pub(crate) const FILE_NAME: &str = "iamwatchd.sqlite3";
 
 /// How long a writer waits for another connection's lock (an operator's read-only inspection,
 /// a checkpoint) before failing with "busy".
@@ -75,10 +75,14 @@ pub struct NewEvent {
     /// The record's `eventTime`; when a record has none, the caller passes the time it saw it.
     /// [`Store::prune`] ages events by this.
     pub event_time: DateTime<Utc>,
+    /// The record's `eventName`, such as `CreateUser`.
     pub event_name: String,
     /// The rules' severity, as text (kept for metrics and health queries).
     pub severity: String,
+    /// The path that saw it this time.
     pub seen_by: SeenBy,
+    /// When that path saw it: stored as `first_seen_at` (and as the queued notifications'
+    /// `created_at`) on a first sighting, as `confirmed_by_alarm_at` on a confirmation.
     pub seen_at: DateTime<Utc>,
 }
 
@@ -91,15 +95,21 @@ pub struct Notification {
     pub payload: Vec<u8>,
 }
 
-/// What [`Store::record_event`] did.
+/// What [`Store::record_batch`] did with one sighting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// First sighting: marked seen and every notification queued.
     New,
     /// The alarm path saw an event another path had reported: marked confirmed, nothing queued.
-    Confirmed { first_path: SeenBy },
+    Confirmed {
+        /// The path that reported the event first.
+        first_path: SeenBy,
+    },
     /// Already seen (and, for an alarm sighting, already confirmed): nothing written.
-    Duplicate { first_path: SeenBy },
+    Duplicate {
+        /// The path that reported the event first.
+        first_path: SeenBy,
+    },
 }
 
 /// A cursor's stored value.
@@ -107,58 +117,85 @@ pub enum Recorded {
 pub struct Cursor {
     /// Opaque to the store: a timestamp, a JSON document, a token.
     pub value: String,
+    /// When it was last set.
     pub updated_at: DateTime<Utc>,
 }
 
 /// A cursor to set in the same transaction as a batch of events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetCursor<'a> {
+    /// Which cursor (the `cursor` table's key).
     pub name: &'a str,
+    /// Its new value, opaque to the store.
     pub value: &'a str,
+    /// The current time, stored as the cursor's `updated_at`.
     pub now: DateTime<Utc>,
 }
 
 /// What the store knows about a seen event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenEvent {
+    /// CloudTrail's `eventID` (or the id a path made up for it).
     pub event_id: String,
+    /// When a path first saw it.
     pub first_seen_at: DateTime<Utc>,
+    /// The record's `eventTime`, or the time it was seen when the record had none.
     pub event_time: DateTime<Utc>,
+    /// The path that saw it first.
     pub first_path: SeenBy,
+    /// When the alarm path saw it after another path had reported it; `None` if it has not
+    /// (always `None` for an event the alarm path reported first).
     pub confirmed_by_alarm_at: Option<DateTime<Utc>>,
+    /// The record's `eventName`.
     pub event_name: String,
+    /// The rules' severity, as text.
     pub severity: String,
 }
 
 /// A pending outbox row, as handed to a notifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxRow {
+pub(crate) struct OutboxRow {
+    /// The row's id, to pass to [`Store::mark_sent`] or [`Store::mark_failed`].
     pub id: i64,
+    /// The event the notification is about.
     pub event_id: String,
+    /// The configured notifier's name.
     pub notifier: String,
+    /// What to send, as queued.
     pub payload: Vec<u8>,
+    /// When it was queued (the sighting's time).
     pub created_at: DateTime<Utc>,
     /// Failed attempts so far.
     pub attempts: u32,
+    /// Not to be tried before this time (the queuing time until an attempt fails).
     pub next_attempt_at: DateTime<Utc>,
+    /// The last failed attempt's error; `None` if no attempt failed yet.
     pub last_error: Option<String>,
 }
 
 /// An outbox row [`Store::expire`] gave up on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expired {
+pub(crate) struct Expired {
+    /// The row's id.
     pub id: i64,
+    /// The event the notification was about.
     pub event_id: String,
+    /// The configured notifier's name.
     pub notifier: String,
+    /// When it was queued.
     pub created_at: DateTime<Utc>,
+    /// Failed attempts before giving up.
     pub attempts: u32,
+    /// The last failed attempt's error; `None` if no attempt failed.
     pub last_error: Option<String>,
 }
 
 /// Numbers for `/metrics` and health.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Events in the store (seen and not yet pruned).
     pub seen: u64,
+    /// The same events, by the path that saw them first.
     pub seen_by_path: BTreeMap<SeenBy, u64>,
     /// Events the alarm path confirmed after another path reported them.
     pub confirmed_by_alarm: u64,
@@ -235,7 +272,7 @@ impl Store {
 
     /// Opens (creating if needed) the database at `path`, applies the settings and migrates the
     /// schema. Refuses a schema newer than this build's.
-    pub fn open_file(path: &Path) -> Result<Store> {
+    pub(crate) fn open_file(path: &Path) -> Result<Store> {
         let open_err = |source| StoreError::Open {
             path: path.to_owned(),
             source,

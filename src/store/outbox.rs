@@ -14,7 +14,12 @@ use super::{
 impl Store {
     /// Pending rows of `notifier` whose next attempt is due at `now`, oldest first, at most
     /// `limit`.
-    pub fn due(&self, notifier: &str, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>> {
+    pub(crate) fn due(
+        &self,
+        notifier: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -46,7 +51,7 @@ impl Store {
 
     /// The notifier accepted row `id`. Recorded even if [`Store::expire`] gave up on the row
     /// meanwhile: it was delivered, and that is what matters.
-    pub fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<()> {
+    pub(crate) fn mark_sent(&mut self, id: i64, now: DateTime<Utc>) -> Result<()> {
         let changed = self
             .conn
             .execute(
@@ -59,7 +64,7 @@ impl Store {
 
     /// An attempt to send row `id` failed with `error`; retry at `next_attempt_at` (see
     /// the delivery worker's backoff). Returns the number of failed attempts so far.
-    pub fn mark_failed(
+    pub(crate) fn mark_failed(
         &mut self,
         id: i64,
         error: &str,
@@ -94,7 +99,7 @@ impl Store {
     /// Gives up on every pending row created more than `max_age` before `now` and returns them,
     /// oldest first. The caller must report each (an error log line and a metric): this is the
     /// only way a notification leaves the outbox unsent, and it must never be silent.
-    pub fn expire(&mut self, max_age: Duration, now: DateTime<Utc>) -> Result<Vec<Expired>> {
+    pub(crate) fn expire(&mut self, max_age: Duration, now: DateTime<Utc>) -> Result<Vec<Expired>> {
         let cutoff = millis(now).saturating_sub(duration_millis(max_age));
         let mut stmt = self
             .conn
@@ -122,7 +127,7 @@ impl Store {
     }
 
     /// Pending notifications per notifier (only notifiers with some).
-    pub fn pending_counts(&self) -> Result<BTreeMap<String, u64>> {
+    pub(crate) fn pending_counts(&self) -> Result<BTreeMap<String, u64>> {
         self.counts(
             "SELECT notifier, count(*) FROM outbox \
              WHERE sent_at IS NULL AND given_up_at IS NULL GROUP BY notifier",

@@ -53,7 +53,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 impl Store {
     /// Brings the schema up to [`SCHEMA_VERSION`]; refuses one that is newer or foreign.

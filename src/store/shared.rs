@@ -8,7 +8,7 @@ use super::{Result, Store};
 
 /// A [`Store`] behind a mutex, used through [`SharedStore::with`]. Cloning shares it.
 #[derive(Clone)]
-pub struct SharedStore(Arc<Mutex<Store>>);
+pub(crate) struct SharedStore(Arc<Mutex<Store>>);
 
 impl SharedStore {
     /// Shares `store`.

@@ -9,17 +9,22 @@ use rusqlite::params;
 use super::{millis, seen_event_row, Result, SeenEvent, Store, StoreError};
 
 impl Store {
-    /// Events first reported by another path (poller, scan) at or before `seen_before` that the
-    /// alarm path has not confirmed, oldest first, at most `limit`: the pipeline-health check
-    /// (issue 5) uses them to notice a broken or tampered trail → filter → alarm path.
-    pub fn unconfirmed(&self, seen_before: DateTime<Utc>, limit: usize) -> Result<Vec<SeenEvent>> {
+    /// [`Store::unconfirmed_between`] since the beginning of time (the tests' shorthand).
+    #[cfg(test)]
+    pub(crate) fn unconfirmed(
+        &self,
+        seen_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<SeenEvent>> {
         self.unconfirmed_between(DateTime::<Utc>::UNIX_EPOCH, seen_before, limit)
     }
 
-    /// [`Store::unconfirmed`] limited to events first seen at or after `seen_after`: the
-    /// health check looks at recent changes only, so an incident ends once the alarm path
-    /// works again instead of lasting until the old events are pruned.
-    pub fn unconfirmed_between(
+    /// Events first reported by another path (poller, scan) between `seen_after` and
+    /// `seen_before` (both inclusive) that the alarm path has not confirmed, oldest first, at
+    /// most `limit`: the pipeline-health check uses them to notice a broken or tampered
+    /// trail → filter → alarm path. It looks at recent changes only, so an incident ends once
+    /// the alarm path works again instead of lasting until the old events are pruned.
+    pub(crate) fn unconfirmed_between(
         &self,
         seen_after: DateTime<Utc>,
         seen_before: DateTime<Utc>,
@@ -77,7 +82,8 @@ mod tests {
     use super::super::testing::*;
     use super::*;
     use crate::aws::LOOKUP_EVENTS_RETENTION;
-    use crate::store::{NewEvent, SeenBy};
+    use crate::event::SeenBy;
+    use crate::store::NewEvent;
 
     #[test]
     fn prune_forgets_old_events_but_keeps_those_with_unsent_notifications() {

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudformation::Client as CloudFormation;
 use aws_sdk_iam::Client as Iam;
-use iamwatchd::store::{SeenBy, SeenEvent, Store};
+use iamwatchd::event::SeenBy;
+use iamwatchd::store::{SeenEvent, Store};
 use serde_json::json;
 
 use crate::cli::iamwatchd;

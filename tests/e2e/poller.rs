@@ -167,8 +167,9 @@ mod streams {
 
     use chrono::{DateTime, TimeDelta, Utc};
     use iamwatchd::source::cloudtrail::lookup::Lookup;
-    use iamwatchd::source::cloudtrail::poller::{Poller, Stream};
+    use iamwatchd::source::cloudtrail::poller::Poller;
     use iamwatchd::source::cloudtrail::schedule::Schedule;
+    use iamwatchd::source::cloudtrail::stream::Stream;
     use iamwatchd::source::{Accepted, Batch, EmptyAlarm, Intake, IntakeError, Pass};
     use serde_json::json;
     use tokio_util::sync::CancellationToken;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::super::problem::{ConfigErrors, Names, Problem, Report};
+use super::super::problem::{ConfigErrors, Names, Problem, Problems};
 use super::super::raw::RawConfig;
 use super::super::validate::{validate_aws, Purpose};
 use super::super::{process_env, read_file, settle_problems};
@@ -75,28 +75,28 @@ impl DeployFlags {
         raw.aws.allow_non_us_east_1 |= self.allow_region;
         let deploy_flags = raw.deploy.overlay(self.settings);
 
-        let mut report = Report::default();
+        let mut problems = Problems::default();
         let aws_names = Names {
             section: "aws",
             flags: &aws_flags,
         };
-        let aws = validate_aws(&raw.aws, &aws_names, Purpose::Deploy, &mut report);
+        let aws = validate_aws(&raw.aws, &aws_names, Purpose::Deploy, &mut problems);
         let deploy_names = Names {
             section: "deploy",
             flags: &deploy_flags,
         };
-        let settings = raw.deploy.validate(&deploy_names, &mut report);
+        let settings = raw.deploy.validate(&deploy_names, &mut problems);
         let target = DeployTarget {
             stack_name: aws.stack_name,
             region: aws.region,
             allow_region: aws.allow_non_us_east_1,
             settings,
-            warnings: report.warnings.clone(),
+            warnings: problems.warnings.clone(),
         };
-        let validated = if report.errors.is_empty() {
+        let validated = if problems.errors.is_empty() {
             Ok(target)
         } else {
-            Err((report.errors, report.warnings))
+            Err((problems.errors, problems.warnings))
         };
         match (
             settle_problems(parse_problems, validated, |t| t.warnings.clone()),

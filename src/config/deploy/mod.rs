@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 mod flags;
 
-use super::problem::{Names, Report};
+use super::problem::{Names, Problems};
 use super::shapes::{check_bucket_name, email_address};
 use super::values::join_numbers;
 use crate::stack::names;
@@ -90,9 +90,9 @@ impl RawDeploy {
     /// The limits the template (and so CloudFormation) puts on each parameter, checked here so
     /// that the operator hears of them with the key's (or flag's) name before any change set
     /// exists.
-    pub(crate) fn validate(&self, names: &Names<'_>, report: &mut Report) -> DeployConfig {
+    pub(crate) fn validate(&self, names: &Names<'_>, problems: &mut Problems) -> DeployConfig {
         if self.emails.len() > names::MAX_EMAILS {
-            report.error(
+            problems.error(
                 names.key("emails"),
                 format!(
                     "at most {} addresses (the stack subscribes each one separately); for more, \
@@ -104,7 +104,7 @@ impl RawDeploy {
         }
         for (i, address) in self.emails.iter().enumerate() {
             if let Err(reason) = email_address(address, true) {
-                report.error(
+                problems.error(
                     names.item("emails", i),
                     format!(
                         "{address:?} is not a usable e-mail address ({reason}); each address \
@@ -116,14 +116,14 @@ impl RawDeploy {
         }
         if let Some(bucket) = self.bucket.as_deref().filter(|b| !b.is_empty()) {
             if let Err(e) = check_bucket_name(bucket) {
-                report.error(names.key("bucket"), e);
+                problems.error(names.key("bucket"), e);
             }
         }
         let log_retention_days = self.log_retention_days.and_then(|days| {
             let allowed = &names::LOG_RETENTION_DAYS_ALLOWED;
             let known = u32::try_from(days).ok().filter(|d| allowed.contains(d));
             if known.is_none() {
-                report.error(
+                problems.error(
                     names.key("log_retention_days"),
                     format!(
                         "must be a retention CloudWatch Logs offers, one of {}; got {days}",
@@ -137,7 +137,7 @@ impl RawDeploy {
             let allowed = &names::ALARM_PERIOD_SECONDS_ALLOWED;
             let known = u32::try_from(seconds).ok().filter(|s| allowed.contains(s));
             if known.is_none() {
-                report.error(
+                problems.error(
                     names.key("alarm_period"),
                     format!(
                         "must be one of {} (seconds; CloudWatch takes 10, 30 or a multiple of \
@@ -153,7 +153,7 @@ impl RawDeploy {
                 .ok()
                 .filter(|n| *n >= names::MIN_ALARM_THRESHOLD);
             if valid.is_none() {
-                report.error(
+                problems.error(
                     names.key("alarm_threshold"),
                     format!(
                         "must be {}-{} (changes within one period that set the alarm off; 0 \

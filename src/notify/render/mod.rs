@@ -32,8 +32,10 @@ use sections::{
     account_of, console_link, html_body, text_body, what, when, where_, who, why_and_link,
 };
 
-pub use pipeline::{empty_alarm, silent_alarm_path, test_message, SilentAlarmPath};
-pub use safe::{ascii_subject, one_line, SNS_SUBJECT_MAX_CHARS};
+pub use pipeline::empty_alarm;
+
+pub(crate) use pipeline::{silent_alarm_path, test_message, SilentAlarmPath};
+pub(crate) use safe::{ascii_subject, one_line, SNS_SUBJECT_MAX_CHARS};
 
 fn string_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key)?.as_str().filter(|s| !s.is_empty())

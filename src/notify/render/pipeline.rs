@@ -64,7 +64,7 @@ pub fn empty_alarm(alarm: &EmptyAlarm) -> Message {
 
 /// The alarm path stayed silent about changes the poller reported.
 #[derive(Debug, Clone)]
-pub struct SilentAlarmPath<'a> {
+pub(crate) struct SilentAlarmPath<'a> {
     /// The synthetic dedup key of this incident.
     pub event_id: &'a str,
     /// Changes not confirmed in time.
@@ -76,7 +76,7 @@ pub struct SilentAlarmPath<'a> {
 }
 
 /// Renders the "alarm path silent" pipeline-health message.
-pub fn silent_alarm_path(silent: &SilentAlarmPath<'_>) -> Message {
+pub(crate) fn silent_alarm_path(silent: &SilentAlarmPath<'_>) -> Message {
     let subject = format!(
         "[iamwatchd] HIGH alarm path silent: {} change{} not confirmed",
         silent.count,
@@ -147,7 +147,7 @@ fn synthetic(
 }
 
 /// A message every reader recognises as a test, never as a change.
-pub fn test_message(account: &str) -> Message {
+pub(crate) fn test_message(account: &str) -> Message {
     let now = chrono::Utc::now();
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "this machine".to_owned());
     let text = format!(

@@ -11,7 +11,7 @@ pub(crate) const MAX_PARAMETERS: usize = 32;
 /// Longest text body: SNS accepts 256 KB per message, including the attributes.
 pub(crate) const TEXT_MAX_BYTES: usize = 200 * 1024;
 /// SNS wants a subject "less than 100 characters long", ASCII, without control characters.
-pub const SNS_SUBJECT_MAX_CHARS: usize = 99;
+pub(crate) const SNS_SUBJECT_MAX_CHARS: usize = 99;
 
 /// Characters that must never reach a one-line field: controls (CR, LF, tab, NUL, …), the
 /// Unicode line/paragraph separators, zero-width and bidirectional formatting characters.
@@ -23,7 +23,7 @@ pub(crate) fn is_unsafe(c: char) -> bool {
 }
 
 /// `value` on one line: every unsafe character becomes a space.
-pub fn one_line(value: &str) -> String {
+pub(crate) fn one_line(value: &str) -> String {
     value
         .chars()
         .map(|c| if is_unsafe(c) { ' ' } else { c })
@@ -91,7 +91,7 @@ pub(crate) fn single(value: &str) -> String {
 
 /// `subject` within SNS's rules: ASCII only (arrows and ellipses spelled out, anything else
 /// non-ASCII a `?`), no control characters, at most `max` characters.
-pub fn ascii_subject(subject: &str, max: usize) -> String {
+pub(crate) fn ascii_subject(subject: &str, max: usize) -> String {
     let mut ascii = String::with_capacity(subject.len());
     for c in subject.chars() {
         match c {

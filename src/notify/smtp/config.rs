@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::problem::Report;
+use crate::config::problem::Problems;
 use crate::config::secret::{read_secret_file, Secret, SecretKey};
 use crate::config::shapes::check_mailbox;
 use crate::config::{defaults, values};
@@ -38,7 +38,7 @@ pub enum SmtpTls {
 
 impl SmtpTls {
     /// The port conventionally used with this mode.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             SmtpTls::Starttls => 587,
             SmtpTls::Implicit => 465,
@@ -147,19 +147,19 @@ impl RawSmtp {
     /// Validates the section at key path `section` (`smtp`). No network; the only I/O is
     /// reading the password file (and refusing it when others can read it) and looking at the
     /// CA file.
-    pub(crate) fn validate(&self, section: &str, report: &mut Report) -> SmtpConfig {
+    pub(crate) fn validate(&self, section: &str, problems: &mut Problems) -> SmtpConfig {
         let key = |name: &str| format!("{section}.{name}");
         let host = match self.host.as_deref().map(str::trim) {
             Some(h) if !h.is_empty() && !h.contains(char::is_whitespace) => h.to_owned(),
             Some(h) => {
-                report.error(
+                problems.error(
                     key("host"),
                     format!("must be a host name or address, got {h:?}"),
                 );
                 String::new()
             }
             None => {
-                report.error(
+                problems.error(
                     key("host"),
                     format!("is required when [{section}] is configured"),
                 );
@@ -171,13 +171,13 @@ impl RawSmtp {
             Some(p) => match u16::try_from(p) {
                 Ok(p) if p != 0 => p,
                 _ => {
-                    report.error(key("port"), format!("must be 1-65535, got {p}"));
+                    problems.error(key("port"), format!("must be 1-65535, got {p}"));
                     self.tls.default_port()
                 }
             },
         };
         if self.tls == SmtpTls::None && !self.allow_plaintext {
-            report.error(
+            problems.error(
                 key("tls"),
                 format!(
                     "\"none\" sends mail (and any password) unencrypted; set \
@@ -189,23 +189,23 @@ impl RawSmtp {
         let credentials =
             self.username.is_some() || self.password.is_some() || self.password_file.is_some();
         if self.tls == SmtpTls::None && credentials {
-            report.error(
+            problems.error(
                 key("username"),
                 "credentials over an unencrypted connection are refused: use tls = \
                  \"starttls\" or \"implicit\", or remove the user name and password",
             );
         }
 
-        let auth = self.auth(section, report);
+        let auth = self.auth(section, problems);
         let from = match &self.from {
             Some(from) => {
                 if let Err(e) = check_mailbox(from) {
-                    report.error(key("from"), e);
+                    problems.error(key("from"), e);
                 }
                 from.clone()
             }
             None => {
-                report.error(
+                problems.error(
                     key("from"),
                     format!("is required when [{section}] is configured (the sender address)"),
                 );
@@ -213,22 +213,22 @@ impl RawSmtp {
             }
         };
         if self.to.is_empty() {
-            report.error(
+            problems.error(
                 key("to"),
                 "must list at least one recipient, e.g. to = [\"security@example.com\"]",
             );
         }
         for (i, to) in self.to.iter().enumerate() {
             if let Err(e) = check_mailbox(to) {
-                report.error(format!("{section}.to[{i}]"), e);
+                problems.error(format!("{section}.to[{i}]"), e);
             }
         }
         if self.timeout.is_zero() {
-            report.error(key("timeout"), "must be greater than 0");
+            problems.error(key("timeout"), "must be greater than 0");
         }
         if let Some(ca_file) = &self.ca_file {
             if let Err(e) = std::fs::metadata(ca_file) {
-                report.error(
+                problems.error(
                     key("ca_file"),
                     format!("cannot read {}: {e}", ca_file.display()),
                 );
@@ -249,7 +249,7 @@ impl RawSmtp {
     /// The user name with the password from the environment (`smtp.password` in the layered
     /// config; the file itself was refused while layering) or from `smtp.password_file`,
     /// which others must not be able to read.
-    fn auth(&self, section: &str, report: &mut Report) -> Option<SmtpAuth> {
+    fn auth(&self, section: &str, problems: &mut Problems) -> Option<SmtpAuth> {
         let secret = SecretKey {
             section,
             key: PASSWORD.key,
@@ -257,7 +257,7 @@ impl RawSmtp {
         let (env, file_key) = (secret.env_var(), secret.file_key());
         let password = match (&self.password, &self.password_file) {
             (Some(_), Some(_)) => {
-                report.error(
+                problems.error(
                     &file_key,
                     format!(
                         "both {env} and {file_key} are set; keep only one so it is clear which \
@@ -270,7 +270,7 @@ impl RawSmtp {
             (None, Some(path)) => match read_secret_file(path) {
                 Ok(secret) => Some(secret),
                 Err(e) => {
-                    report.error(&file_key, e);
+                    problems.error(&file_key, e);
                     None
                 }
             },
@@ -283,7 +283,7 @@ impl RawSmtp {
             }),
             (Some(_), None) => {
                 if self.password_file.is_none() {
-                    report.error(
+                    problems.error(
                         format!("{section}.password"),
                         format!(
                             "{section}.username is set but no password: set {env} or {file_key}"
@@ -293,7 +293,7 @@ impl RawSmtp {
                 None
             }
             (None, Some(_)) => {
-                report.error(
+                problems.error(
                     format!("{section}.username"),
                     format!("a password is configured but no user name: set {section}.username"),
                 );

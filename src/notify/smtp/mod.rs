@@ -28,7 +28,8 @@ use super::render::one_line;
 use super::{Message, Notifier, NotifyError};
 pub(crate) use config::{RawSmtp, PASSWORD};
 pub use config::{SmtpAuth, SmtpConfig, SmtpTls};
-pub use transport::{classify_smtp_error, LettreSmtp, SmtpTransport};
+pub use transport::LettreSmtp;
+pub(crate) use transport::SmtpTransport;
 
 const SEVERITY_HEADER: HeaderName = HeaderName::new_from_ascii_str("X-Iamwatchd-Severity");
 const EVENT_ID_HEADER: HeaderName = HeaderName::new_from_ascii_str("X-Iamwatchd-Event-Id");
@@ -147,7 +148,12 @@ fn parse_mailbox(field: &str, value: &str) -> Result<Mailbox, String> {
 
 impl<T> SmtpNotifier<T> {
     /// A notifier over any transport (tests use lettre's `AsyncStubTransport`).
-    pub fn with_transport(name: &str, from: Mailbox, to: Vec<Mailbox>, transport: T) -> Self {
+    pub(crate) fn with_transport(
+        name: &str,
+        from: Mailbox,
+        to: Vec<Mailbox>,
+        transport: T,
+    ) -> Self {
         SmtpNotifier {
             name: name.to_owned(),
             from,
@@ -156,7 +162,9 @@ impl<T> SmtpNotifier<T> {
         }
     }
 
-    pub fn transport(&self) -> &T {
+    /// The transport mail is sent through (tests read a stub's sent mail from it).
+    #[cfg(test)]
+    pub(crate) fn transport(&self) -> &T {
         &self.transport
     }
 

@@ -11,7 +11,7 @@ use crate::notify::NotifyError;
 /// What the notifier needs from a transport besides sending: a health check and the
 /// transient/permanent verdict on its errors.
 #[async_trait]
-pub trait SmtpTransport: AsyncTransport + Send + Sync {
+pub(crate) trait SmtpTransport: AsyncTransport + Send + Sync {
     /// Checks the server can be reached and speaks SMTP (with TLS and AUTH as configured).
     async fn check(&self, notifier: &str) -> Result<(), NotifyError>;
 
@@ -63,7 +63,7 @@ impl SmtpTransport for LettreSmtp {
 }
 
 /// The transient/permanent verdict on a lettre SMTP error, with the fix for permanent ones.
-pub fn classify_smtp_error(
+pub(crate) fn classify_smtp_error(
     notifier: &str,
     server: &str,
     error: &lettre::transport::smtp::Error,

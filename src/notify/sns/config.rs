@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::config::problem::Report;
+use crate::config::problem::Problems;
 use crate::config::shapes::{check_region, is_account_id};
 
 /// The SNS notifier's settings, validated.
@@ -27,10 +27,10 @@ pub(crate) struct RawSns {
 
 impl RawSns {
     /// Validates the section at key path `section` (`sns`).
-    pub(crate) fn validate(&self, section: &str, report: &mut Report) -> SnsConfig {
+    pub(crate) fn validate(&self, section: &str, problems: &mut Problems) -> SnsConfig {
         let raw = self;
         let Some(arn) = &raw.topic_arn else {
-            report.error(
+            problems.error(
                 format!("{section}.topic_arn"),
                 format!(
                     "is required when [{section}] is configured, e.g. \
@@ -45,16 +45,16 @@ impl RawSns {
         let arn_region = match sns_topic_region(arn) {
             Ok(region) => Some(region),
             Err(e) => {
-                report.error(format!("{section}.topic_arn"), e);
+                problems.error(format!("{section}.topic_arn"), e);
                 None
             }
         };
         let region = match (&raw.region, arn_region) {
             (Some(region), arn_region) => {
                 if let Err(e) = check_region(region) {
-                    report.error(format!("{section}.region"), e);
+                    problems.error(format!("{section}.region"), e);
                 } else if arn_region.is_some_and(|a| a != region) {
-                    report.error(
+                    problems.error(
                         format!("{section}.region"),
                         format!(
                             "is {region} but the topic ARN names {}; remove {section}.region \

@@ -24,7 +24,8 @@ pub use config::SnsConfig;
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
 /// must allow exactly the union of every module's list; `check`'s tests enforce it).
-pub const ACTIONS: &[&str] = &["sns:Publish", "sns:GetTopicAttributes"];
+#[cfg(test)]
+pub(crate) const ACTIONS: &[&str] = &["sns:Publish", "sns:GetTopicAttributes"];
 
 /// Publishes each alert to one SNS topic.
 #[derive(Debug, Clone)]
@@ -56,6 +57,7 @@ impl SnsNotifier {
         })
     }
 
+    /// The ARN of the topic it publishes to.
     pub fn topic_arn(&self) -> &str {
         &self.topic_arn
     }
@@ -72,7 +74,7 @@ impl SnsNotifier {
 }
 
 /// The outbox's verdict on a failed SNS call, with the fix for a permanent one.
-pub fn verdict(notifier: &str, problem: String, failure: &AwsError) -> NotifyError {
+pub(crate) fn verdict(notifier: &str, problem: String, failure: &AwsError) -> NotifyError {
     let code = failure.code.as_deref().unwrap_or_default();
     let fix = match failure.kind {
         kind if kind.is_retryable() => return NotifyError::transient(notifier, problem),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::problem::Report;
+use crate::config::problem::Problems;
 use crate::config::shapes::{is_log_group_name, is_queue_url};
 use crate::config::{defaults, values};
 
@@ -59,11 +59,11 @@ impl Default for RawAlarm {
 
 impl RawAlarm {
     /// Validates `[alarm]`: a queue URL and the log group it needs, sane windows.
-    pub(crate) fn validate(&self, report: &mut Report) -> AlarmConfig {
+    pub(crate) fn validate(&self, problems: &mut Problems) -> AlarmConfig {
         let raw = self;
         if let Some(url) = &raw.queue_url {
             if !is_queue_url(url) {
-                report.error(
+                problems.error(
                     "alarm.queue_url",
                     format!(
                         "must be an SQS queue URL such as \
@@ -74,15 +74,15 @@ impl RawAlarm {
             }
         }
         if raw.confirm_within.is_zero() {
-            report.error("alarm.confirm_within", "must be greater than 0");
+            problems.error("alarm.confirm_within", "must be greater than 0");
         }
         match (&raw.queue_url, &raw.log_group) {
-            (Some(_), None) => report.error(
+            (Some(_), None) => problems.error(
                 "alarm.log_group",
                 "is required with alarm.queue_url: name the trail's log group (the stack's \
              LogGroupName output), which the daemon reads when an alarm fires",
             ),
-            (_, Some(group)) if !is_log_group_name(group) => report.error(
+            (_, Some(group)) if !is_log_group_name(group) => problems.error(
                 "alarm.log_group",
                 format!(
                     "must be a CloudWatch Logs group name (1 to 512 characters of letters, digits \
@@ -92,7 +92,7 @@ impl RawAlarm {
             _ => {}
         }
         if raw.lookback_margin > Duration::from_secs(24 * 60 * 60) {
-            report.error(
+            problems.error(
                 "alarm.lookback_margin",
                 "must be at most 1 day: CloudTrail delivers to CloudWatch Logs within minutes",
             );

@@ -36,15 +36,16 @@ use super::{Batch, EmptyAlarm, Intake, IntakeError};
 use crate::event::{Record, SeenBy};
 pub use config::AlarmConfig;
 pub(crate) use config::RawAlarm;
-pub use notice::{parse_notice, AlarmNotice, Pattern};
+pub(crate) use notice::{parse_notice, AlarmNotice, Pattern};
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
 /// must allow exactly the union of every module's list; `src/aws/actions.rs` enforces it).
-pub const ACTIONS: &[&str] = &["logs:FilterLogEvents"];
+#[cfg(test)]
+pub(crate) const ACTIONS: &[&str] = &["logs:FilterLogEvents"];
 
 /// Why an alarm message could not be reconciled.
 #[derive(Debug, thiserror::Error)]
-pub enum AlarmError {
+pub(crate) enum AlarmError {
     /// Not a CloudWatch alarm notification.
     #[error(
         "the message is not a CloudWatch alarm notification ({0}); it stays in the queue: \
@@ -69,7 +70,7 @@ pub enum AlarmError {
 
 /// What one ALARM notification amounted to.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Reconciled {
+pub(crate) struct Reconciled {
     /// Records found in the window that the catalogue matches.
     pub records: usize,
     /// Reported now: the poller had not seen them.
@@ -83,7 +84,7 @@ pub struct Reconciled {
 }
 
 /// The SQS consumer.
-pub struct AlarmPath<I> {
+pub(crate) struct AlarmPath<I> {
     /// The queue the stack subscribes to the alarm topic, with the client of its region.
     queue: Queue,
     /// The client of the log group's region.
@@ -172,7 +173,7 @@ impl<I: Intake> AlarmPath<I> {
     }
 
     /// Reads the alarm's window and records what it finds; see the module doc.
-    pub async fn reconcile(&self, notice: &AlarmNotice) -> Result<Reconciled, AlarmError> {
+    pub(crate) async fn reconcile(&self, notice: &AlarmNotice) -> Result<Reconciled, AlarmError> {
         let window = notice.window(self.margin);
         let pattern = notice.pattern();
         let records = self.records_in(pattern, window).await?;

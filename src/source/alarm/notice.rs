@@ -12,27 +12,40 @@ use crate::stack::names;
 
 /// The parts of a CloudWatch alarm notification the alarm path uses.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AlarmNotice {
+pub(crate) struct AlarmNotice {
+    /// `AlarmName`.
     pub alarm_name: String,
+    /// `AlarmArn`; `None` when absent or empty.
     pub alarm_arn: Option<String>,
+    /// `AWSAccountId`, the alarm's account; `None` when absent or empty.
     pub account: Option<String>,
+    /// `NewStateValue`: `ALARM`, `OK` or `INSUFFICIENT_DATA`; only `ALARM` is reconciled.
     pub new_state: String,
+    /// `NewStateReason`, CloudWatch's explanation; empty when absent.
     pub reason: String,
+    /// `StateChangeTime`: when the alarm entered the new state.
     pub state_change_time: DateTime<Utc>,
+    /// `Trigger.MetricName`, which decides the [`Pattern`]; `None` when absent or empty.
     pub metric_name: Option<String>,
     /// Seconds per period (at least 1).
     pub period: u64,
+    /// `Trigger.EvaluationPeriods`: how many periods the alarm evaluates; 1 when absent or 0.
     pub evaluation_periods: u64,
 }
 
 /// Which filter pattern of the catalogue an alarm counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pattern {
+pub(crate) enum Pattern {
+    /// IAM calls other than reads (the `IAMChanges` metric, and any metric but tampering's).
     IamChanges,
+    /// Calls that weaken the monitoring: the trail, metric filters, log groups, alarms, topics
+    /// (the `MonitoringTampering` metric).
     Tampering,
 }
 
 impl Pattern {
+    /// The CloudWatch Logs filter pattern, as the stack's metric filter has it, to search the
+    /// trail's log group with.
     pub fn filter_pattern(self) -> String {
         match self {
             Pattern::IamChanges => rules::iam_metric_filter_pattern(),
@@ -40,6 +53,7 @@ impl Pattern {
         }
     }
 
+    /// A phrase for messages: `IAM changes` or `tampering with the monitoring`.
     pub fn describe(self) -> &'static str {
         match self {
             Pattern::IamChanges => "IAM changes",
@@ -82,7 +96,7 @@ fn text(value: &Value, key: &str) -> Option<String> {
 /// (the default), or the alarm JSON itself (raw message delivery). Unknown or odd fields
 /// (a null description, a display-name region, any TreatMissingData) are ignored; only what
 /// the window needs is required.
-pub fn parse_notice(body: &str) -> Result<AlarmNotice, AlarmError> {
+pub(crate) fn parse_notice(body: &str) -> Result<AlarmNotice, AlarmError> {
     let unreadable = |why: &str| AlarmError::Unreadable(why.to_owned());
     let outer: Value = serde_json::from_str(body).map_err(|e| unreadable(&e.to_string()))?;
     let alarm = match outer.get("Message") {
@@ -131,6 +145,8 @@ impl AlarmNotice {
         )
     }
 
+    /// The pattern the alarm counts, by its metric name: the tampering metric's, else IAM
+    /// changes.
     pub fn pattern(&self) -> Pattern {
         match self.metric_name.as_deref() {
             Some(names::metric::TAMPERING) => Pattern::Tampering,
@@ -140,7 +156,7 @@ impl AlarmNotice {
 
     /// The dedup key of this firing's "nothing found" message: a re-delivered or
     /// re-processed notification yields the same key.
-    pub fn synthetic_event_id(&self) -> String {
+    pub(crate) fn synthetic_event_id(&self) -> String {
         format!(
             "alarm:{}:{}",
             self.alarm_arn.as_deref().unwrap_or(&self.alarm_name),

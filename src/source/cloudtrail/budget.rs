@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The API's hard limit, requests per second per account and region.
-pub const API_LIMIT_PER_SECOND: f64 = 2.0;
+pub(crate) const API_LIMIT_PER_SECOND: f64 = 2.0;
 
 /// The longest window throttling can push a single request's spacing to.
 const MAX_SPACING: Duration = Duration::from_secs(30);
@@ -58,8 +58,10 @@ struct State {
 
 /// What became of a request, for the budget's back-off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
+    /// The service answered: a throttling back-off recovers one step.
     Answered,
+    /// The service throttled it: the window doubles (up to a limit).
     Throttled,
     /// Failed for another reason (network, 5xx): says nothing about the rate.
     Failed,
@@ -75,9 +77,10 @@ pub struct Budget {
 }
 
 /// The right to send one request; tell the budget how it went with [`Permit::finish`]. A permit
-/// dropped unfinished (the request was cancelled) counts as answered when dropped.
+/// dropped unfinished (the request was cancelled) counts as answered when dropped, as a failure
+/// that says nothing about the rate ([`Outcome::Failed`]).
 #[derive(Debug)]
-pub struct Permit<'a> {
+pub(crate) struct Permit<'a> {
     budget: &'a Budget,
     id: u64,
     started: Instant,
@@ -85,6 +88,7 @@ pub struct Permit<'a> {
 }
 
 impl Permit<'_> {
+    /// Tells the budget the request is over and how it went; this frees its place.
     pub fn finish(mut self, outcome: Outcome) {
         self.finished = true;
         self.budget.finish(self.id, self.started, outcome);
@@ -146,7 +150,7 @@ impl Budget {
     }
 
     /// Waits until a request may start, and books it.
-    pub async fn acquire(&self) -> Permit<'_> {
+    pub(crate) async fn acquire(&self) -> Permit<'_> {
         loop {
             // Registered before looking, so a finish between the look and the wait is not missed.
             let changed = self.changed.notified();
@@ -207,7 +211,7 @@ impl Budget {
 
     /// Whether starting one request now would make a request wanted at `at` wait (the poller
     /// asks before spending the budget on something less urgent than its next IAM poll).
-    pub fn would_delay(&self, at: Instant) -> bool {
+    pub(crate) fn would_delay(&self, at: Instant) -> bool {
         let state = self.lock();
         let now = Instant::now();
         let mut recent: VecDeque<Request> = state
@@ -231,7 +235,7 @@ impl Budget {
     }
 
     /// The current average spacing between requests (for metrics and logs).
-    pub fn spacing(&self) -> Duration {
+    pub(crate) fn spacing(&self) -> Duration {
         let state = self.lock();
         self.current_window(&state) / self.per_window as u32
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::schedule::Schedule;
-use crate::config::problem::Report;
+use crate::config::problem::Problems;
 use crate::config::{defaults, values};
 
 /// Where the poller starts when it has no stored cursor yet.
@@ -52,7 +52,7 @@ impl PollerConfig {
     /// How old the last completed poll pass may be before `/healthz` fails (and the systemd
     /// watchdog is no longer fed): three sweep (or poll) intervals, so one slow or failed
     /// pass is not an outage but a stuck poller is.
-    pub fn health_max_age(&self) -> Duration {
+    pub(crate) fn health_max_age(&self) -> Duration {
         self.sweep_interval.max(self.poll_interval) * 3
     }
 }
@@ -94,12 +94,12 @@ impl Default for RawPoller {
 
 impl RawPoller {
     /// Validates `[poller]`: a budget within the API's limit, windows that leave no gap.
-    pub(crate) fn validate(&self, report: &mut Report) -> PollerConfig {
+    pub(crate) fn validate(&self, problems: &mut Problems) -> PollerConfig {
         let raw = self;
         let rps = raw.requests_per_second;
         let limit = crate::aws::LOOKUP_EVENTS_REQUESTS_PER_SECOND;
         if !(rps > 0.0 && rps <= limit) {
-            report.error(
+            problems.error(
                 "poller.requests_per_second",
                 format!(
                     "must be greater than 0 and at most {limit} (AWS allows LookupEvents {limit} \
@@ -109,7 +109,7 @@ impl RawPoller {
             );
         }
         if raw.poll_interval < Duration::from_secs(1) {
-            report.error(
+            problems.error(
                 "poller.poll_interval",
                 format!(
                     "must be at least 1s, got {}",
@@ -118,7 +118,7 @@ impl RawPoller {
             );
         }
         if raw.short_window < raw.poll_interval {
-            report.error(
+            problems.error(
                 "poller.short_window",
                 format!(
                     "must be at least poller.poll_interval ({}), or events between two polls are \
@@ -129,7 +129,7 @@ impl RawPoller {
             );
         }
         if raw.sweep_horizon < raw.short_window {
-            report.error(
+            problems.error(
                 "poller.sweep_horizon",
                 format!(
                     "must be at least poller.short_window ({}): the sweep catches what arrives \
@@ -140,13 +140,13 @@ impl RawPoller {
             );
         }
         if raw.sweep_horizon > crate::aws::LOOKUP_EVENTS_RETENTION {
-            report.error(
+            problems.error(
                 "poller.sweep_horizon",
                 "must be at most 90d, LookupEvents' retention",
             );
         }
         if raw.sweep_interval.is_zero() || raw.sweep_interval > raw.sweep_horizon {
-            report.error(
+            problems.error(
                 "poller.sweep_interval",
                 format!(
                     "must be greater than 0 and at most poller.sweep_horizon ({}), or consecutive \
@@ -161,14 +161,14 @@ impl RawPoller {
             text => match humantime::parse_duration(text) {
                 Ok(d) if d <= crate::aws::LOOKUP_EVENTS_RETENTION => StartFrom::Ago(d),
                 Ok(_) => {
-                    report.error(
+                    problems.error(
                         "poller.start_from",
                         format!("must be at most 90d (LookupEvents keeps 90 days), got {text:?}"),
                     );
                     StartFrom::Now
                 }
                 Err(e) => {
-                    report.error(
+                    problems.error(
                         "poller.start_from",
                         format!(
                             "must be \"now\" or a duration back such as \"1h\" or \"7d\", got \

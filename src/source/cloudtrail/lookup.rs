@@ -20,7 +20,8 @@ use crate::event::Record;
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
 /// must allow exactly the union of every module's list; `src/aws/actions.rs` enforces it).
-pub const ACTIONS: &[&str] = &["cloudtrail:LookupEvents"];
+#[cfg(test)]
+pub(crate) const ACTIONS: &[&str] = &["cloudtrail:LookupEvents"];
 
 /// Page size: the API's maximum, to spend the fewest requests.
 const PAGE_SIZE: i32 = 50;
@@ -34,7 +35,9 @@ const TRANSIENT_BACKOFF: Duration = Duration::from_millis(250);
 /// What one stream asks LookupEvents for (exactly one lookup attribute, as the API demands).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
+    /// Every event of one service, by its `eventSource` (`iam.amazonaws.com`).
     EventSource(String),
+    /// Every event of one API call, by its `eventName` (`StopLogging`).
     EventName(String),
 }
 
@@ -63,22 +66,31 @@ impl Lookup {
 /// A time range with both ends frozen for the whole pagination run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// The earliest event time read, sent as LookupEvents' `StartTime`.
     pub start: DateTime<Utc>,
+    /// The latest event time read, sent as LookupEvents' `EndTime`.
     pub end: DateTime<Utc>,
 }
 
 /// What a pass cost and found; logged per pass and summed into metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PassStats {
+    /// Pages read: LookupEvents calls that were answered.
     pub pages: u32,
+    /// Entries the pages held, the dropped reads and malformed entries included.
     pub events: u32,
+    /// Read-only entries dropped (the entry's `ReadOnly`, else the record's `readOnly`).
     pub reads_dropped: u32,
+    /// LookupEvents calls answered with throttling (each one retried after a back-off).
     pub throttled: u32,
+    /// Entries whose `CloudTrailEvent` could not be parsed; they are kept from the entry's own
+    /// fields when those suffice.
     pub malformed: u32,
 }
 
 impl PassStats {
-    pub fn add(&mut self, other: PassStats) {
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: PassStats) {
         self.pages += other.pages;
         self.events += other.events;
         self.reads_dropped += other.reads_dropped;
@@ -90,40 +102,63 @@ impl PassStats {
 /// The records of a window that are not reads, oldest first, and what the pass cost.
 #[derive(Debug, Default)]
 pub struct Fetched {
+    /// The window's records that are not reads, oldest first.
     pub records: Vec<Record>,
+    /// What the whole pass cost and found.
     pub stats: PassStats,
 }
 
+/// Why a LookupEvents pass stopped before reading its whole window.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
+    /// The credentials are valid but may not call LookupEvents.
     #[error(
         "CloudTrail refused LookupEvents in {region} ({code}: {message}); grant the daemon's \
          role cloudtrail:LookupEvents (see deploy/iamwatchd-policy.json)"
     )]
     AccessDenied {
+        /// The region whose CloudTrail was called.
         region: String,
+        /// The AWS error code (`AccessDeniedException`, …); empty when the answer had none.
         code: String,
+        /// The AWS error message.
         message: String,
     },
+    /// The credentials are missing, invalid or expired.
     #[error(
         "no usable AWS credentials for LookupEvents in {region}: {message}; provide valid ones the \
          standard way (environment, profile, instance or task role)"
     )]
-    Credentials { region: String, message: String },
+    Credentials {
+        /// The region whose CloudTrail was called.
+        region: String,
+        /// The SDK's error, with the AWS error code when there is one.
+        message: String,
+    },
+    /// Every attempt at a page failed transiently (a 5xx, a timeout, no answer).
     #[error(
         "CloudTrail LookupEvents in {region} kept failing after {attempts} attempts: {message}"
     )]
     Unavailable {
+        /// The region whose CloudTrail was called.
         region: String,
+        /// How many attempts were made at the page, all failed.
         attempts: u32,
+        /// The last attempt's error.
         message: String,
     },
+    /// CloudTrail refused the request as it is (invalid parameters, something not found):
+    /// the same call would fail the same way.
     #[error("CloudTrail rejected the LookupEvents request in {region} ({code}): {message}")]
     Rejected {
+        /// The region whose CloudTrail was called.
         region: String,
+        /// The AWS error code; empty when the answer had none.
         code: String,
+        /// The AWS error message.
         message: String,
     },
+    /// The cancellation token fired before the pass was done.
     #[error("stopped while reading LookupEvents")]
     Cancelled,
 }
@@ -206,7 +241,7 @@ fn failure(error: &AwsError, region: &str) -> Failure {
 /// One pass over a window, a page at a time, so the caller can store each page as it comes
 /// and interleave other streams' pages between them.
 #[derive(Debug)]
-pub struct Pager {
+pub(crate) struct Pager {
     lookup: Lookup,
     window: Window,
     token: Option<String>,
@@ -216,6 +251,7 @@ pub struct Pager {
 }
 
 impl Pager {
+    /// A pass of `lookup` over `window`, from its first (newest) page; reads nothing yet.
     pub fn new(lookup: Lookup, window: Window) -> Pager {
         Pager {
             lookup,
@@ -232,14 +268,14 @@ impl Pager {
     }
 
     /// Whether the last page has been read.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.done
     }
 
     /// Reads the next page within the budget: its records that are not reads, oldest first, and
     /// what the page cost. Throttling backs off and retries the same page as long as it takes;
     /// other transient failures are retried a few times.
-    pub async fn next_page(
+    pub(crate) async fn next_page(
         &mut self,
         client: &Client,
         region: &str,

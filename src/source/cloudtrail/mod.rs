@@ -1,7 +1,7 @@
 //! The low-latency path: CloudTrail `LookupEvents`, polled within one request budget per
 //! region ([`budget`]), a page at a time ([`lookup`]), on the [`schedule`] below, by one loop
 //! per region ([`poller`]); and the same reads over the last days for `scan --since`
-//! ([`history`]).
+//! ([`history()`]).
 //!
 //! # Windows, and why two
 //!
@@ -32,7 +32,7 @@ pub mod lookup;
 pub mod poller;
 mod region;
 pub mod schedule;
-mod stream;
+pub mod stream;
 
 pub(crate) use config::RawPoller;
 pub use config::{PollerConfig, StartFrom};

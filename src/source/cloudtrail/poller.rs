@@ -31,7 +31,7 @@ use super::region::RegionRunner;
 use super::schedule::Schedule;
 use crate::source::Intake;
 
-pub use super::stream::{Counters, Stream};
+use super::stream::{Counters, Stream};
 
 /// The streams, their clients and budgets, and the schedule.
 pub struct Poller {
@@ -61,6 +61,7 @@ impl Poller {
         }
     }
 
+    /// The running totals of every stream, shared with metrics and `/healthz`.
     pub fn counters(&self) -> Arc<Counters> {
         self.counters.clone()
     }

@@ -51,7 +51,7 @@ impl StreamState {
 
 /// How long a less urgent stream waits at most for the first stream of its region to finish
 /// catching up before it gets a pass in between.
-pub const STARVATION_LIMIT: Duration = Duration::from_secs(5 * 60);
+pub(crate) const STARVATION_LIMIT: Duration = Duration::from_secs(5 * 60);
 
 /// One region's streams, their budget and client.
 pub(super) struct RegionRunner {

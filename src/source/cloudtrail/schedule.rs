@@ -48,7 +48,7 @@ impl Schedule {
 
     /// The window of a sweep at `now` from the stored cursor (or the first-start default),
     /// never beyond the API's retention.
-    pub fn sweep_window(&self, cursor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Window {
+    pub(crate) fn sweep_window(&self, cursor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Window {
         let start = cursor
             .unwrap_or(now - delta(self.start_from))
             .max(now - delta(crate::aws::LOOKUP_EVENTS_RETENTION))
@@ -58,7 +58,7 @@ impl Schedule {
 
     /// Where the cursor goes after a complete sweep that ended at `end`: events younger than
     /// the horizon may still become visible, so the next sweep reads them again. Never moves back.
-    pub fn cursor_after_sweep(
+    pub(crate) fn cursor_after_sweep(
         &self,
         previous: Option<DateTime<Utc>>,
         end: DateTime<Utc>,

@@ -21,7 +21,7 @@ pub struct Stream {
 
 impl Stream {
     /// The durable cursor's key: `lookup:us-east-1:EventSource=iam.amazonaws.com`.
-    pub fn cursor_key(&self) -> String {
+    pub(crate) fn cursor_key(&self) -> String {
         format!("lookup:{}:{}", self.region, self.lookup.label())
     }
 }
@@ -29,13 +29,22 @@ impl Stream {
 /// Running totals for logs, metrics and benchmarks.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// Passes (fast passes and sweeps) whose every page was read and stored.
     pub passes: AtomicU64,
+    /// LookupEvents pages read and stored.
     pub pages: AtomicU64,
+    /// LookupEvents calls answered with throttling, counted with the page they delayed.
     pub throttled: AtomicU64,
+    /// Records the intake saw for the first time.
     pub events_new: AtomicU64,
+    /// Records the intake had already seen (duplicates and confirmations): the cost of
+    /// overlapping windows.
     pub events_refetched: AtomicU64,
+    /// Read-only entries LookupEvents returned and the poller dropped.
     pub reads_dropped: AtomicU64,
+    /// Entries whose `CloudTrailEvent` could not be parsed.
     pub malformed: AtomicU64,
+    /// Passes that stopped early: LookupEvents failed, or the intake could not store a page.
     pub failed_passes: AtomicU64,
     /// When a page was last read and stored (of any stream), in Unix milliseconds; 0 before
     /// the first. `/healthz` reads it: a poller that stopped making progress is not healthy.

@@ -15,7 +15,7 @@ use crate::stack::template;
 
 /// The AWS actions this file calls (see `src/aws/actions.rs`; the waiter polls
 /// DescribeChangeSet).
-#[cfg_attr(not(test), allow(dead_code))] // read by the policy test
+#[cfg(test)]
 pub(crate) const ACTIONS: &[&str] = &[
     "cloudformation:CreateChangeSet",
     "cloudformation:DeleteChangeSet",

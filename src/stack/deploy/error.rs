@@ -12,64 +12,112 @@ use crate::aws::errors::{AwsError, Kind};
 /// Why deploying (or deleting) did not work, and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    /// Creating a new stack without any e-mail address: the template needs at least one.
     #[error(
         "stack {stack} does not exist yet, so at least one --email address (or deploy.emails \
          in the --config file) is needed: the alarms are sent there (the address must confirm \
          the subscription)"
     )]
-    NoEmail { stack: String },
+    NoEmail {
+        /// The stack's name.
+        stack: String,
+    },
+    /// The SDK's credential chain found no credentials.
     #[error(
         "no AWS credentials found ({detail}). Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
          or AWS_PROFILE for a profile in ~/.aws/credentials or ~/.aws/config (run `aws sso \
          login` first for an SSO profile), or run where an instance or task role is available"
     )]
-    NoCredentials { detail: String },
+    NoCredentials {
+        /// Why: the first sentence of the credential chain's error.
+        detail: String,
+    },
+    /// AWS refused the credentials themselves (unknown key, bad signature, expired token).
     #[error(
         "AWS rejected the credentials ({code}: {message}). Check that the access key is \
          active and belongs to this account, that the secret key matches it, and that a \
          session token, if any, has not expired"
     )]
-    BadCredentials { code: String, message: String },
+    BadCredentials {
+        /// AWS's error code, such as `InvalidClientTokenId` or `ExpiredToken`.
+        code: String,
+        /// AWS's error message.
+        message: String,
+    },
+    /// The credentials are valid but may not call an action the deployment needs.
     #[error(
         "permission denied: the credentials in use may not call {action} ({message}). Grant \
          {action} to this user or role (deploying needs CloudFormation, and CloudFormation uses \
          the same credentials to create the trail, log group, role, alarms, topic and queue), \
          or deploy with credentials that have it"
     )]
-    AccessDenied { action: String, message: String },
+    AccessDenied {
+        /// The IAM action denied, such as `cloudformation:CreateChangeSet`: the one AWS's
+        /// message names, else the CloudFormation operation that was called.
+        action: String,
+        /// AWS's error message.
+        message: String,
+    },
+    /// No answer from CloudFormation: a network failure or a timeout.
     #[error(
         "cannot reach the CloudFormation endpoint {endpoint} ({detail}). Check the network \
          (proxy, firewall, DNS), the region, and AWS_ENDPOINT_URL if it is set"
     )]
-    Unreachable { endpoint: String, detail: String },
+    Unreachable {
+        /// The URL tried: `AWS_ENDPOINT_URL_CLOUDFORMATION`, else `AWS_ENDPOINT_URL`, else the
+        /// region's public CloudFormation endpoint.
+        endpoint: String,
+        /// The underlying cause, such as a connection error or "timed out".
+        detail: String,
+    },
+    /// Another operation is running on the stack.
     #[error(
         "stack {stack} is busy ({status}): another operation is running on it. Wait until it \
          ends (see the CloudFormation console or `aws cloudformation describe-stack-events`), \
          then run this again"
     )]
-    StackBusy { stack: String, status: String },
+    StackBusy {
+        /// The stack's name.
+        stack: String,
+        /// The stack's current status, one ending in `_IN_PROGRESS`.
+        status: String,
+    },
+    /// The stack is in a failed state from which CloudFormation cannot update it.
     #[error("stack {stack} is in {status} and CloudFormation cannot update it as it is. {advice}")]
     StackStuck {
+        /// The stack's name.
         stack: String,
+        /// The stack's status: `ROLLBACK_FAILED`, `DELETE_FAILED` or `UPDATE_ROLLBACK_FAILED`.
         status: String,
+        /// What the operator must do by hand before deploying again.
         advice: &'static str,
     },
+    /// The creation, update or deletion ran and CloudFormation ended it in failure.
+    ///
     /// Boxed: the failure carries several strings and errors travel by value.
     #[error("{0}")]
     StackFailed(Box<StackFailure>),
+    /// The stack was still changing when the wait for it (`--timeout-minutes`) ran out.
     #[error(
         "gave up waiting after {waited:?}: stack {stack} is still {status}. CloudFormation \
          goes on by itself; run this again later to see the result"
     )]
     Timeout {
+        /// The stack's name.
         stack: String,
+        /// The stack's status when the wait ended, one ending in `_IN_PROGRESS`.
         status: String,
+        /// How long the command waited.
         waited: Duration,
     },
+    /// Any other failure of a CloudFormation call, or a change set that did not complete.
     #[error("CloudFormation {operation} failed: {code}: {message}")]
     Aws {
+        /// The CloudFormation API operation, such as `DescribeStacks` or `CreateChangeSet`.
         operation: &'static str,
+        /// AWS's error code (`Error` when it gave none), or the change set's status.
         code: String,
+        /// AWS's error message, or the change set's status reason.
         message: String,
     },
 }
@@ -77,12 +125,20 @@ pub enum DeployError {
 /// A stack operation that CloudFormation ended in failure, with the first resource that failed.
 #[derive(Debug)]
 pub struct StackFailure {
+    /// What was running: `creation`, `update` or `deletion`.
     pub operation: &'static str,
+    /// The stack's name.
     pub stack: String,
+    /// The stack's status when the operation ended, such as `ROLLBACK_COMPLETE`.
     pub status: String,
+    /// The logical id of the first resource that failed; when no stack event records a
+    /// failure, the stack itself (its name) stands in, here and in the fields below.
     pub resource: String,
+    /// That resource's CloudFormation type, such as `AWS::CloudTrail::Trail`.
     pub resource_type: String,
+    /// That resource's status in the failed event, such as `CREATE_FAILED`.
     pub resource_status: String,
+    /// CloudFormation's status reason for the failure, or "no reason given".
     pub reason: String,
 }
 

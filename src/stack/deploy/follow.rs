@@ -12,7 +12,7 @@ use super::progress::Progress;
 use super::{is_settled, status_of};
 
 /// The AWS actions this file calls (see `src/aws/actions.rs`).
-#[cfg_attr(not(test), allow(dead_code))] // read by the policy test
+#[cfg(test)]
 pub(crate) const ACTIONS: &[&str] = &[
     "cloudformation:DeleteStack",
     "cloudformation:DescribeStackEvents",

@@ -32,7 +32,8 @@ pub use error::{DeployError, StackFailure};
 /// (`deploy/iamwatchd-deploy-policy.json`) must allow every one of them, plus what
 /// CloudFormation does with the caller's permissions to create the stack's resources;
 /// `src/aws/actions.rs` enforces both.
-pub const ACTIONS: &[&str] = &[
+#[cfg(test)]
+pub(crate) const ACTIONS: &[&str] = &[
     "cloudformation:DescribeStacks",
     "cloudformation:ListStackResources",
 ];
