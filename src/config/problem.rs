@@ -3,6 +3,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::values;
 
 /// One problem (or warning) in the configuration, with the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,32 @@ impl Problems {
     /// Something that cannot work.
     pub(crate) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(Problem::new(path, message));
+    }
+
+    /// The duration at `key` must be at least the one at `floor_key`: "must be at least
+    /// `floor_key` (floor)`why`; got value". `why`, what goes wrong otherwise, brings its own
+    /// separator (`", or …"`, `": …"`); without one the message ends "(floor), got value".
+    pub(crate) fn at_least(
+        &mut self,
+        (key, value): (&str, Duration),
+        (floor_key, floor): (&str, Duration),
+        why: &str,
+    ) {
+        if value < floor {
+            let got = if why.is_empty() {
+                ", got".to_owned()
+            } else {
+                format!("{why}; got")
+            };
+            self.error(
+                key,
+                format!(
+                    "must be at least {floor_key} ({}){got} {}",
+                    values::show(floor),
+                    values::show(value)
+                ),
+            );
+        }
     }
 
     /// Something that works but deserves a second look.
@@ -256,5 +285,25 @@ mod tests {
         assert!(both
             .to_string()
             .starts_with("the settings have 2 problems; fix them and run the command again:"));
+    }
+
+    #[test]
+    fn a_duration_below_its_floor_names_both_keys_and_why() {
+        let secs = Duration::from_secs;
+        let mut problems = Problems::default();
+        problems.at_least(("a.max", secs(60)), ("a.min", secs(30)), ", or never");
+        assert!(problems.errors.is_empty(), "in order: nothing to say");
+        problems.at_least(("a.max", secs(10)), ("a.min", secs(30)), "");
+        problems.at_least(("a.max", secs(10)), ("a.min", secs(30)), ", or it breaks");
+        problems.at_least(("a.max", secs(10)), ("a.min", secs(30)), ": it breaks");
+        let messages: Vec<String> = problems.errors.iter().map(Problem::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "a.max: must be at least a.min (30s), got 10s",
+                "a.max: must be at least a.min (30s), or it breaks; got 10s",
+                "a.max: must be at least a.min (30s): it breaks; got 10s",
+            ]
+        );
     }
 }

@@ -65,27 +65,16 @@ impl RawDelivery {
                 "must be greater than 0 (retrying at once only hammers a server that is down)",
             );
         }
-        if raw.max_backoff < raw.initial_backoff {
-            problems.error(
-                "delivery.max_backoff",
-                format!(
-                    "must be at least delivery.initial_backoff ({}), got {}",
-                    values::show(raw.initial_backoff),
-                    values::show(raw.max_backoff)
-                ),
-            );
-        }
-        if raw.max_age < raw.max_backoff {
-            problems.error(
-                "delivery.max_age",
-                format!(
-                    "must be at least delivery.max_backoff ({}), or a notification is given up \
-                 before its next retry; got {}",
-                    values::show(raw.max_backoff),
-                    values::show(raw.max_age)
-                ),
-            );
-        }
+        problems.at_least(
+            ("delivery.max_backoff", raw.max_backoff),
+            ("delivery.initial_backoff", raw.initial_backoff),
+            "",
+        );
+        problems.at_least(
+            ("delivery.max_age", raw.max_age),
+            ("delivery.max_backoff", raw.max_backoff),
+            ", or a notification is given up before its next retry",
+        );
         DeliveryConfig {
             max_age: raw.max_age,
             initial_backoff: raw.initial_backoff,

@@ -51,17 +51,11 @@ impl RawStore {
                 ),
             );
         }
-        if raw.retention < sweep_horizon {
-            problems.error(
-                "store.retention",
-                format!(
-                    "must be at least poller.sweep_horizon ({}): an event the sweep re-reads must \
-                 still be remembered, or it is reported twice; got {}",
-                    values::show(sweep_horizon),
-                    values::show(raw.retention)
-                ),
-            );
-        }
+        problems.at_least(
+            ("store.retention", raw.retention),
+            ("poller.sweep_horizon", sweep_horizon),
+            ": an event the sweep re-reads must still be remembered, or it is reported twice",
+        );
         StoreConfig {
             state_directory: raw.state_directory.clone(),
             retention: raw.retention,

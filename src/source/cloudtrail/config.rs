@@ -117,28 +117,16 @@ impl RawPoller {
                 ),
             );
         }
-        if raw.short_window < raw.poll_interval {
-            problems.error(
-                "poller.short_window",
-                format!(
-                    "must be at least poller.poll_interval ({}), or events between two polls are \
-                 never read; got {}",
-                    values::show(raw.poll_interval),
-                    values::show(raw.short_window)
-                ),
-            );
-        }
-        if raw.sweep_horizon < raw.short_window {
-            problems.error(
-                "poller.sweep_horizon",
-                format!(
-                    "must be at least poller.short_window ({}): the sweep catches what arrives \
-                 later than the short window; got {}",
-                    values::show(raw.short_window),
-                    values::show(raw.sweep_horizon)
-                ),
-            );
-        }
+        problems.at_least(
+            ("poller.short_window", raw.short_window),
+            ("poller.poll_interval", raw.poll_interval),
+            ", or events between two polls are never read",
+        );
+        problems.at_least(
+            ("poller.sweep_horizon", raw.sweep_horizon),
+            ("poller.short_window", raw.short_window),
+            ": the sweep catches what arrives later than the short window",
+        );
         if raw.sweep_horizon > crate::aws::LOOKUP_EVENTS_RETENTION {
             problems.error(
                 "poller.sweep_horizon",
