@@ -1,0 +1,203 @@
+"""The processes the figures run and measure: the project's emulator (with its SMTP sink) and
+``iamwatchd run`` configured against it, core pinning, RSS and CPU read from ``/proc``, the
+daemon's poller settings, fresh work directories, and the ``log`` and ``wait_for`` helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.settings import ACCESS_KEY, ROOT
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def wait_for(what: str, deadline_s: float, check: Callable[[], Any], every: float = 0.2) -> Any:
+    """Polls ``check`` until it returns something truthy; fails loudly at the deadline."""
+    end = time.monotonic() + deadline_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise TimeoutError(f"gave up after {deadline_s:.0f}s waiting for {what}")
+        time.sleep(every)
+
+# --- processes
+
+
+def proc_rss_kb(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in KiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def proc_cpu_s(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    after = stat[stat.rindex(")") + 2 :].split()
+    return (int(after[11]) + int(after[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pinned(cpu: str | None, command: list[str]) -> list[str]:
+    return (["taskset", "-c", cpu] if cpu is not None else []) + command
+
+
+class Emulator:
+    """The project's emulator (as tests/emulator/run starts it) with its SMTP sink writing to ``maildir``."""
+
+    def __init__(self, work: Path, lookup_rate: float, cpu: str | None = None) -> None:
+        self.maildir = work / "mail"
+        self.maildir.mkdir(parents=True, exist_ok=True)
+        self.log_path = work / "emulator.log"
+        # What tests/emulator/run does, with the venv this harness already runs in (scripts/bench
+        # resolved it once; asking scripts/venv again per emulator would only add lock waits).
+        command = [sys.executable, "-m", "iamwatchd_emulator", "--lookup-rate", str(lookup_rate),
+                   "--maildir", str(self.maildir), "--exit-with-stdin"]
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "tests" / "emulator"))
+        self.proc = subprocess.Popen(pinned(cpu, command), stdin=subprocess.PIPE, env=env,
+                                     stdout=subprocess.PIPE, stderr=open(self.log_path, "wb"))
+        line = b""
+        end = time.monotonic() + 120
+        while not line.startswith(b"READY"):
+            if time.monotonic() > end or self.proc.poll() is not None:
+                raise SystemExit(f"bench: the emulator did not start; see {self.log_path}")
+            if select.select([self.proc.stdout], [], [], 1.0)[0]:
+                line = self.proc.stdout.readline()
+        ready = dict(part.split("=", 1) for part in line.decode().split()[1:])
+        self.endpoint = ready["aws"]
+        self.smtp_port = int(ready["smtp"].rsplit(":", 1)[1])
+        self.control_url = ready["control"].rstrip("/") + "/"
+
+    def control(self, method: str, path: str, body: bytes | None = None) -> Any:
+        request = urllib.request.Request(self.control_url + path, data=body, method=method)
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return json.loads(response.read())
+
+    def counters(self) -> dict[str, int]:
+        """The emulator's counters; a counter that never moved is absent there, 0 here."""
+        counters = self.control("GET", "counters")
+        for name in ("lookup_events_calls", "lookup_events_throttled"):
+            counters.setdefault(name, 0)
+        return counters
+
+    def inject(self, items: list[dict[str, Any]], query: str) -> None:
+        for start in range(0, len(items), 5000):
+            chunk = "\n".join(json.dumps(item) for item in items[start : start + 5000])
+            self.control("POST", f"events?{query}", chunk.encode())
+
+    def mails(self) -> list[Path]:
+        return sorted(p for p in self.maildir.iterdir() if p.name.endswith(".eml"))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()  # --exit-with-stdin
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def mail_ms(path: Path) -> int:
+    """The sink names each file NNNNNN-<unix_ms>.eml: its arrival time."""
+    return int(path.name[:-4].split("-", 1)[1])
+
+
+class Daemon:
+    """``iamwatchd run`` against the emulator, configured like the e2e tests' daemon."""
+
+    def __init__(self, binary: Path, emulator: Emulator, work: Path, poller: str,
+                 cpu: str | None = None, state: Path | None = None) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        self.state = state or work / "state"
+        self.state.mkdir(parents=True, exist_ok=True)
+        config = work / "iamwatchd.toml"
+        config.write_text(f"""
+[aws]
+region = "us-east-1"
+
+[poller]
+{poller}
+
+[store]
+state_directory = "{self.state}"
+
+[smtp]
+host = "127.0.0.1"
+port = {emulator.smtp_port}
+tls = "none"
+allow_plaintext = true
+from = "iamwatchd <iamwatchd@example.com>"
+to = ["security@example.com"]
+timeout = "10s"
+
+[delivery]
+initial_backoff = "200ms"
+max_backoff = "1s"
+
+[log]
+level = "info"
+""")
+        self.log_path = work / "daemon.log"
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(work),
+            "AWS_ENDPOINT_URL": emulator.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": "secret",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_COLOR": "1",
+        }
+        self.started = time.time()
+        self.proc = subprocess.Popen(pinned(cpu, [str(binary), "run", "--config", str(config)]),
+                                     env=env, stdin=subprocess.DEVNULL,
+                                     stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
+
+    def running(self) -> bool:
+        if self.proc.poll() is not None:
+            raise SystemExit(f"bench: iamwatchd run exited ({self.proc.returncode}); see {self.log_path}")
+        return "iamwatchd is running" in self.log_path.read_text(errors="replace")
+
+    def seen(self) -> int:
+        try:
+            with sqlite3.connect(f"file:{self.state / 'iamwatchd.sqlite3'}?mode=ro", uri=True,
+                                 timeout=1) as db:
+                return db.execute("SELECT count(*) FROM seen_event").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def poller_config(**values: Any) -> str:
+    base = {"requests_per_second": 2.0, "poll_interval": "10s", "short_window": "2m",
+            "sweep_interval": "5m", "sweep_horizon": "15m", "start_from": "now"}
+    base.update(values)
+    return "\n".join(f"{k} = {json.dumps(v)}" for k, v in base.items())
