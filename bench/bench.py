@@ -131,7 +131,7 @@ def render(rows: list[list[str]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller figures, under 3 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller figures, under 2 minutes")
     parser.add_argument("--bin", type=Path, required=True, help="release iamwatchd binary")
     parser.add_argument("--fill-store", type=Path, required=True, help="release fill_store tool (bench/fill_store.rs)")
     parser.add_argument("--records", type=Path, default=DEFAULT_RECORDS,
