@@ -11,7 +11,7 @@ pub(crate) const IAM_EVENT_SOURCE: &str = "iam.amazonaws.com";
 /// the unit test `every_iam_operation_in_botocore_is_a_read_or_a_mutation` re-checks it).
 pub(crate) const READ_PREFIXES: [&str; 4] = ["Get", "List", "Generate", "Simulate"];
 
-/// The calls that blind the monitoring (DESIGN.md, "Facts that shape the code"). They happen in
+/// The calls that blind the monitoring (the facts are in [`crate::aws`]'s docs). They happen in
 /// the stack's region, not in us-east-1 like IAM.
 pub(crate) const TAMPERING_EVENTS: &[(&str, &str)] = &[
     ("cloudtrail.amazonaws.com", "StopLogging"),

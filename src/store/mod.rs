@@ -20,7 +20,7 @@
 //! last transactions may be rolled back by a power loss. That alone would be harmless for the
 //! poller (cursor and events roll back together, the poller re-reads), but the daemon performs
 //! irreversible acts right after a commit: it deletes the alarm path's SQS message once the
-//! events it caused are "durably in the outbox" (issue 5) and it hands queued messages to
+//! events it caused are durably in the outbox, and it hands queued messages to
 //! notifiers. A rolled-back commit after such an act loses an event. `FULL` syncs the WAL on every
 //! commit; the daemon commits a handful of times per poll, so the cost is irrelevant.
 //!

@@ -1,6 +1,6 @@
 //! The generated metric-filter patterns and the Rust matcher agree on every record of the test
 //! corpus, with the emulator's CloudWatch Logs filter-pattern evaluator as the independent judge
-//! (DESIGN.md, "One rule catalogue"; issue 3, "Done when").
+//! (the rule catalogue in `src/rules/catalogue.rs` is the one source of both).
 
 use std::collections::BTreeSet;
 
