@@ -18,7 +18,7 @@ use serde_json::Value;
 
 /// Which shipped policy must allow a module's calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Policy {
+enum ShippedPolicy {
     /// `deploy/iamwatchd-policy.json`: `iamwatchd run` and `iamwatchd check`.
     Daemon,
     /// `deploy/iamwatchd-deploy-policy.json`: `iamwatchd deploy`.
@@ -26,17 +26,18 @@ enum Policy {
 }
 
 /// Every module that calls AWS: its `ACTIONS` and the policy that must allow them.
-fn registry() -> Vec<(&'static [&'static str], Policy)> {
+fn registry() -> Vec<(&'static [&'static str], ShippedPolicy)> {
+    use ShippedPolicy::{Daemon, Deploy};
     vec![
-        (crate::check::ACTIONS, Policy::Daemon),
-        (crate::check::stack::ACTIONS, Policy::Daemon),
-        (crate::stack::deploy::ACTIONS, Policy::Deploy),
-        (crate::stack::deploy::change_set::ACTIONS, Policy::Deploy),
-        (crate::stack::deploy::follow::ACTIONS, Policy::Deploy),
-        (crate::notify::sns::ACTIONS, Policy::Daemon),
-        (crate::source::alarm::ACTIONS, Policy::Daemon),
-        (crate::source::cloudtrail::lookup::ACTIONS, Policy::Daemon),
-        (crate::source::sqs::ACTIONS, Policy::Daemon),
+        (crate::check::ACTIONS, Daemon),
+        (crate::check::stack::ACTIONS, Daemon),
+        (crate::stack::deploy::ACTIONS, Deploy),
+        (crate::stack::deploy::change_set::ACTIONS, Deploy),
+        (crate::stack::deploy::follow::ACTIONS, Deploy),
+        (crate::notify::sns::ACTIONS, Daemon),
+        (crate::source::alarm::ACTIONS, Daemon),
+        (crate::source::cloudtrail::lookup::ACTIONS, Daemon),
+        (crate::source::sqs::ACTIONS, Daemon),
     ]
 }
 
@@ -274,7 +275,7 @@ fn every_sdk_call_is_in_its_modules_actions_and_every_action_is_called() {
 fn the_daemon_policy_allows_exactly_what_run_and_check_call() {
     let wanted: BTreeSet<String> = registry()
         .into_iter()
-        .filter(|(_, policy)| *policy == Policy::Daemon)
+        .filter(|(_, policy)| *policy == ShippedPolicy::Daemon)
         .flat_map(|(actions, _)| actions.iter().map(|a| (*a).to_owned()))
         .collect();
     assert_eq!(policy_actions("iamwatchd-policy.json"), wanted);
@@ -287,7 +288,7 @@ fn the_deploy_policy_covers_deploy_and_every_resource_type() {
     let allowed = policy_actions("iamwatchd-deploy-policy.json");
     for (actions, _) in registry()
         .into_iter()
-        .filter(|(_, policy)| *policy == Policy::Deploy)
+        .filter(|(_, policy)| *policy == ShippedPolicy::Deploy)
     {
         for action in actions {
             assert!(allowed.contains(*action), "deploy calls {action}");
