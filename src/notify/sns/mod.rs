@@ -78,6 +78,11 @@ pub(crate) fn verdict(notifier: &str, problem: String, failure: &AwsError) -> No
     let code = failure.code.as_deref().unwrap_or_default();
     let fix = match failure.kind {
         kind if kind.is_retryable() => return NotifyError::transient(notifier, problem),
+        // The daemon's role credentials renew themselves: an expired token, or a provider
+        // that failed to hand out credentials (no answer at all), is worth another try.
+        Kind::Credentials if failure.status.is_none() || code.starts_with("ExpiredToken") => {
+            return NotifyError::transient(notifier, problem)
+        }
         _ if code.starts_with("KMS") => {
             "the topic's KMS key is unusable: enable it or allow kms:GenerateDataKey and \
              kms:Decrypt to the daemon's role"
@@ -186,6 +191,18 @@ mod tests {
         assert!(verdict(Some("Weird"), Some(503)).is_transient());
         assert!(verdict(None, None).is_transient());
         assert!(!verdict(Some("Weird"), Some(400)).is_transient());
+        assert!(verdict(Some("ExpiredToken"), Some(400)).is_transient());
+        let invalid = verdict(Some("InvalidClientTokenId"), Some(403));
+        assert!(!invalid.is_transient() && invalid.to_string().contains("credentials"));
+        let provider_failed = AwsError {
+            kind: Kind::Credentials,
+            code: None,
+            message: "failed to load credentials from IMDS".to_owned(),
+            status: None,
+        };
+        assert!(
+            super::verdict("pager", "publish failed".to_owned(), &provider_failed).is_transient()
+        );
         let kms = verdict(Some("KMSDisabled"), Some(400));
         assert!(!kms.is_transient() && kms.to_string().contains("KMS key"));
     }
