@@ -22,6 +22,15 @@ impl<'a> Arn<'a> {
     /// Splits `text` into its six parts; `None` unless it starts with `arn:` and names a
     /// partition, a service and a resource.
     pub fn parse(text: &'a str) -> Option<Arn<'a>> {
+        let arn = Arn::split(text)?;
+        let named = !arn.partition.is_empty() && !arn.service.is_empty();
+        named.then_some(arn)
+    }
+
+    /// [`Arn::parse`] without asking for a partition and a service: CloudTrail records are
+    /// read as they come (hand-edited ones say `arn:aws::sts:…`), only the resource must be
+    /// there.
+    fn split(text: &'a str) -> Option<Arn<'a>> {
         let mut parts = text.splitn(6, ':');
         if parts.next()? != "arn" {
             return None;
@@ -33,19 +42,14 @@ impl<'a> Arn<'a> {
             account: parts.next()?,
             resource: parts.next()?,
         };
-        let named = !arn.partition.is_empty() && !arn.service.is_empty();
-        (named && !arn.resource.is_empty()).then_some(arn)
+        (!arn.resource.is_empty()).then_some(arn)
     }
 
     /// The role behind an assumed-role session ARN (`arn:aws:sts::123:assumed-role/Role/session`
     /// → `arn:aws:iam::123:role/Role`; the role's path is not in a session ARN).
     pub(crate) fn role_of_session(&self) -> Option<String> {
-        let role = self
-            .resource
-            .strip_prefix("assumed-role/")?
-            .split('/')
-            .next()
-            .filter(|role| !role.is_empty())?;
+        let rest = self.resource.strip_prefix("assumed-role/")?;
+        let role = rest.split('/').next().unwrap_or(rest);
         Some(format!(
             "arn:{}:iam::{}:role/{role}",
             self.partition, self.account
@@ -53,9 +57,10 @@ impl<'a> Arn<'a> {
     }
 }
 
-/// The role behind an assumed-role session ARN, for text that may not be an ARN at all.
+/// The role behind an assumed-role session ARN, for text that may not be an ARN at all (read
+/// as leniently as [`Arn::split`] reads).
 pub(crate) fn role_of_session(arn: &str) -> Option<String> {
-    Arn::parse(arn)?.role_of_session()
+    Arn::split(arn)?.role_of_session()
 }
 
 /// A role ARN without its path (`arn:aws:iam::1:role/ops/ci` → `arn:aws:iam::1:role/ci`), the
@@ -130,6 +135,11 @@ mod tests {
         );
         assert_eq!(role_of_session("arn:aws:iam::123456789012:user/bob"), None);
         assert_eq!(role_of_session("not an arn"), None);
+        assert_eq!(
+            role_of_session("arn:aws::sts:101010101111:assumed-role/UserRole/userid").as_deref(),
+            Some("arn:aws:iam::101010101111:role/UserRole"),
+            "a hand-edited record without a service still names its role"
+        );
     }
 
     #[test]

@@ -173,6 +173,19 @@ mod tests {
     }
 
     #[test]
+    fn a_session_arn_is_refused_as_a_principal_even_without_a_role_name() {
+        assert!(check_principal("arn:aws:iam::123456789012:role/ci").is_ok());
+        for session in [
+            "arn:aws:sts::123456789012:assumed-role/ci/build-1",
+            "arn:aws:sts::123456789012:assumed-role//build-1",
+        ] {
+            let refused = check_principal(session).expect_err(session);
+            assert!(refused.contains("write the role ARN instead"), "{refused}");
+        }
+        assert!(check_principal("ci-deployer").is_err());
+    }
+
+    #[test]
     fn mailbox_shapes() {
         assert!(check_mailbox("a@example.com").is_ok());
         assert!(check_mailbox("Security Team <sec@example.com>").is_ok());
