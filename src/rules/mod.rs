@@ -43,6 +43,17 @@ pub enum Category {
     Tampering,
 }
 
+impl Category {
+    /// The category's word in messages, SNS attributes and `scan --json`: `iam-change` or
+    /// `tampering`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::IamChange => "iam-change",
+            Category::Tampering => "tampering",
+        }
+    }
+}
+
 /// The catalogue's verdict on one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classification {

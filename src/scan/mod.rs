@@ -25,7 +25,7 @@ pub(crate) use table::{table_header, table_row};
 
 use crate::event::Record;
 use crate::rules::Ruleset;
-use crate::rules::{self, Category, Classification};
+use crate::rules::{self, Classification};
 
 /// A trail file that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -97,10 +97,7 @@ impl Finding {
             event_id: record.event_id.clone(),
             event_time: record.event_time.map(|t| t.to_rfc3339()),
             severity: verdict.severity.to_string(),
-            category: match verdict.category {
-                Category::IamChange => "iam-change",
-                Category::Tampering => "tampering",
-            },
+            category: verdict.category.as_str(),
             attempt: verdict.attempt,
             event_name: record.event_name.clone(),
             target: record.target(),

@@ -81,7 +81,9 @@ pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), Sc
             .clone()
             .or_else(|| config.map(|c| c.aws.region.clone()))
             .unwrap_or_else(|| crate::aws::IAM_EVENTS_REGION.to_owned());
-        let rate = config.map_or(1.0, |c| c.poller.requests_per_second);
+        let rate = config.map_or(crate::config::defaults::REQUESTS_PER_SECOND, |c| {
+            c.poller.requests_per_second
+        });
         records = cloudtrail::history(&region, since, rate).await?;
         tally.records = records.len();
         for record in &records {

@@ -56,13 +56,6 @@ fn object_phrase(record: &Record) -> Option<String> {
     }
 }
 
-fn category_name(category: Category) -> &'static str {
-    match category {
-        Category::IamChange => "iam-change",
-        Category::Tampering => "tampering",
-    }
-}
-
 /// The subject line: severity, event, object, actor, account; attempts and tampering marked
 /// first so they stand out in a list of mails.
 fn subject(alert: &Alert) -> String {
@@ -108,7 +101,7 @@ pub fn render(alert: &Alert) -> Message {
         subject,
         event_id: part(&record.event_id),
         severity,
-        category: category_name(alert.classification.category).to_owned(),
+        category: alert.classification.category.as_str().to_owned(),
         attempt: alert.classification.attempt,
         event_name: part(&record.event_name),
         account: account_of(record),

@@ -26,8 +26,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// The API's hard limit, requests per second per account and region.
-pub(crate) const API_LIMIT_PER_SECOND: f64 = 2.0;
+use crate::aws::LOOKUP_EVENTS_REQUESTS_PER_SECOND;
 
 /// The longest window throttling can push a single request's spacing to.
 const MAX_SPACING: Duration = Duration::from_secs(30);
@@ -106,7 +105,7 @@ impl Drop for Permit<'_> {
 impl Budget {
     /// A budget of `per_second` requests per second, capped at the API's limit.
     pub fn new(per_second: f64) -> Budget {
-        let rate = per_second.clamp(0.01, API_LIMIT_PER_SECOND);
+        let rate = per_second.clamp(0.01, LOOKUP_EVENTS_REQUESTS_PER_SECOND);
         // Whole requests per window: 2/s is two per second, 1.5/s one per 667 ms, 0.5/s one
         // per 2 s.
         let per_window = (rate.floor() as usize).max(1);
