@@ -80,7 +80,7 @@ pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
         let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(format!(
-                "{} is readable by group or others (mode {:o}); a secret file must be \
+                "{} is readable by group or others (mode {:o}); a password file must be \
                  private: run `chmod 600 {}`",
                 path.display(),
                 mode & 0o777,
