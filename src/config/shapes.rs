@@ -122,20 +122,32 @@ pub(crate) fn email_address(address: &str, dotted: bool) -> Result<(), &'static 
 
 /// A mailbox as a mail header takes it: `user@domain` or `Name <user@domain>`. Addresses come
 /// from the operator, but a CR or LF here would still inject mail headers, so they are refused.
+/// The SMTP notifier's mail library has the last word: what it cannot parse (`Doe, John <…>`,
+/// `a.@example.com`) is refused here too, so `check --offline` passes only what `run` can send.
 pub(crate) fn check_mailbox(mailbox: &str) -> Result<(), String> {
     let address = match (mailbox.find('<'), mailbox.strip_suffix('>')) {
         (Some(open), Some(inner)) => &inner[open + 1..],
         _ => mailbox.trim(),
     };
     let name_ok = !mailbox.chars().any(char::is_control);
-    match email_address(address, false) {
-        Ok(()) if name_ok => Ok(()),
-        outcome => Err(format!(
-            "must be an e-mail address such as \"security@example.com\" or \
-             \"Security <security@example.com>\", got {mailbox:?} ({})",
-            outcome.err().unwrap_or("it contains a control character")
-        )),
-    }
+    let reason = match email_address(address, false) {
+        Ok(()) if name_ok => match mailbox.parse::<lettre::message::Mailbox>() {
+            Ok(_) => return Ok(()),
+            Err(error) if mailbox.contains(',') => format!(
+                "the mail library refuses it: {error}; a display name with a comma must be \
+                 in double quotes"
+            ),
+            Err(error) => format!("the mail library refuses it: {error}"),
+        },
+        outcome => outcome
+            .err()
+            .unwrap_or("it contains a control character")
+            .to_owned(),
+    };
+    Err(format!(
+        "must be an e-mail address such as \"security@example.com\" or \
+         \"Security <security@example.com>\", got {mailbox:?} ({reason})"
+    ))
 }
 
 /// CloudWatch Logs' rule for group names (CreateLogGroup's `logGroupName` pattern).
@@ -194,6 +206,18 @@ mod tests {
         assert!(check_mailbox("no-at-sign").is_err());
         assert!(check_mailbox("a@@b").is_err());
         assert!(check_mailbox("Name\r\n <a@example.com>").is_err());
+        assert!(
+            check_mailbox("\"Doe, John\" <j@example.com>").is_ok(),
+            "quoted"
+        );
+        for unsendable in ["Doe, John <j@example.com>", "a.@example.com"] {
+            let refused = check_mailbox(unsendable).expect_err(unsendable);
+            assert!(refused.contains("must be an e-mail address"), "{refused}");
+            assert!(
+                unsendable.parse::<lettre::message::Mailbox>().is_err(),
+                "the notifier refuses {unsendable:?} too"
+            );
+        }
     }
 
     #[test]
