@@ -15,11 +15,9 @@ use super::{defaults, Config};
 /// AWS account and region settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AwsConfig {
-    /// Region polled for IAM events and where the stack lives.
+    /// Region polled for IAM events and where the stack lives (another than us-east-1 only
+    /// with `aws.allow_non_us_east_1`, which validation checks).
     pub region: String,
-    /// The operator consented to a region other than us-east-1 (`deploy` honours it for a
-    /// `--region` given on the command line too).
-    pub allow_non_us_east_1: bool,
     /// Regions whose CloudTrail / Logs / CloudWatch / SNS tampering events are watched.
     pub tampering_regions: Vec<String>,
     /// Name of the CloudFormation stack.
@@ -184,7 +182,6 @@ pub(crate) fn validate_aws(
     };
     AwsConfig {
         region: raw.region.clone(),
-        allow_non_us_east_1: raw.allow_non_us_east_1,
         tampering_regions,
         stack_name: raw.stack_name.clone(),
         max_attempts,

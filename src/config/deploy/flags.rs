@@ -29,10 +29,9 @@ pub struct DeployFlags {
 pub struct DeployTarget {
     /// The CloudFormation stack's name.
     pub stack_name: String,
-    /// Its region.
+    /// Its region (a region other than us-east-1 only with the operator's consent, which
+    /// [`DeployFlags::resolve`] has checked).
     pub region: String,
-    /// The operator consented to a region other than us-east-1.
-    pub allow_region: bool,
     /// The stack's parameters, `None` where nothing set them.
     pub settings: DeployConfig,
     /// Things that work but deserve a second look.
@@ -89,7 +88,6 @@ impl DeployFlags {
         let target = DeployTarget {
             stack_name: aws.stack_name,
             region: aws.region,
-            allow_region: aws.allow_non_us_east_1,
             settings,
             warnings: problems.warnings.clone(),
         };
@@ -248,7 +246,7 @@ mod tests {
         let r = DeployFlags::default().resolve_text(None, env(&[])).unwrap();
         assert_eq!(r.stack_name, crate::config::defaults::STACK_NAME);
         assert_eq!(r.region, crate::aws::IAM_EVENTS_REGION);
-        assert!(!r.allow_region && r.settings.emails.is_empty());
+        assert!(r.warnings.is_empty() && r.settings.emails.is_empty());
         // None = the stack's current value on an update, the template's default on a create.
         assert_eq!(r.settings.alarm_threshold, None);
         assert_eq!(r.settings.cis_filter, None);
@@ -260,7 +258,10 @@ mod tests {
         let r = from_file(FILE).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.stack_name, "from-file");
         assert_eq!(r.region, "eu-west-1");
-        assert!(r.allow_region, "the file's consent carries over");
+        assert_eq!(
+            r.warnings[0].path, "aws.region",
+            "the file's consent carries over: allowed, with a warning"
+        );
         assert_eq!(r.settings.emails, ["file@example.com", "file2@example.com"]);
         assert_eq!(r.settings.bucket.as_deref(), Some("file-bucket"));
         assert_eq!(r.settings.log_retention_days, Some(30));
@@ -334,7 +335,8 @@ mod tests {
             env(&[]),
         )
         .unwrap();
-        assert!(r.allow_region);
+        assert_eq!(r.region, "eu-west-1");
+        assert_eq!(r.warnings[0].path, "--region");
         assert_eq!(r.settings.alarm_threshold, Some(2));
     }
 
@@ -387,7 +389,7 @@ mod tests {
 
         let allowed =
             from_file("[aws]\nregion = \"eu-west-1\"\nallow_non_us_east_1 = true\n").unwrap();
-        assert!(allowed.allow_region);
+        assert_eq!(allowed.region, "eu-west-1");
         assert_eq!(allowed.warnings[0].path, "aws.region");
     }
 }

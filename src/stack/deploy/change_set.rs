@@ -331,7 +331,6 @@ mod tests {
             target: DeployTarget {
                 stack_name: crate::config::defaults::STACK_NAME.to_owned(),
                 region: crate::aws::IAM_EVENTS_REGION.to_owned(),
-                allow_region: false,
                 settings: crate::config::DeployConfig {
                     emails: vec!["admin@example.com".to_owned()],
                     ..crate::config::DeployConfig::default()
