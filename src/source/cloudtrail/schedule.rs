@@ -21,6 +21,9 @@ pub struct Schedule {
     pub start_from: Duration,
 }
 
+/// Small, round timings for the unit tests; the daemon's come from `[poller]`
+/// ([`super::PollerConfig::schedule`]), whose defaults differ.
+#[cfg(test)]
 impl Default for Schedule {
     fn default() -> Self {
         Schedule {
