@@ -109,10 +109,9 @@ impl Health {
                 examples: &examples,
                 confirm_within: self.confirm_within,
             });
-            // Recorded as the alarm path's own finding: a poller or scan entry would count as
-            // a change awaiting confirmation itself.
+            // Recorded as the alarm path's own finding (see record_message).
             let new = reporter
-                .record_message(&message, event_id, now, SeenBy::Alarm, now)
+                .record_message(&message, event_id, now, now)
                 .await?;
             if new {
                 // Not an alarm firing: keep it out of the count above.

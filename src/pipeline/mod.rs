@@ -80,13 +80,24 @@ impl Reporter {
     /// Records every record the rules report, as seen by `seen_by` (for `scan --notify`);
     /// returns how many were new.
     pub async fn report(&self, records: Vec<Record>, seen_by: SeenBy) -> Result<usize, StoreError> {
+        let recorded = self.judge_and_record(records, seen_by, None).await?;
+        Ok(recorded.iter().filter(|r| **r == Recorded::New).count())
+    }
+
+    /// Judges `records`, renders what the rules report and records it, seen by `seen_by`,
+    /// with `cursor`, in one transaction: what every source's records go through.
+    async fn judge_and_record(
+        &self,
+        records: Vec<Record>,
+        seen_by: SeenBy,
+        cursor: Option<CursorUpdate>,
+    ) -> Result<Vec<Recorded>, StoreError> {
         let now = Utc::now();
         let items = records
             .into_iter()
             .filter_map(|record| self.alert_item(record, seen_by, now))
             .collect();
-        let recorded = self.record(items, None).await?;
-        Ok(recorded.iter().filter(|r| **r == Recorded::New).count())
+        self.record(items, cursor).await
     }
 
     /// The stored event and its queued messages for `record`, or `None` when the rules say it
@@ -132,13 +143,13 @@ impl Reporter {
     }
 
     /// Records a message about the pipeline under its own event ID (an empty alarm, a silent
-    /// alarm path), seen by `seen_by`, at `now`; whether it was new.
+    /// alarm path) at `now`; whether it was new. It counts as the alarm path's own finding: a
+    /// poller or scan entry would count as a change awaiting the alarm's confirmation itself.
     async fn record_message(
         &self,
         message: &Message,
         event_id: String,
         event_time: DateTime<Utc>,
-        seen_by: SeenBy,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let event = NewEvent {
@@ -146,7 +157,7 @@ impl Reporter {
             event_time,
             event_name: message.event_name.clone(),
             severity: message.severity.clone(),
-            seen_by,
+            seen_by: SeenBy::Alarm,
             seen_at: now,
         };
         let recorded = self
@@ -156,12 +167,15 @@ impl Reporter {
     }
 
     /// Records `items` (and moves a cursor) in one transaction, then wakes the delivery
-    /// workers when something new was queued.
+    /// workers when something new was queued. With nothing to write, no transaction.
     async fn record(
         &self,
         items: Vec<(NewEvent, Vec<Notification>)>,
         cursor: Option<CursorUpdate>,
     ) -> Result<Vec<Recorded>, StoreError> {
+        if items.is_empty() && cursor.is_none() {
+            return Ok(Vec::new());
+        }
         let now = Utc::now();
         let (items, results) = self
             .store
@@ -219,17 +233,8 @@ impl Intake for Reporter {
     }
 
     async fn accept(&self, batch: Batch) -> Result<Accepted, IntakeError> {
-        let now = Utc::now();
-        let items: Vec<_> = batch
-            .records
-            .into_iter()
-            .filter_map(|record| self.alert_item(record, batch.seen_by, now))
-            .collect();
-        if items.is_empty() && batch.cursor.is_none() {
-            return Ok(Accepted::default());
-        }
         let results = self
-            .record(items, batch.cursor)
+            .judge_and_record(batch.records, batch.seen_by, batch.cursor)
             .await
             .map_err(intake_error)?;
         let mut accepted = Accepted::default();
@@ -249,7 +254,6 @@ impl Intake for Reporter {
             &message,
             alarm.event_id,
             alarm.state_change_time,
-            SeenBy::Alarm,
             Utc::now(),
         )
         .await
