@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::sqs::{Handled, Queue};
-use super::{Batch, EmptyAlarm, Intake, IntakeError};
+use super::{Accepted, Batch, EmptyAlarm, Intake, IntakeError};
 use crate::event::{Record, SeenBy};
 pub use config::AlarmConfig;
 pub(crate) use config::RawAlarm;
@@ -73,12 +73,9 @@ pub(crate) enum AlarmError {
 pub(crate) struct Reconciled {
     /// Records found in the window that the catalogue matches.
     pub records: usize,
-    /// Reported now: the poller had not seen them.
-    pub new: usize,
-    /// Already reported by the poller; now confirmed.
-    pub confirmed: usize,
-    /// Already handled by an earlier alarm (a re-delivered notification).
-    pub duplicate: usize,
+    /// What the intake made of them: new (the poller had not seen them), confirmed (the
+    /// poller had), duplicate (an earlier alarm had: a re-delivered notification).
+    pub accepted: Accepted,
     /// Whether the "nothing found" message was queued.
     pub nothing_found: bool,
 }
@@ -152,15 +149,15 @@ impl<I: Intake> AlarmPath<I> {
         }
         match self.reconcile(&notice).await {
             Ok(result) => {
-                if result.new > 0 {
+                if result.accepted.new > 0 {
                     // An alarm firing the poller never explained: counted by the health job
                     // from the store (events first seen by the alarm path).
-                    tracing::warn!(alarm = %notice.alarm_name, new = result.new,
+                    tracing::warn!(alarm = %notice.alarm_name, new = result.accepted.new,
                         "the alarm found changes the poller had not reported; reported now");
                 }
                 tracing::info!(message_id = id, alarm = %notice.alarm_name,
-                    records = result.records, new = result.new,
-                    confirmed = result.confirmed, duplicate = result.duplicate,
+                    records = result.records, new = result.accepted.new,
+                    confirmed = result.accepted.confirmed, duplicate = result.accepted.duplicate,
                     nothing_found = result.nothing_found, "alarm reconciled");
                 Handled::Done
             }
@@ -196,7 +193,7 @@ impl<I: Intake> AlarmPath<I> {
             result.nothing_found = self.intake.empty_alarm(alarm).await?;
             return Ok(result);
         }
-        let accepted = self
+        result.accepted = self
             .intake
             .accept(Batch {
                 records,
@@ -205,9 +202,6 @@ impl<I: Intake> AlarmPath<I> {
                 cursor: None,
             })
             .await?;
-        result.new = accepted.new;
-        result.confirmed = accepted.confirmed;
-        result.duplicate = accepted.duplicate;
         Ok(result)
     }
 
