@@ -59,11 +59,12 @@ pub fn probe(url: &str, timeout: Duration) -> Result<String, ProbeError> {
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)))
         .map_err(|e| unreachable(e.to_string()))?;
-    write!(
-        stream,
-        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| unreachable(e.to_string()))?;
+    // One write: `write!` sends each piece of the format on its own, and a server that
+    // answers after the first piece and closes would turn the rest into a broken pipe.
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| unreachable(e.to_string()))?;
     let mut answer = String::new();
     stream
         .take(MAX_ANSWER)
@@ -96,8 +97,12 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request);
+            // The whole request first, as a real server reads it.
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
             stream.write_all(answer.as_bytes()).unwrap();
         });
         format!("http://127.0.0.1:{port}/healthz")
