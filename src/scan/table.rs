@@ -2,14 +2,12 @@
 //! line.
 
 use super::Finding;
+use crate::notify::render::one_line;
 
 /// A fixed-width line for the terminal table; untrusted text is cut and made one line.
 pub(crate) fn table_row(finding: &Finding) -> String {
     fn cell(text: &str, width: usize) -> String {
-        let clean: String = text
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let clean = one_line(text);
         if clean.chars().count() > width {
             let cut: String = clean.chars().take(width.saturating_sub(1)).collect();
             format!("{cut}…")
@@ -47,10 +45,14 @@ mod tests {
     fn table_cells_are_one_line_and_bounded() {
         let (findings, _) = scan(
             r#"{"Records": [{"eventID": "1", "eventSource": "iam.amazonaws.com",
-                "eventName": "CreateRole", "requestParameters": {"roleName": "a\r\nb-very-long-role-name-that-goes-on-and-on"}}]}"#,
+                "eventName": "CreateRole", "requestParameters": {"roleName": "a\r\nb\u202Every-long-role-name-that-goes-on-and-on"}}]}"#,
         );
         let row = table_row(&findings[0]);
         assert!(!row.contains('\n') && !row.contains('\r'));
+        assert!(
+            !row.contains('\u{202E}'),
+            "a bidi override cannot reorder the terminal"
+        );
         assert!(row.contains('…'));
     }
 }
