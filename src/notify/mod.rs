@@ -96,13 +96,14 @@ pub enum NotifyError {
         /// What to change so that delivery works.
         fix: String,
     },
-    /// The notifier's configuration cannot work; every problem found, one per entry.
-    #[error("{notifier}: invalid configuration: {}", problems.join("; "))]
+    /// The notifier's configuration cannot work. (Configuration validation reports every
+    /// problem of a section at once; this is what a notifier built without it finds first.)
+    #[error("{notifier}: invalid configuration: {problem}")]
     Config {
         /// The notifier's configured name.
         notifier: String,
-        /// Every problem found, one per entry.
-        problems: Vec<String>,
+        /// What cannot work.
+        problem: String,
     },
 }
 

@@ -79,7 +79,7 @@ impl SmtpNotifier<LettreSmtp> {
     pub fn new(name: &str, config: &SmtpConfig) -> Result<Self, NotifyError> {
         let invalid = |problem: String| NotifyError::Config {
             notifier: name.to_owned(),
-            problems: vec![problem],
+            problem,
         };
         let from = parse_mailbox("from", &config.from).map_err(invalid)?;
         let to = config

@@ -42,10 +42,10 @@ impl SnsNotifier {
         let region =
             crate::aws::arn::topic_region(topic_arn).ok_or_else(|| NotifyError::Config {
                 notifier: name.to_owned(),
-                problems: vec![format!(
+                problem: format!(
                     "topic_arn {topic_arn:?} is not an SNS topic ARN: expected \
                  arn:aws:sns:REGION:ACCOUNT:NAME"
-                )],
+                ),
             })?;
         let config = aws_sdk_sns::config::Builder::from(sdk_config)
             .region(Region::new(region.to_owned()))
