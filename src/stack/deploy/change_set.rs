@@ -40,7 +40,7 @@ impl DeployRequest {
                 stack: self.target.stack_name.clone(),
             });
         }
-        let template = template::template();
+        let declared = template::parameters();
         let previous = |key: &str| -> Option<String> {
             existing?
                 .parameters()
@@ -50,7 +50,7 @@ impl DeployRequest {
                 .map(str::to_owned)
         };
         let default = |key: &str| -> String {
-            match &template["Parameters"][key]["Default"] {
+            match &declared[key]["Default"] {
                 serde_json::Value::String(text) => text.clone(),
                 serde_json::Value::Null => String::new(),
                 other => other.to_string(),

@@ -28,7 +28,8 @@ mod resources;
 
 use serde_json::{json, Value};
 
-use parameters::{conditions, parameters};
+use parameters::conditions;
+pub(crate) use parameters::parameters;
 use resources::{outputs, resources};
 
 pub(super) fn reference(name: &str) -> Value {

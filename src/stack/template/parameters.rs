@@ -20,7 +20,8 @@ fn boolean_parameter(description: &str, default: bool) -> Value {
     })
 }
 
-pub(super) fn parameters() -> Value {
+/// The template's `Parameters` section: each parameter with its type, default and bounds.
+pub(crate) fn parameters() -> Value {
     let mut parameters = Map::new();
     for (index, name) in param::EMAILS.iter().enumerate() {
         let mut parameter = json!({
