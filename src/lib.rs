@@ -17,13 +17,13 @@
 //!
 //! The stages, in data-flow order (each imports only the ones above it):
 //!
-//! - [`event`]: the CloudTrail record, read tolerantly, and which watcher saw it.
 //! - [`aws`]: the one SDK loader, one reading of SDK errors, one ARN parser, the facts about
 //!   AWS, and the registry that keeps the shipped IAM policies equal to the SDK calls.
+//! - [`event`]: the CloudTrail record, read tolerantly, and which watcher saw it.
 //! - [`config`]'s kit (`problem`, `values`, `shapes`, `secret`, `defaults`): how every
 //!   section reports problems and checks its values; each component's own section lives with
 //!   the component.
-//! - [`analysis`]: what an IAM policy document says, read once for the whole crate.
+//! - [`analysis`]: what an IAM policy document says, one parser for the whole crate.
 //! - [`rules`]: the one rule catalogue (which records are IAM changes or tampering, how severe,
 //!   the filter patterns generated from it), the allow-list, and the configured [`rules::Ruleset`].
 //! - [`stack`]`::names`: the names and limits the stack's template shares with everything else.

@@ -1,4 +1,4 @@
-//! What an IAM change means: policy documents read once ([`policy`]), for the rules' verdicts
-//! and the messages.
+//! What an IAM change means: policy documents read by one parser ([`policy`]), for the rules'
+//! verdicts and the messages.
 
 pub mod policy;

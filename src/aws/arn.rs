@@ -12,7 +12,8 @@ pub(crate) struct Arn<'a> {
     pub service: &'a str,
     /// Empty for global services (IAM).
     pub region: &'a str,
-    /// Empty for AWS-owned resources such as managed policies' `aws`… (then it says `aws`).
+    /// The owning account's 12 digits; `aws` for AWS-managed policies, empty where the
+    /// resource belongs to no account in the ARN (S3 buckets).
     pub account: &'a str,
     /// Everything after the fifth `:` (it may hold `:` and `/` itself).
     pub resource: &'a str,

@@ -10,7 +10,7 @@
 //! message through every notifier.
 
 mod notifiers;
-pub mod stack;
+pub(crate) mod stack;
 
 use std::fmt;
 

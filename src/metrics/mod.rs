@@ -2,8 +2,8 @@
 //! (`[metrics] listen`).
 //!
 //! The numbers come from where they are produced: the poller's [`Counters`], the delivery
-//! workers (sent / failed per notifier), the store sink (new events per path and the detection
-//! lag), and the store itself (pending / given-up notifications, alarm-path confirmations,
+//! workers (sent / failed per notifier), the pipeline's reporter (new events per path and the
+//! detection lag), and the store itself (pending / given-up notifications, alarm-path confirmations,
 //! size), read at scrape time.
 //!
 //! The Prometheus text is written in `exposition.rs`, the listener in `http.rs`.
@@ -62,7 +62,7 @@ struct NotifierCounters {
     failed: AtomicU64,
 }
 
-/// Per-path counters of the store sink.
+/// Per-path counters of the pipeline's reporter.
 #[derive(Debug, Default)]
 struct PathCounters {
     new_events: AtomicU64,

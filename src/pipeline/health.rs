@@ -11,8 +11,8 @@ use crate::event::SeenBy;
 use crate::notify::render;
 use crate::store::StoreError;
 
-/// The health check runs every 10 seconds: one indexed query, and a broken alarm path is
-/// noticed soon after `alarm.confirm_within`.
+/// The health check runs every 10 seconds (the store's counts and the unconfirmed changes), so
+/// a broken alarm path is noticed soon after `alarm.confirm_within`.
 pub(crate) const HEALTH_SCHEDULE: &str = "*/10 * * * * *";
 
 /// Changes listed by name in a health message.

@@ -12,8 +12,8 @@
 //!
 //! An IAM mutation is defined by what it is *not*: every IAM operation except the reads
 //! (`Get*`, `List*`, `Generate*`, `Simulate*`). That is complete by construction — an IAM API
-//! added next year is reported without a code change — where a list of mutating names (the seed's
-//! 13 prefixes) silently misses `Tag*`, `Reset*`, `Resync*`, `Accept*`, …
+//! added next year is reported without a code change — where a list of mutating names (say 13
+//! prefixes: Create, Delete, Put, Attach, …) silently misses `Tag*`, `Reset*`, `Resync*`, `Accept*`, …
 //!
 //! Failed calls (`errorCode` set) match too, in both paths: an attempted privilege escalation
 //! is worth the alarm. [`classify`] marks them as attempts and ranks them lower.
@@ -413,9 +413,9 @@ mod tests {
              {reads} IAM reads, {tampering} tampering",
             names.len()
         );
-        // The README says 154 / 316: its counter took the hand-edited fake name
-        // "DescribePolicy" (not an IAM API) for a read. Our rule is DESIGN's: every IAM event
-        // not named Get*/List*/Generate*/Simulate* is a mutation, so that record is one too.
+        // A counter that reads "Describe*" as a read gets 154 / 316: the hand-edited fake name
+        // "DescribePolicy" (not an IAM API). Our rule is the catalogue's: every IAM event not
+        // named Get*/List*/Generate*/Simulate* is a mutation, so that record is one too.
         assert!(names.contains("DescribePolicy"));
         assert_eq!((mutations, reads), (155, 315));
         assert_eq!(names.len(), 33);

@@ -27,8 +27,8 @@ impl Store {
             .map_err(self.err("reading a cursor"))
     }
 
-    /// Sets a cursor on its own (a window that held no events). When events were found, move
-    /// the cursor with [`Store::record_batch`] instead, so it cannot get ahead of them.
+    /// Sets a cursor on its own (the tests' shorthand; the daemon moves cursors with
+    /// [`Store::record_batch`], so a cursor cannot get ahead of its events).
     #[cfg(test)]
     pub(crate) fn set_cursor(&mut self, name: &str, value: &str, now: DateTime<Utc>) -> Result<()> {
         let path = self.path.clone();
@@ -39,7 +39,7 @@ impl Store {
         })
     }
 
-    /// What the store knows about `event_id` (lets a caller skip rendering for known events).
+    /// What the store knows about `event_id`.
     pub fn seen(&self, event_id: &str) -> Result<Option<SeenEvent>> {
         self.conn
             .query_row(

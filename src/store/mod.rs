@@ -10,9 +10,9 @@
 //! # Threading
 //!
 //! [`Store`] is a plain synchronous value that owns one SQLite connection. It is `Send` but not
-//! `Sync`: the async service owns it from a single place (a dedicated thread fed by a channel, or
-//! a `Mutex<Store>` used inside `tokio::task::spawn_blocking`) and never calls it directly on a
-//! runtime worker, because every write waits for an `fsync`.
+//! `Sync`: the daemon reaches it through [`SharedStore`] (a `Mutex<Store>` used inside
+//! `tokio::task::spawn_blocking`) and never calls it directly on a runtime worker, because every
+//! write waits for an `fsync`.
 //!
 //! # Durability settings
 //!

@@ -23,7 +23,7 @@ pub(crate) use config::RawSns;
 pub use config::SnsConfig;
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
-/// must allow exactly the union of every module's list; `check`'s tests enforce it).
+/// must allow exactly the union of every module's list; `src/aws/actions.rs` enforces it).
 #[cfg(test)]
 pub(crate) const ACTIONS: &[&str] = &["sns:Publish", "sns:GetTopicAttributes"];
 

@@ -18,8 +18,8 @@
 //! The queue is read by the one SQS consumer ([`crate::source`]'s `sqs`): a message is deleted
 //! only after everything it caused is committed to the store and its outbox, so a crash in
 //! between re-processes it, and eventID dedup makes that harmless. A message that cannot be
-//! read is logged with its message ID and left in the queue, hidden for an hour so it is not
-//! read again at once: the queue's redrive policy (or the age-of-oldest-message alarm) makes it
+//! read is logged with its message ID and left in the queue, hidden for
+//! [`super::sqs::UNREADABLE_VISIBILITY`] so it is not read again at once: the queue's redrive policy (or the age-of-oldest-message alarm) makes it
 //! visible to a human.
 
 mod config;
@@ -80,7 +80,7 @@ pub(crate) struct Reconciled {
     pub nothing_found: bool,
 }
 
-/// The SQS consumer.
+/// The alarm path: the queue's ALARM notices, each reconciled against the trail's log group.
 pub(crate) struct AlarmPath<I> {
     /// The queue the stack subscribes to the alarm topic, with the client of its region.
     queue: Queue,

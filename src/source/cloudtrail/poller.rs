@@ -11,7 +11,8 @@
 //! so the tampering lookups fill the gaps between IAM polls instead of delaying them. A stream
 //! held back longer than its own poll interval (the IAM polls leave no gap: a short poll
 //! interval on a small budget) goes anyway. While the first stream catches up on a backlog (a
-//! long sweep), the others wait up to five minutes and then get their pass in between,
+//! long sweep), the others wait up to [`super::region::STARVATION_LIMIT`] and then get their
+//! pass in between,
 //! so catching up on hours of IAM history never blinds the daemon to tampering for longer.
 //!
 //! Every page is handed to the intake as soon as it is read, so a long sweep reports what it has
