@@ -4,14 +4,21 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// `tests/data/cloudtrail/` of this checkout.
 pub(crate) fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/cloudtrail")
 }
 
-/// The corpus of single records, one JSON object per line (`records.jsonl.gz`, gunzipped).
-pub(crate) fn records_text() -> String {
+/// The corpus of single records, one JSON object per line (`records.jsonl.gz`, gunzipped once
+/// per test binary).
+pub(crate) fn records_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(read_records)
+}
+
+fn read_records() -> String {
     let path = dir().join("records.jsonl.gz");
     let file = std::fs::File::open(&path).unwrap_or_else(|e| {
         panic!(

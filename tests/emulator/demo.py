@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import os
 import pathlib
 import signal

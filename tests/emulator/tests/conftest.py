@@ -8,6 +8,7 @@ package's CloudFormation plugin installed: the ``aws`` fixture.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -133,13 +134,15 @@ def aws() -> Iterator[Aws]:
         yield Aws()
 
 
-def corpus_lines() -> list[str]:
-    """The lines of the public CloudTrail corpus (tests/data/cloudtrail), one record each."""
+@functools.cache
+def corpus_lines() -> tuple[str, ...]:
+    """The lines of the public CloudTrail corpus (tests/data/cloudtrail), one record each
+    (read once per session)."""
     path = CORPUS / "records.jsonl.gz"
     if not path.exists():
         pytest.fail(f"the test corpus is missing: {path} (see tests/data/cloudtrail/README.md)")
     with gzip.open(path, "rt", encoding="utf-8") as file:
-        return [line for line in file.read().splitlines() if line.strip()]
+        return tuple(line for line in file.read().splitlines() if line.strip())
 
 
 def corpus_records() -> list[dict[str, Any]]:

@@ -17,11 +17,9 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -35,9 +33,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server
 
 # The emulator package lives next to this directory and is not installed into the venv.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from iamwatchd_emulator.cbor import CborCloudWatch  # noqa: E402
+from iamwatchd_emulator.cbor import CborCloudWatch
 
 REGION = "eu-west-2"
 ACCOUNT = "123456789012"  # moto's default account for any access key it does not know

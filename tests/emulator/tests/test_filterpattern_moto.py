@@ -4,19 +4,15 @@ FilterLogEvents and PutMetricFilter through boto3 use it and reject malformed pa
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-# The emulator package lives beside this directory; make it importable however pytest is run.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from iamwatchd_emulator.filterpattern import install  # noqa: E402
+from iamwatchd_emulator.filterpattern import install
 
 
 def j(**fields: object) -> str:
