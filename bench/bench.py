@@ -1,11 +1,11 @@
-"""iamwatchd benchmarks (issue 7): how close the release binary gets to the physical limits,
+"""iamwatchd benchmarks: how close the release binary gets to the physical limits,
 side by side with baselines measured in the same run.
 
 Run it through ``scripts/bench`` (which builds the release binary, installs jq and the venv);
 ``scripts/bench --help`` lists the options. Never part of ``scripts/test``: performance is
 measured here, never asserted by timed tests.
 
-Figures (each against its goal from the issue):
+Figures (each against its goal):
 
 1. Backlog drain: the emulator, limited to 2 LookupEvents requests/s like AWS, holds N IAM
    mutations mixed with 10 N IAM reads; the daemon (budget 2 requests/s, ``start_from`` covering

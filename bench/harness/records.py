@@ -22,9 +22,9 @@ from harness.settings import ACCOUNT, ROOT, WORK
 
 def catalogue() -> tuple[list[str], list[tuple[str, str]]]:
     text = (ROOT / "src" / "rules" / "catalogue.rs").read_text()
-    # `pub` or `pub(crate)`: the constants are crate-private since 300d668.
-    prefixes = re.search(r"pub(?:\(crate\))? const READ_PREFIXES: \[&str; \d+\] = \[([^\]]*)\]", text)
-    tampering = re.search(r"pub(?:\(crate\))? const TAMPERING_EVENTS: &\[\(&str, &str\)\] = &\[(.*?)\];", text, re.S)
+    # By name and shape only: the constants' visibility is the crate's business.
+    prefixes = re.search(r"\bconst READ_PREFIXES: \[&str; \d+\] = \[([^\]]*)\]", text)
+    tampering = re.search(r"\bconst TAMPERING_EVENTS: &\[\(&str, &str\)\] = &\[(.*?)\];", text, re.S)
     if not prefixes or not tampering:
         raise SystemExit("bench: cannot find READ_PREFIXES / TAMPERING_EVENTS in src/rules/catalogue.rs")
     return (

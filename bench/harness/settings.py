@@ -28,12 +28,12 @@ class Mode:
     store_events: int  # figure 4
 
 
-# Figure 1's N: the issue asks for 10,000 mutations + 100,000 reads, which is 2,200 pages and so
+# Figure 1's N: the goal is 10,000 mutations + 100,000 reads, which is 2,200 pages and so
 # 1,100 s at the API limit by itself, more than the whole 15-minute budget of a full run. The
 # drain is linear in the backlog (pages at a fixed rate, mail keeping pace), so 3,000 (full,
 # 660 pages, 330 s) and 200 (quick, 44 pages) measure the same ratio with less start-up weight in
-# the larger one; `--only drain --mutations 10000` runs the issue's size (about 19 minutes).
+# the larger one; `--only drain --mutations 10000` runs the goal's size (about 19 minutes).
 # Figure 4's idle daemon polls from the start of the run, alongside the other figures, so a full
-# run measures it after the issue's 10 minutes without adding them to the wall time.
+# run measures it after the goal's 10 minutes without adding them to the wall time.
 QUICK = Mode("quick", 200, 30, 30.0, 200 << 20, 60, 1_000_000)
 FULL = Mode("full", 3000, 150, 60.0, 1 << 30, 600, 1_000_000)
