@@ -239,6 +239,10 @@ fn every_sdk_call_is_in_its_modules_actions_and_every_action_is_called() {
     sources(&root, &mut files);
     let mut declared = Vec::new();
     for (file, code) in &files {
+        if code.contains("reqwest::") && !code.contains("aws_sdk_") {
+            // The HTTP notifiers' client (notify/http): its `.send()` posts to a webhook.
+            continue;
+        }
         let called: BTreeSet<String> = sdk_operations(code).iter().map(|op| pascal(op)).collect();
         let Some(actions) = declared_actions(code) else {
             assert!(

@@ -25,8 +25,17 @@ pub(super) async fn notifiers(
         report.problem(
             Status::Warn,
             "notifiers: none configured — changes are recorded but nobody is told",
-            "add an [smtp] or [sns] section",
+            "add a [notifiers.NAME] table (or an [smtp] or [sns] section)",
         );
+    }
+    // The routing table: which findings each notifier takes.
+    for notifier in &config.notifiers {
+        report.ok(format!(
+            "routing: {} ({}) takes {}",
+            notifier.name,
+            notifier.kind.type_name(),
+            notifier.route
+        ));
     }
     for notifier in built {
         let name = notifier.name().to_owned();

@@ -7,7 +7,7 @@
 //! file itself is refused here, before anything reads it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use config::{Environment, File, FileFormat, Map, Value, ValueKind};
 use serde::de::DeserializeOwned;
@@ -16,9 +16,14 @@ use super::deploy::RawDeploy;
 use super::keys::{fields_of, unknown_key};
 use super::problem::{join, ConfigErrors, Problem};
 use super::raw::{RawAws, RawConfig, RawLog, RawMetrics};
-use super::secret::{SecretKey, ENV_PREFIX};
+use super::secret::{SecretKey, CREDENTIALS_DIRECTORY, ENV_PREFIX};
+use crate::notify::chat::RawChat;
+use crate::notify::config as notifier_config;
+use crate::notify::pagerduty::RawPagerDuty;
+use crate::notify::route::RawRoute;
 use crate::notify::smtp::{RawSmtp, PASSWORD};
 use crate::notify::sns::RawSns;
+use crate::notify::webhook::RawWebhook;
 use crate::pipeline::delivery::RawDelivery;
 use crate::rules::{AllowRule, Ruleset};
 use crate::source::alarm::RawAlarm;
@@ -26,7 +31,13 @@ use crate::source::cloudtrail::RawPoller;
 use crate::store::RawStore;
 
 /// Keys that hold a secret: refused in the file, accepted from the environment or a file.
+/// (Each `[notifiers.NAME]` table is checked for every key of
+/// [`crate::notify::config::SECRET_KEYS`] too.)
 const SECRET_KEYS: &[SecretKey<'static>] = &[PASSWORD];
+
+/// The keys of a `[notifiers.NAME]` table that may be written as a comma-separated list in
+/// an environment variable.
+const NOTIFIER_ENV_LIST_KEYS: &[&str] = &["categories", "accounts", "events"];
 
 /// The keys that may be written as a comma-separated list in an environment variable
 /// (`IAMWATCHD__SMTP__TO=a@example.com,b@example.com`).
@@ -60,27 +71,22 @@ impl RawConfig {
         })?;
 
         let mut problems = Vec::new();
-        let inline: Vec<SecretKey> = SECRET_KEYS
-            .iter()
-            .filter(|secret| {
-                file_table
-                    .get(secret.section)
-                    .and_then(|s| s.as_table())
-                    .is_some_and(|s| s.contains_key(secret.key))
-            })
-            .copied()
-            .collect();
-        for secret in &inline {
-            problems.push(Problem::new(
-                join(secret.section, secret.key),
-                secret.refused_in_file(),
-            ));
+        let inline = inline_secrets(&file_table);
+        for (section, key) in &inline {
+            let secret = SecretKey { section, key };
+            problems.push(Problem::new(join(section, key), secret.refused_in_file()));
         }
 
         let prefix = format!("{ENV_PREFIX}__");
+        let mut credentials_directory = None;
         let env: HashMap<String, String> = env
             .into_iter()
-            .filter(|(k, _)| k.to_ascii_uppercase().starts_with(&prefix))
+            .filter(|(k, v)| {
+                if k == CREDENTIALS_DIRECTORY && !v.is_empty() {
+                    credentials_directory = Some(PathBuf::from(v));
+                }
+                k.to_ascii_uppercase().starts_with(&prefix)
+            })
             .collect();
         let from_env: Vec<String> = env
             .keys()
@@ -108,18 +114,12 @@ impl RawConfig {
                 return Ok((RawConfig::default(), problems));
             }
         };
-        for secret in &inline {
-            if let Some(Value {
-                kind: ValueKind::Table(section),
-                ..
-            }) = root.get_mut(secret.section)
-            {
-                section.remove(secret.key);
-            }
+        for (section, key) in &inline {
+            remove_at(&mut root, section, key);
         }
 
         clean_root(&mut root, &from_env, &mut problems);
-        let raw = Value::new(None, ValueKind::Table(root))
+        let mut raw = Value::new(None, ValueKind::Table(root))
             .try_deserialize::<RawConfig>()
             .unwrap_or_else(|e| {
                 // Every field was checked on its own above, so this is a combination serde
@@ -127,8 +127,48 @@ impl RawConfig {
                 problems.push(Problem::new("(root)", describe_config_error(&e)));
                 RawConfig::default()
             });
+        raw.credentials_directory = credentials_directory;
         Ok((raw, problems))
     }
+}
+
+/// The secrets written in the file itself, as (section path, key): `[smtp]`'s password and
+/// any secret key of a `[notifiers.NAME]` table.
+fn inline_secrets(file: &toml::Table) -> Vec<(String, &'static str)> {
+    let mut found = Vec::new();
+    for secret in SECRET_KEYS {
+        let section = file.get(secret.section).and_then(|s| s.as_table());
+        if section.is_some_and(|s| s.contains_key(secret.key)) {
+            found.push((secret.section.to_owned(), secret.key));
+        }
+    }
+    let notifiers = file.get("notifiers").and_then(|n| n.as_table());
+    for (name, table) in notifiers.into_iter().flatten() {
+        let Some(table) = table.as_table() else {
+            continue;
+        };
+        for key in notifier_config::SECRET_KEYS {
+            if table.contains_key(*key) {
+                found.push((format!("notifiers.{name}"), *key));
+            }
+        }
+    }
+    found
+}
+
+/// Removes `section.key` (a dotted section path) from the layered tree.
+fn remove_at(root: &mut Map<String, Value>, section: &str, key: &str) {
+    let mut table = root;
+    for part in section.split('.') {
+        match table.get_mut(part) {
+            Some(Value {
+                kind: ValueKind::Table(inner),
+                ..
+            }) => table = inner,
+            _ => return,
+        }
+    }
+    table.remove(key);
 }
 
 /// Checks every key of the layered tree against the raw structs, reports unknown keys and
@@ -182,6 +222,7 @@ fn clean_root(root: &mut Map<String, Value>, from_env: &[String], problems: &mut
             "log" => clean_table::<RawLog>("log", &mut table, problems),
             "metrics" => clean_table::<RawMetrics>("metrics", &mut table, problems),
             "delivery" => clean_table::<RawDelivery>("delivery", &mut table, problems),
+            "notifiers" => clean_notifiers(&mut table, from_env, problems),
             other => unreachable!("section {other} is a RawConfig field without a cleaner"),
         }
         root.insert(name, Value::new(None, ValueKind::Table(table)));
@@ -224,6 +265,92 @@ fn clean_allow_list(rules: &mut Map<String, Value>, problems: &mut Vec<Problem>)
         "allow".to_owned(),
         Value::new(None, ValueKind::Array(cleaned)),
     );
+}
+
+/// Each `[notifiers.NAME]`: its name checked, its `type` read, and its keys split into the
+/// routing keys and the type's own (the shape of [`RawInstance`]), each checked against its
+/// struct; an unknown key is reported against both.
+fn clean_notifiers(
+    notifiers: &mut Map<String, Value>,
+    from_env: &[String],
+    problems: &mut Vec<Problem>,
+) {
+    let route_fields = fields_of::<RawRoute>();
+    for name in sorted_keys(notifiers) {
+        let path = format!("notifiers.{name}");
+        let value = notifiers.remove(&name).expect("key listed above");
+        if !notifier_config::is_notifier_name(&name) {
+            problems.push(Problem::new(
+                path.as_str(),
+                "a notifier's name must be lower-case letters, digits and _ (at most 64): it \
+                 becomes part of environment variables, credential and metric names",
+            ));
+            continue;
+        }
+        let mut table = match value.kind {
+            ValueKind::Table(table) => table,
+            other => {
+                problems.push(Problem::new(
+                    path.as_str(),
+                    format!("expected a table ([{path}] with a type), got {other}"),
+                ));
+                continue;
+            }
+        };
+        for key in NOTIFIER_ENV_LIST_KEYS {
+            if from_env.contains(&join(&path, key)) {
+                split_env_list(&mut table, key);
+            }
+        }
+        let types = notifier_config::TYPES.join(", ");
+        let kind = table.get("type").cloned().map(|v| v.into_string());
+        let (kind, own_fields) = match kind {
+            Some(Ok(kind)) => match notifier_config::type_fields(&kind) {
+                Some(fields) => (kind, fields),
+                None => {
+                    problems.push(Problem::new(
+                        join(&path, "type"),
+                        format!("unknown notifier type {kind:?}: use one of {types}"),
+                    ));
+                    continue;
+                }
+            },
+            _ => {
+                problems.push(Problem::new(
+                    join(&path, "type"),
+                    format!("is required: what kind of notifier this is, one of {types}"),
+                ));
+                continue;
+            }
+        };
+        let known: Vec<&str> = route_fields.iter().chain(own_fields).copied().collect();
+        let (mut route, mut own) = (Map::new(), Map::new());
+        for (key, value) in table {
+            if route_fields.contains(&key.as_str()) {
+                route.insert(key, value);
+            } else if own_fields.contains(&key.as_str()) {
+                own.insert(key, value);
+            } else {
+                problems.push(unknown_key(&path, &key, &known));
+            }
+        }
+        clean_table::<RawRoute>(&path, &mut route, problems);
+        match kind.as_str() {
+            "smtp" => clean_table::<RawSmtp>(&path, &mut own, problems),
+            "sns" => clean_table::<RawSns>(&path, &mut own, problems),
+            "slack" | "teams" => clean_table::<RawChat>(&path, &mut own, problems),
+            "pagerduty" => clean_table::<RawPagerDuty>(&path, &mut own, problems),
+            "webhook" => clean_table::<RawWebhook>(&path, &mut own, problems),
+            other => unreachable!("type {other} has fields but no cleaner"),
+        }
+        let mut instance = Map::new();
+        instance.insert(
+            "route".to_owned(),
+            Value::new(None, ValueKind::Table(route)),
+        );
+        instance.insert(kind, Value::new(None, ValueKind::Table(own)));
+        notifiers.insert(name, Value::new(None, ValueKind::Table(instance)));
+    }
 }
 
 /// A list key set from the environment arrives as one string: split it on commas.
@@ -330,7 +457,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(config.poller.poll_interval, Duration::from_secs(30));
         assert_eq!(config.poller.requests_per_second, 0.5);
-        let smtp = config.smtp.unwrap();
+        let smtp = config.smtp("smtp").unwrap().clone();
         assert_eq!(smtp.to, ["a@example.com", "b@example.com"]);
         assert_eq!(smtp.port, 2525);
     }
@@ -342,7 +469,17 @@ mod tests {
             "{MINIMAL}[smtp]\nhost = \"mail\"\nusername = \"u\"\nfrom = \"a@b.example\"\nto = [\"x@y.example\"]\n"
         );
         let config = load_str(&text, &[("IAMWATCHD__SMTP__PASSWORD", "007")]).unwrap();
-        assert_eq!(config.smtp.unwrap().auth.unwrap().password.expose(), "007");
+        assert_eq!(
+            config
+                .smtp("smtp")
+                .unwrap()
+                .clone()
+                .auth
+                .unwrap()
+                .password
+                .expose(),
+            "007"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@
 
 pub mod defaults;
 pub mod deploy;
-mod keys;
+pub(crate) mod keys;
 mod layer;
 pub mod problem;
 mod raw;
@@ -31,6 +31,7 @@ pub(crate) mod values;
 
 use std::path::Path;
 
+use crate::notify::config::{NotifierConfig, NotifierKind};
 use crate::notify::smtp::SmtpConfig;
 use crate::notify::sns::SnsConfig;
 use crate::pipeline::delivery::DeliveryConfig;
@@ -60,10 +61,9 @@ pub struct Config {
     pub rules: Ruleset,
     /// Durable state.
     pub store: StoreConfig,
-    /// The SMTP notifier, when configured.
-    pub smtp: Option<SmtpConfig>,
-    /// The SNS notifier, when configured.
-    pub sns: Option<SnsConfig>,
+    /// The notifiers, each with its name and route: `[smtp]` and `[sns]` (named `smtp` and
+    /// `sns`), then each `[notifiers.NAME]`.
+    pub notifiers: Vec<NotifierConfig>,
     /// The alarm path.
     pub alarm: AlarmConfig,
     /// Logging.
@@ -117,9 +117,29 @@ impl Config {
     /// The notifier sections, for the one factory ([`crate::notify::registry`]).
     pub fn notifiers(&self) -> crate::notify::registry::Sections<'_> {
         crate::notify::registry::Sections {
-            smtp: self.smtp.as_ref(),
-            sns: self.sns.as_ref(),
+            notifiers: &self.notifiers,
             max_attempts: self.aws.max_attempts,
+        }
+    }
+
+    /// The notifier called `name`.
+    pub fn notifier(&self, name: &str) -> Option<&NotifierConfig> {
+        self.notifiers.iter().find(|n| n.name == name)
+    }
+
+    /// The SMTP settings of the notifier called `name`, if it is one.
+    pub fn smtp(&self, name: &str) -> Option<&SmtpConfig> {
+        match &self.notifier(name)?.kind {
+            NotifierKind::Smtp(smtp) => Some(smtp),
+            _ => None,
+        }
+    }
+
+    /// The SNS settings of the notifier called `name`, if it is one.
+    pub fn sns(&self, name: &str) -> Option<&SnsConfig> {
+        match &self.notifier(name)?.kind {
+            NotifierKind::Sns(sns) => Some(sns),
+            _ => None,
         }
     }
 }
@@ -254,11 +274,14 @@ mod tests {
         assert_eq!(config.poller.poll_interval, Duration::from_secs(10));
         assert_eq!(config.poller.sweep_horizon, Duration::from_secs(15 * 60));
         assert_eq!(config.poller.start_from, StartFrom::Now);
-        let smtp = config.smtp.expect("example configures smtp");
+        let smtp = config
+            .smtp("smtp")
+            .expect("example configures smtp")
+            .clone();
         let auth = smtp.auth.expect("username and env password");
         assert_eq!(auth.password.expose(), "s3cret");
         assert_eq!(smtp.to, ["security@example.com"]);
-        assert_eq!(config.sns.unwrap().region, "us-east-1");
+        assert_eq!(config.sns("sns").unwrap().region, "us-east-1");
         assert_eq!(config.rules.allow.len(), 1);
         assert_eq!(config.deploy.emails, ["security@example.com"]);
         assert_eq!(
@@ -313,7 +336,7 @@ mod tests {
         assert_eq!(config.metrics.listen, None);
         assert_eq!(config.log.format, LogFormat::Human);
         assert_eq!(config.rules.failed_calls, FailedCalls::Report);
-        assert!(config.smtp.is_none());
+        assert!(config.smtp("smtp").is_none());
     }
 
     #[test]

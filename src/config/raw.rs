@@ -3,11 +3,15 @@
 //! is its own raw struct, kept beside the component (`notify::smtp`, `source::cloudtrail`, …);
 //! this aggregate collects them, as vector's configuration collects each sink's.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 use super::defaults;
 use super::deploy::RawDeploy;
 use super::values;
+use crate::notify::config::RawInstance;
 use crate::notify::smtp::RawSmtp;
 use crate::notify::sns::RawSns;
 use crate::pipeline::delivery::RawDelivery;
@@ -42,6 +46,12 @@ pub(crate) struct RawConfig {
     pub(crate) metrics: RawMetrics,
     /// Notification retries.
     pub(crate) delivery: RawDelivery,
+    /// `[notifiers.NAME]`: any number of notifiers of any type.
+    pub(crate) notifiers: BTreeMap<String, RawInstance>,
+    /// systemd's `$CREDENTIALS_DIRECTORY`, where `LoadCredential=` puts secrets (from the
+    /// environment, not the file).
+    #[serde(skip)]
+    pub(crate) credentials_directory: Option<PathBuf>,
 }
 
 /// `[aws]`.

@@ -70,6 +70,72 @@ impl SecretKey<'_> {
     }
 }
 
+impl SecretKey<'_> {
+    /// The file systemd's `LoadCredential=NAME.KEY:…` puts in `$CREDENTIALS_DIRECTORY`, NAME
+    /// being the notifier's name (the last part of the section's path): `ops.webhook_url`.
+    pub(crate) fn credential_name(&self) -> String {
+        let name = self.section.rsplit('.').next().unwrap_or(self.section);
+        format!("{name}.{}", self.key)
+    }
+
+    /// Where the secret may come from, for a message about a missing one.
+    pub(crate) fn sources(&self) -> String {
+        format!(
+            "set {}, or {} (a file with mode 600), or a systemd credential {}              (LoadCredential=)",
+            self.env_var(),
+            self.file_key(),
+            self.credential_name()
+        )
+    }
+
+    /// The secret from the first source that has it: the environment (`from_env`, its value
+    /// in the layered configuration; the file's own was refused while layering), the file
+    /// named by `<key>_file`, or systemd's credential in `credentials` (the service's
+    /// `$CREDENTIALS_DIRECTORY`, which `LoadCredential=` fills even under `DynamicUser=`).
+    /// Both of the first two at once is an error: it must be clear which one is used.
+    pub(crate) fn resolve(
+        &self,
+        from_env: Option<&str>,
+        file: Option<&Path>,
+        credentials: Option<&Path>,
+        problems: &mut super::problem::Problems,
+    ) -> Option<Secret> {
+        let (env, file_key) = (self.env_var(), self.file_key());
+        match (from_env, file) {
+            (Some(_), Some(_)) => {
+                problems.error(
+                    &file_key,
+                    format!(
+                        "both {env} and {file_key} are set; keep only one so it is clear which                          {} is used",
+                        self.key
+                    ),
+                );
+                None
+            }
+            (Some(""), None) => {
+                problems.error(&env, format!("{env} is set but empty"));
+                None
+            }
+            (Some(value), None) => Some(Secret::new(value)),
+            (None, Some(path)) => read_secret_file(path)
+                .map_err(|e| problems.error(&file_key, e))
+                .ok(),
+            (None, None) => {
+                let path = credentials?.join(self.credential_name());
+                if !path.exists() {
+                    return None;
+                }
+                read_secret_file(&path)
+                    .map_err(|e| problems.error(super::problem::join(self.section, self.key), e))
+                    .ok()
+            }
+        }
+    }
+}
+
+/// The environment variable systemd sets to the service's credentials directory.
+pub(crate) const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
 /// Reads a secret from a file, refusing a file that group or others can read.
 pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
     let metadata =
@@ -80,7 +146,7 @@ pub(crate) fn read_secret_file(path: &Path) -> Result<Secret, String> {
         let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(format!(
-                "{} is readable by group or others (mode {:o}); a password file must be \
+                "{} is readable by group or others (mode {:o}); a secret's file must be \
                  private: run `chmod 600 {}`",
                 path.display(),
                 mode & 0o777,

@@ -11,6 +11,7 @@ use super::problem::{Names, Problem, Problems};
 use super::raw::{LogFormat, RawAws, RawConfig, RawLog, RawMetrics};
 use super::shapes::{check_region, check_stack_name};
 use super::{defaults, Config};
+use crate::notify::config::validate_all;
 
 /// AWS account and region settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,16 +69,19 @@ impl RawConfig {
         let poller = self.poller.validate(&mut problems);
         self.rules.check("rules", &mut problems);
         let store = self.store.validate(poller.sweep_horizon, &mut problems);
-        let smtp = self
-            .smtp
-            .as_ref()
-            .map(|s| s.validate("smtp", &mut problems));
-        let sns = self.sns.as_ref().map(|s| s.validate("sns", &mut problems));
-        if self.smtp.is_none() && self.sns.is_none() {
+        let notifiers = validate_all(
+            self.smtp.as_ref(),
+            self.sns.as_ref(),
+            &self.notifiers,
+            self.credentials_directory.as_deref(),
+            &mut problems,
+        );
+        if self.smtp.is_none() && self.sns.is_none() && self.notifiers.is_empty() {
             problems.error(
-                "smtp, sns",
-                "no notifier is configured, so no one would hear of a change: add an [smtp] \
-                 section (e-mail) or an [sns] section (topic), or both",
+                "notifiers",
+                "no notifier is configured, so no one would hear of a change: add a \
+                 [notifiers.NAME] table (type smtp, sns, slack, teams, pagerduty or webhook), \
+                 or an [smtp] or [sns] section",
             );
         }
         let alarm = self.alarm.validate(&mut problems);
@@ -94,8 +98,7 @@ impl RawConfig {
             poller,
             rules: self.rules.clone(),
             store,
-            smtp,
-            sns,
+            notifiers,
             alarm,
             log,
             metrics,
@@ -276,7 +279,7 @@ mod tests {
     #[test]
     fn a_notifier_is_required() {
         let found = problems("[log]\nformat = \"json\"\n");
-        let message = &problem_at(&found, "smtp, sns").message;
-        assert!(message.contains("[smtp]") && message.contains("[sns]"));
+        let message = &problem_at(&found, "notifiers").message;
+        assert!(message.contains("[notifiers.NAME]") && message.contains("slack"));
     }
 }

@@ -54,7 +54,7 @@ impl Parts {
         let reporter = Reporter::new(
             store.clone(),
             config.rules.clone(),
-            names,
+            config.notifiers().routes(),
             wake.clone(),
             metrics.clone(),
         );

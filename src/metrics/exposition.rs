@@ -122,6 +122,15 @@ impl Metrics {
             }
         }
 
+        let name = "iamwatchd_findings_unrouted_total";
+        header(
+            &mut out,
+            name,
+            "Findings no notifier's routing took (each also logged with its eventID).",
+            "counter",
+        );
+        let _ = writeln!(out, "{name} {}", load(&self.unrouted));
+
         let Some(stats) = stats else {
             header(
                 &mut out,
@@ -148,7 +157,8 @@ impl Metrics {
             ),
             (
                 "iamwatchd_notifications_given_up_total",
-                "Notifications given up after [delivery] max_age (each also logged as an error).",
+                "Notifications given up: after [delivery] max_age, or at once when a retry could \
+                 deliver them twice (each also logged as an error).",
                 "counter",
                 &stats.given_up,
             ),

@@ -75,6 +75,8 @@ pub(crate) struct Metrics {
     poller: Arc<Counters>,
     notifiers: BTreeMap<String, NotifierCounters>,
     paths: BTreeMap<SeenBy, PathCounters>,
+    /// Findings that no notifier's route took.
+    unrouted: AtomicU64,
     /// `/healthz` fails when no poll pass completed for this long.
     health_max_age: Duration,
     started: DateTime<Utc>,
@@ -95,6 +97,7 @@ impl Metrics {
                 .into_iter()
                 .map(|p| (p, PathCounters::default()))
                 .collect(),
+            unrouted: AtomicU64::new(0),
             health_max_age,
             started: Utc::now(),
         }
@@ -112,6 +115,11 @@ impl Metrics {
         if let Some(counters) = self.notifiers.get(notifier) {
             counters.failed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A finding was recorded that no notifier's route takes (logged with its eventID).
+    pub(crate) fn finding_unrouted(&self) {
+        self.unrouted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An event was seen for the first time by `path`, `lag` after CloudTrail's eventTime.

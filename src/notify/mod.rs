@@ -6,16 +6,23 @@
 //! errors say whether a retry can help ([`NotifyError::is_transient`]) so the outbox retries a
 //! server that is down but stops on a wrong password, and the message names the fix.
 
+pub mod chat;
+pub mod config;
+pub mod http;
+pub mod pagerduty;
 pub(crate) mod registry;
 pub mod render;
+pub mod route;
 pub mod smtp;
 pub mod sns;
+pub mod webhook;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Record, SeenBy};
 use crate::rules::Classification;
+pub use render::{Field, Section};
 
 /// One event worth telling a human about, with the rules' verdict on it.
 #[derive(Debug, Clone)]
@@ -60,9 +67,59 @@ pub struct Message {
     pub event_name: String,
     /// The account the event belongs to, `unknown` when the record does not say.
     pub account: String,
+    /// The subject without its `[iamwatchd]` prefix: a chat message's title.
+    #[serde(default)]
+    pub headline: String,
+    /// The sections the bodies were written from, for notifiers that lay them out in their
+    /// own format (chat cards, PagerDuty's details, webhook JSON). Empty in rows queued by an
+    /// older version: those notifiers fall back to the text.
+    #[serde(default)]
+    pub sections: Vec<Section>,
+    /// The CloudTrail console link for the event, when the record names a valid region.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// When the event happened (CloudTrail's eventTime), or when the daemon made a message
+    /// about itself.
+    #[serde(default)]
+    pub time: Option<DateTime<Utc>>,
 }
 
 impl Message {
+    /// The headline, or the subject for rows queued before headlines were kept.
+    pub fn title(&self) -> &str {
+        if self.headline.is_empty() {
+            self.subject.trim_start_matches("[iamwatchd] ")
+        } else {
+            &self.headline
+        }
+    }
+
+    /// Whether this is a message about the daemon's own pipeline (an alarm with no record,
+    /// a silent alarm path) rather than about a change: routing's `pipeline` category.
+    pub fn is_pipeline(&self) -> bool {
+        !matches!(self.category.as_str(), "iam-change" | "tampering")
+    }
+
+    /// A plain message for tests: what routing and the outbox look at, little else.
+    #[cfg(test)]
+    pub(crate) fn for_test(severity: &str, category: &str, event_name: &str) -> Message {
+        Message {
+            subject: format!("[iamwatchd] {severity} {event_name}"),
+            text: "t".into(),
+            html: "h".into(),
+            event_id: "e".into(),
+            severity: severity.into(),
+            category: category.into(),
+            attempt: false,
+            event_name: event_name.into(),
+            account: "111122223333".into(),
+            headline: String::new(),
+            sections: Vec::new(),
+            link: None,
+            time: None,
+        }
+    }
+
     /// The subject within SNS's rules: ASCII, no control characters, fewer than 100
     /// characters (SNS rejects the Publish otherwise). Derived from [`Message::subject`] so
     /// mail and SNS subscribers read the same words.
@@ -96,6 +153,26 @@ pub enum NotifyError {
         /// What to change so that delivery works.
         fix: String,
     },
+    /// The platform asked to slow down (HTTP 429): retried once `retry_after` has passed.
+    #[error("{notifier}: rate limited by the platform (HTTP 429): will retry in {}", humantime::format_duration(*retry_after))]
+    RateLimited {
+        /// The notifier's configured name.
+        notifier: String,
+        /// How long the platform asked to wait.
+        retry_after: std::time::Duration,
+    },
+    /// The message was sent and the answer leaves open whether the platform posted it (a 5xx,
+    /// or no answer at all, from a platform whose posts are not idempotent: Slack, Teams).
+    /// It is not retried, so that it cannot appear twice, and given up at once, loudly.
+    #[error(
+        "{notifier}: {problem}; it may have been posted, so it is not retried (a retry could          show it twice): if it did not arrive, `iamwatchd scan` and the daemon's log show the          change"
+    )]
+    Uncertain {
+        /// The notifier's configured name.
+        notifier: String,
+        /// What happened.
+        problem: String,
+    },
     /// The notifier's configuration cannot work. (Configuration validation reports every
     /// problem of a section at once; this is what a notifier built without it finds first.)
     #[error("{notifier}: invalid configuration: {problem}")]
@@ -110,7 +187,31 @@ pub enum NotifyError {
 impl NotifyError {
     /// Whether retrying the same message later can succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
-        matches!(self, NotifyError::Transient { .. })
+        matches!(
+            self,
+            NotifyError::Transient { .. } | NotifyError::RateLimited { .. }
+        )
+    }
+
+    /// How long the platform asked to wait before the next attempt, when it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            NotifyError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// Whether the message may have been delivered although the attempt failed, so that a
+    /// retry could deliver it twice: such a message is given up at once instead.
+    pub fn is_uncertain(&self) -> bool {
+        matches!(self, NotifyError::Uncertain { .. })
+    }
+
+    pub(crate) fn uncertain(notifier: &str, problem: impl Into<String>) -> NotifyError {
+        NotifyError::Uncertain {
+            notifier: notifier.to_owned(),
+            problem: problem.into(),
+        }
     }
 
     pub(crate) fn transient(notifier: &str, problem: impl Into<String>) -> NotifyError {

@@ -175,6 +175,13 @@ async fn deliver_row(
             tracing::info!(notifier = %name, event_id = %row.event_id, "notification sent");
             store.with(move |s| s.mark_sent(id, Utc::now())).await
         }
+        Err(error) if error.is_uncertain() => {
+            metrics.notification_failed(name);
+            tracing::error!(notifier = %name, event_id = %row.event_id,
+                "notification given up: {error}");
+            let text = error.to_string();
+            store.with(move |s| s.give_up(id, &text, Utc::now())).await
+        }
         Err(error) => {
             metrics.notification_failed(name);
             let attempts = row.attempts + 1;
@@ -185,7 +192,10 @@ async fn deliver_row(
             } else {
                 u32::MAX
             };
-            let wait = backoff_with(steps, backoff.0, backoff.1);
+            // A platform that said how long to wait (429 Retry-After) is taken at its word.
+            let wait = error
+                .retry_after()
+                .unwrap_or_else(|| backoff_with(steps, backoff.0, backoff.1));
             tracing::warn!(notifier = %name, event_id = %row.event_id, attempts,
                 retry_in = ?wait, "{error}");
             let text = error.to_string();

@@ -147,17 +147,7 @@ mod tests {
         let minute = chrono::TimeDelta::minutes(1);
         let mut health = Health::new(Duration::from_secs(600), true);
         // Reported 11 minutes ago, never confirmed: an incident.
-        let message = Message {
-            subject: "s".into(),
-            text: "t".into(),
-            html: "h".into(),
-            event_id: "e-1".into(),
-            severity: "MEDIUM".into(),
-            category: "iam-change".into(),
-            attempt: false,
-            event_name: "CreateUser".into(),
-            account: "1".into(),
-        };
+        let message = Message::for_test("MEDIUM", "iam-change", "CreateUser");
         let old = reporter.message_item(&message, seen("e-1", SeenBy::Poller, now - minute * 11));
         let fresh = reporter.message_item(&message, seen("e-2", SeenBy::Poller, now - minute));
         reporter.record(vec![old, fresh], None).await.unwrap();

@@ -35,6 +35,7 @@ use tokio::sync::Notify;
 use crate::event::{Record, SeenBy};
 use crate::metrics::Metrics;
 use crate::notify::render;
+use crate::notify::route::Route;
 use crate::notify::{Alert, Message};
 use crate::rules::Ruleset;
 use crate::source::{Accepted, Batch, CursorUpdate, EmptyAlarm, Intake, IntakeError};
@@ -48,25 +49,26 @@ use crate::store::{NewEvent, Notification, Recorded, SetCursor, SharedStore, Sto
 pub(crate) struct Reporter {
     store: SharedStore,
     ruleset: Arc<Ruleset>,
-    notifiers: Arc<[String]>,
+    routes: Arc<[(String, Route)]>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
 
 impl Reporter {
-    /// A reporter that judges by `ruleset`, queues one notification per name in `notifiers`
-    /// and wakes the delivery workers through `wake` when it queued something.
+    /// A reporter that judges by `ruleset`, queues one notification for every notifier in
+    /// `routes` whose route takes it, and wakes the delivery workers through `wake` when it
+    /// queued something.
     pub fn new(
         store: SharedStore,
         ruleset: Ruleset,
-        notifiers: Vec<String>,
+        routes: Vec<(String, Route)>,
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> Reporter {
         Reporter {
             store,
             ruleset: Arc::new(ruleset),
-            notifiers: notifiers.into(),
+            routes: routes.into(),
             wake,
             metrics,
         }
@@ -127,14 +129,15 @@ impl Reporter {
         Some(self.message_item(&message, event))
     }
 
-    /// `event` with `message` queued for every notifier: also used for messages about the
-    /// pipeline itself, under a synthetic event ID.
+    /// `event` with `message` queued for every notifier whose route takes it: also used for
+    /// messages about the pipeline itself, under a synthetic event ID.
     fn message_item(&self, message: &Message, event: NewEvent) -> (NewEvent, Vec<Notification>) {
         let payload = serde_json::to_vec(message).expect("a message serialises");
         let notifications = self
-            .notifiers
+            .routes
             .iter()
-            .map(|name| Notification {
+            .filter(|(_, route)| route.accepts(message))
+            .map(|(name, _)| Notification {
                 notifier: name.clone(),
                 payload: payload.clone(),
             })
@@ -194,10 +197,19 @@ impl Reporter {
                     .map(|results| (items, results))
             })
             .await?;
-        for ((event, _), result) in items.iter().zip(&results) {
+        for ((event, notifications), result) in items.iter().zip(&results) {
             if *result == Recorded::New {
                 let lag = (now - event.event_time).to_std().unwrap_or_default();
                 self.metrics.new_event(event.seen_by, lag);
+                if notifications.is_empty() && !self.routes.is_empty() {
+                    // Recorded (so not reported again), but nobody told: say so, loudly.
+                    self.metrics.finding_unrouted();
+                    tracing::warn!(event_id = %event.event_id, event_name = %event.event_name,
+                        severity = %event.severity,
+                        "no notifier's routing takes this finding, so nobody is told of it; \
+                         widen a notifier's min_severity, categories, accounts, events or \
+                         attempts (`iamwatchd check` prints the routing table)");
+                }
             }
         }
         if results.contains(&Recorded::New) {
@@ -275,6 +287,7 @@ pub(crate) mod testing {
         let dir = tempfile::tempdir().unwrap();
         let store = SharedStore::new(Store::open(dir.path()).unwrap());
         let names = vec!["smtp".to_owned()];
+        let routes = vec![("smtp".to_owned(), Route::everything())];
         let metrics = Arc::new(Metrics::new(
             Arc::new(Counters::default()),
             &names,
@@ -283,7 +296,7 @@ pub(crate) mod testing {
         let reporter = Reporter::new(
             store,
             Ruleset::default(),
-            names,
+            routes,
             Arc::new(Notify::new()),
             metrics,
         );

@@ -86,6 +86,20 @@ impl Store {
         })
     }
 
+    /// Gives up on row `id` at once, with `error`: a send that may have been delivered must
+    /// not be retried (see `NotifyError::Uncertain`). Counted with the other given-up rows.
+    pub(crate) fn give_up(&mut self, id: i64, error: &str, now: DateTime<Utc>) -> Result<()> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, given_up_at = ?3 \
+                 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, error, millis(now)],
+            )
+            .map_err(self.err("giving up a notification"))?;
+        self.require_row(id, changed)
+    }
+
     fn require_row(&self, id: i64, changed: usize) -> Result<()> {
         if changed == 0 {
             return Err(StoreError::UnknownOutboxRow {

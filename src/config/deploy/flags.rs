@@ -366,7 +366,7 @@ mod tests {
         let target = from_file(text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(target.stack_name, "watch");
         assert_eq!(target.settings.emails, ["a@example.com"]);
-        problem_at(&problems(text), "smtp, sns");
+        problem_at(&problems(text), "notifiers");
     }
 
     #[test]

@@ -33,6 +33,7 @@ use sections::{
 };
 
 pub use pipeline::empty_alarm;
+pub use sections::{Field, Section};
 
 pub(crate) use pipeline::{silent_alarm_path, test_message, SilentAlarmPath};
 pub(crate) use safe::{ascii_subject, one_line, SNS_SUBJECT_MAX_CHARS};
@@ -105,6 +106,10 @@ pub fn render(alert: &Alert) -> Message {
         attempt: alert.classification.attempt,
         event_name: part(&record.event_name),
         account: account_of(record),
+        headline,
+        sections: sections.to_vec(),
+        link,
+        time: Some(record.event_time.unwrap_or(alert.detected_at)),
     }
 }
 

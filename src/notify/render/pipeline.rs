@@ -23,7 +23,7 @@ pub fn empty_alarm(alarm: &EmptyAlarm) -> Message {
     );
     let sections = [
         Section {
-            title: "What",
+            title: "What".to_owned(),
             fields: vec![
                 Field::new("Alarm", &alarm.alarm_name),
                 Field::new("Reason", &alarm.reason),
@@ -38,7 +38,7 @@ pub fn empty_alarm(alarm: &EmptyAlarm) -> Message {
             ],
         },
         Section {
-            title: "Where we looked",
+            title: "Where we looked".to_owned(),
             fields: vec![
                 Field::new("Log group", &alarm.log_group),
                 Field::new("Region", &alarm.region),
@@ -108,7 +108,7 @@ pub(crate) fn silent_alarm_path(silent: &SilentAlarmPath<'_>) -> Message {
         ));
     }
     let sections = [Section {
-        title: "Pipeline health",
+        title: "Pipeline health".to_owned(),
         fields,
     }];
     synthetic(
@@ -143,6 +143,10 @@ fn synthetic(
         attempt: false,
         event_name: event_name.to_owned(),
         account,
+        headline,
+        sections: sections.to_vec(),
+        link: None,
+        time: Some(Utc::now()),
     }
 }
 
@@ -170,6 +174,17 @@ pub(crate) fn test_message(account: &str) -> Message {
         attempt: false,
         event_name: "iamwatchd-check-test".to_owned(),
         account: account.to_owned(),
+        headline: "TEST MESSAGE — nothing changed".to_owned(),
+        sections: vec![Section {
+            title: "Test".to_owned(),
+            fields: vec![
+                Field::new("Sent by", format!("iamwatchd check --send-test on {host}")),
+                Field::new("Account", account),
+                Field::new("Meaning", "iamwatchd can reach you through this notifier"),
+            ],
+        }],
+        link: None,
+        time: Some(now),
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::analysis::policy;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::safe::{
@@ -23,10 +24,16 @@ const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// One labelled value of a section; `multiline` values (policy documents) are shown as blocks.
-pub(crate) struct Field {
-    label: String,
-    value: String,
-    multiline: bool,
+/// Already made safe: one line without control characters, or a bounded block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Field {
+    /// What the value is (`Principal`, `Policy document`): our own words.
+    pub label: String,
+    /// The value, from the record: safe for its kind, but untrusted in meaning.
+    pub value: String,
+    /// True for a block of several lines (a policy document).
+    #[serde(default)]
+    pub multiline: bool,
 }
 
 impl Field {
@@ -49,10 +56,14 @@ impl Field {
 }
 
 /// A titled list of fields; the text and the HTML body are both written from the same
-/// sections, so they say the same.
-pub(crate) struct Section {
-    pub(crate) title: &'static str,
-    pub(crate) fields: Vec<Field>,
+/// sections, so they say the same, and the chat and paging notifiers lay out the same
+/// sections in their own formats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// `Who`, `What`, …: our own words.
+    pub title: String,
+    /// The labelled values.
+    pub fields: Vec<Field>,
 }
 
 pub(crate) fn account_of(record: &Record) -> String {
@@ -116,7 +127,7 @@ pub(crate) fn who(record: &Record) -> Section {
     };
     fields.push(Field::new("Via", via));
     Section {
-        title: "Who",
+        title: "Who".to_owned(),
         fields,
     }
 }
@@ -192,7 +203,7 @@ pub(crate) fn what(alert: &Alert) -> Section {
         ));
     }
     Section {
-        title: "What",
+        title: "What".to_owned(),
         fields,
     }
 }
@@ -200,7 +211,7 @@ pub(crate) fn what(alert: &Alert) -> Section {
 pub(crate) fn where_(record: &Record) -> Section {
     let unknown = || "unknown".to_owned();
     Section {
-        title: "Where",
+        title: "Where".to_owned(),
         fields: vec![
             Field::new(
                 "Source IP",
@@ -251,7 +262,7 @@ pub(crate) fn when(alert: &Alert) -> Section {
         Some(time) => human_duration(alert.detected_at - time),
     };
     Section {
-        title: "When",
+        title: "When".to_owned(),
         fields: vec![
             Field::new(
                 "Event time",
@@ -293,7 +304,7 @@ pub(crate) fn console_link(record: &Record) -> Option<String> {
 
 pub(crate) fn why_and_link(alert: &Alert, link: Option<&str>) -> Section {
     Section {
-        title: "Why and where to look",
+        title: "Why and where to look".to_owned(),
         fields: vec![
             Field::new("Severity", alert.classification.severity.to_string()),
             Field::new("Reason", &alert.classification.reason),
@@ -356,7 +367,7 @@ pub(crate) fn html_body(
     for section in sections {
         html.push_str(&format!(
             "<h3>{}</h3>\n<table cellpadding=\"3\">\n",
-            html_escape(section.title)
+            html_escape(&section.title)
         ));
         for field in &section.fields {
             let value = if field.multiline {

@@ -5,14 +5,15 @@
 //! Security defaults: the connection must be encrypted (STARTTLS or implicit TLS); plaintext
 //! needs an explicit `allow_plaintext`, and credentials are never sent over plaintext.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::problem::Problems;
-use crate::config::secret::{read_secret_file, Secret, SecretKey};
+use crate::config::secret::SecretKey;
 use crate::config::shapes::check_mailbox;
+use crate::config::Secret;
 use crate::config::{defaults, values};
 
 /// The key `[smtp]` keeps its password under: refused in the file, read from
@@ -147,7 +148,12 @@ impl RawSmtp {
     /// Validates the section at key path `section` (`smtp`). No network; the only I/O is
     /// reading the password file (and refusing it when others can read it) and looking at the
     /// CA file.
-    pub(crate) fn validate(&self, section: &str, problems: &mut Problems) -> SmtpConfig {
+    pub(crate) fn validate(
+        &self,
+        section: &str,
+        credentials: Option<&Path>,
+        problems: &mut Problems,
+    ) -> SmtpConfig {
         let key = |name: &str| format!("{section}.{name}");
         let host = match self.host.as_deref().map(str::trim) {
             Some(h) if !h.is_empty() && !h.contains(char::is_whitespace) => h.to_owned(),
@@ -186,9 +192,9 @@ impl RawSmtp {
                 ),
             );
         }
-        let credentials =
+        let has_credentials =
             self.username.is_some() || self.password.is_some() || self.password_file.is_some();
-        if self.tls == SmtpTls::None && credentials {
+        if self.tls == SmtpTls::None && has_credentials {
             problems.error(
                 key("username"),
                 "credentials over an unencrypted connection are refused: use tls = \
@@ -196,7 +202,7 @@ impl RawSmtp {
             );
         }
 
-        let auth = self.auth(section, problems);
+        let auth = self.auth(section, credentials, problems);
         let from = match &self.from {
             Some(from) => {
                 if let Err(e) = check_mailbox(from) {
@@ -247,46 +253,37 @@ impl RawSmtp {
     }
 
     /// The user name with the password from the environment (`smtp.password` in the layered
-    /// config; the file itself was refused while layering) or from `smtp.password_file`,
-    /// which others must not be able to read.
-    fn auth(&self, section: &str, problems: &mut Problems) -> Option<SmtpAuth> {
+    /// config; the file itself was refused while layering), from `smtp.password_file`, which
+    /// others must not be able to read, or from systemd's `credentials` directory.
+    fn auth(
+        &self,
+        section: &str,
+        credentials: Option<&Path>,
+        problems: &mut Problems,
+    ) -> Option<SmtpAuth> {
         let secret = SecretKey {
             section,
             key: PASSWORD.key,
         };
-        let (env, file_key) = (secret.env_var(), secret.file_key());
-        let password = match (&self.password, &self.password_file) {
-            (Some(_), Some(_)) => {
-                problems.error(
-                    &file_key,
-                    format!(
-                        "both {env} and {file_key} are set; keep only one so it is clear which \
-                         password is used"
-                    ),
-                );
-                None
-            }
-            (Some(password), None) => Some(Secret::new(password.clone())),
-            (None, Some(path)) => match read_secret_file(path) {
-                Ok(secret) => Some(secret),
-                Err(e) => {
-                    problems.error(&file_key, e);
-                    None
-                }
-            },
-            (None, None) => None,
-        };
+        let password = secret.resolve(
+            self.password.as_deref(),
+            self.password_file.as_deref(),
+            credentials,
+            problems,
+        );
+        let failed = self.password.is_some() || self.password_file.is_some();
         match (&self.username, password) {
             (Some(username), Some(password)) => Some(SmtpAuth {
                 username: username.clone(),
                 password,
             }),
             (Some(_), None) => {
-                if self.password_file.is_none() {
+                if !failed {
                     problems.error(
                         format!("{section}.password"),
                         format!(
-                            "{section}.username is set but no password: set {env} or {file_key}"
+                            "{section}.username is set but no password: {}",
+                            secret.sources()
                         ),
                     );
                 }
@@ -315,7 +312,7 @@ mod tests {
         let base = format!("{MINIMAL}[smtp]\nhost = \"localhost\"\ntls = \"none\"\nfrom = \"a@b.example\"\nto = [\"x@y.example\"]\n");
         problem_at(&problems(&base), "smtp.tls");
         let config = load_str(&format!("{base}allow_plaintext = true\n"), &[]).unwrap();
-        assert_eq!(config.smtp.unwrap().port, 25);
+        assert_eq!(config.smtp("smtp").unwrap().clone().port, 25);
     }
 
     #[test]
@@ -381,7 +378,7 @@ mod tests {
 
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
         let config = load_str(&text, &[]).unwrap_or_else(|e| panic!("{e}"));
-        let auth = config.smtp.unwrap().auth.unwrap();
+        let auth = config.smtp("smtp").unwrap().clone().auth.unwrap();
         assert_eq!(auth.password.expose(), "from-file");
     }
 

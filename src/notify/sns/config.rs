@@ -119,6 +119,6 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(config.sns.unwrap().region, "eu-west-1");
+        assert_eq!(config.sns("sns").unwrap().region, "eu-west-1");
     }
 }
