@@ -9,8 +9,10 @@ package docstring) and are not stored.  Every stored request is logged as one li
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import json
+import socket
 import sys
 import threading
 import time
@@ -78,10 +80,18 @@ class HttpSink:
         self._thread.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        server = self._server
+        if server is None:
+            return
+        stopper = threading.Thread(target=server.shutdown, daemon=True)
+        stopper.start()
+        # serve_forever looks at the shutdown flag only every 0.5 s; a connection wakes it now.
+        while stopper.is_alive():
+            with contextlib.suppress(OSError):
+                socket.create_connection(server.server_address[:2], timeout=1).close()
+            stopper.join(0.05)
+        server.server_close()
+        self._server = None
 
     def kind(self, path: str) -> str:
         """The platform a path is for: its first segment if known, else ``other``."""
