@@ -259,7 +259,8 @@ def section(text: str) -> dict[str, Any]:
     ([{"type": "actions", "elements": [{"type": "button", "text": {
         "type": "plain_text", "text": "b" * 76}, "url": "https://x"}]}], "76 characters"),
     ([{"type": "actions", "elements": [{"type": "button", "text": {
-        "type": "plain_text", "text": "b"}, "url": "https://x/" + "u" * 3000}]}], "the limit is 3000"),
+        "type": "plain_text", "text": "b"}, "url": "https://x/" + "u" * 3000}]}],
+     "the limit is 3000"),
     ([{"type": "divider", "block_id": "b" * 256}], "256 characters, the limit is 255"),
     ([{"type": "video"}], '"video" is not one of'),
     ([{"type": "divider"}] * 51, "51 items, the limit is 50"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 #: The media type every platform here documents for its request body.
 JSON_MEDIA_TYPE = "application/json"
@@ -76,6 +76,24 @@ def json_object(request: Request, problems: Problems) -> dict[str, Any] | None:
         problems.add("", f"body is a JSON {type(body).__name__}, expected an object")
         return None
     return body
+
+
+def validate_object(
+    request: Request,
+    rules: Callable[[Problems, dict[str, Any]], None],
+    *,
+    size_limit: int | None = None,
+    limit_name: str = "",
+) -> Problems:
+    """The problems of a request whose body is a JSON object: ``size_limit`` bytes at most
+    (``limit_name`` names the documented limit), a JSON POST, then ``rules(problems, body)``."""
+    problems = Problems()
+    if size_limit is not None:
+        size(problems, request.body, size_limit, limit_name)
+    body = json_object(request, problems)
+    if body is not None:
+        rules(problems, body)
+    return problems
 
 
 def string(

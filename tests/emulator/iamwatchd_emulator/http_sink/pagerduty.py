@@ -23,7 +23,17 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from .checks import Answer, Problems, Request, array, json_object, mapping, one_of, size, string
+from .checks import (
+    Answer,
+    Problems,
+    Request,
+    array,
+    json_object,
+    mapping,
+    one_of,
+    string,
+    validate_object,
+)
 
 SIZE_LIMIT = 512 * 1024
 ROUTING_KEY_LENGTH = 32
@@ -45,11 +55,11 @@ def default_answer(request: Request, problems: list[str]) -> Answer:
 
 def validate(request: Request) -> list[str]:
     """Every documented rule the request breaks (see the module docstring)."""
-    problems = Problems()
-    size(problems, request.body, SIZE_LIMIT, "the 512 KB Events API limit")
-    event = json_object(request, problems)
-    if event is None:
-        return problems
+    return validate_object(request, _event, size_limit=SIZE_LIMIT,
+                           limit_name="the 512 KB Events API limit")
+
+
+def _event(problems: Problems, event: dict[str, Any]) -> None:
     key = string(problems, "routing_key", event.get("routing_key"))
     if key is not None and len(key) != ROUTING_KEY_LENGTH:
         problems.add("routing_key", f"{len(key)} characters, an integration key has "
@@ -62,7 +72,6 @@ def validate(request: Request) -> list[str]:
         link = mapping(problems, f"links[{index}]", link)
         string(problems, f"links[{index}].href", link.get("href"), non_empty=True)
         string(problems, f"links[{index}].text", link.get("text"), required=False)
-    return problems
 
 
 def _payload(problems: Problems, payload: Any) -> None:

@@ -98,7 +98,8 @@ class Scripts:
         responses = body.get("responses", [])
         if not isinstance(responses, list):
             raise ControlError("responses: expected a list of answers")
-        answers = [parse_answer(item, f"responses[{index}]") for index, item in enumerate(responses)]
+        answers = [parse_answer(item, f"responses[{index}]")
+                   for index, item in enumerate(responses)]
         default = parse_answer(body["default"], "default") if "default" in body else None
         with self._lock:
             self._queues.setdefault(prefix, collections.deque()).extend(answers)

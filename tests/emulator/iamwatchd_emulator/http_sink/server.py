@@ -150,9 +150,10 @@ class HttpSink:
         try:
             value = json.loads(body.decode("utf-8")) if body.strip() else None
             operations[(method, name)](value)
-        except (UnicodeDecodeError, ValueError) as error:  # ControlError is a ValueError
-            message = str(error) if isinstance(error, ControlError) else f"body is not JSON: {error}"
-            return Answer.json(400, {"error": message})
+        except ControlError as error:
+            return Answer.json(400, {"error": str(error)})
+        except ValueError as error:  # json's errors and UnicodeDecodeError
+            return Answer.json(400, {"error": f"body is not JSON: {error}"})
         return Answer.json(200, {"ok": True})
 
 

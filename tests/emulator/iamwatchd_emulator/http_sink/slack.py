@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .checks import Answer, Problems, Request, array, json_object, mapping, one_of, string
+from .checks import Answer, Problems, Request, array, mapping, one_of, string, validate_object
 
 TEXT_LIMIT = 40_000
 BLOCKS_LIMIT = 50
@@ -53,10 +53,10 @@ def default_answer(_request: Request, _problems: list[str]) -> Answer:
 
 def validate(request: Request) -> list[str]:
     """Every documented rule the request breaks (see the module docstring)."""
-    problems = Problems()
-    body = json_object(request, problems)
-    if body is None:
-        return problems
+    return validate_object(request, _message)
+
+
+def _message(problems: Problems, body: dict[str, Any]) -> None:
     if body.get("text") is None and body.get("blocks") is None:
         problems.add("", "neither text nor blocks: Slack needs one of them")
     # The fallback text is formatted as mrkdwn unless the message says "mrkdwn": false.
@@ -70,7 +70,6 @@ def validate(request: Request) -> list[str]:
     if total > TOTAL_BLOCK_TEXT_LIMIT:
         problems.add("blocks", f"{total} characters of text in all blocks, over the "
                      f"{TOTAL_BLOCK_TEXT_LIMIT} at which Slack answers msg_blocks_too_long")
-    return problems
 
 
 def _block(problems: Problems, where: str, block: Any) -> int:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .checks import Answer, Problems, Request, array, json_object, mapping, one_of, size, string
+from .checks import Answer, Problems, Request, array, mapping, one_of, string, validate_object
 
 SIZE_LIMIT = 28 * 1024
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -41,11 +41,11 @@ def default_answer(_request: Request, _problems: list[str]) -> Answer:
 
 def validate(request: Request) -> list[str]:
     """Every documented rule the request breaks (see the module docstring)."""
-    problems = Problems()
-    size(problems, request.body, SIZE_LIMIT, "the 28 KB Teams message limit")
-    body = json_object(request, problems)
-    if body is None:
-        return problems
+    return validate_object(request, _message, size_limit=SIZE_LIMIT,
+                           limit_name="the 28 KB Teams message limit")
+
+
+def _message(problems: Problems, body: dict[str, Any]) -> None:
     one_of(problems, "type", body.get("type"), ("message",))
     attachments = array(problems, "attachments", body.get("attachments"))
     if len(attachments) != 1:
@@ -56,7 +56,6 @@ def validate(request: Request) -> list[str]:
         one_of(problems, f"{where}.contentType", attachment.get("contentType"),
                (CARD_CONTENT_TYPE,))
         _card(problems, f"{where}.content", attachment.get("content"))
-    return problems
 
 
 def _card(problems: Problems, where: str, card: Any) -> None:
