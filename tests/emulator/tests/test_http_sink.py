@@ -465,6 +465,9 @@ def test_a_fresh_signed_delivery_is_valid_and_missing_headers_are_not(sink: Http
     assert "webhook-timestamp: missing header" in found
     assert "webhook-signature: missing header" in found
     assert last(sink)["signature_verified"] is False
+    assert any("is not v1,<base64>" in p for p in problems(
+        sink, "/webhook/iam", raw=body.encode(), headers={**headers, "webhook-signature":
+                                                          f"{signature} sha256=abc"}))
     later = str(int(now.timestamp()) + 3600)
     assert any("ahead of" in p for p in problems(
         sink, "/webhook/iam", raw=body.encode(), headers={**headers, "webhook-timestamp": later}))

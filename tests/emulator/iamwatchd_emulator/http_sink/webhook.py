@@ -4,7 +4,7 @@ The spec's rules checked here:
 
 * every delivery carries ``webhook-id`` (the message id, stable across retries),
   ``webhook-timestamp`` (integer unix seconds) and ``webhook-signature`` (space-separated
-  ``v1,<base64>`` entries);
+  ``v1,<base64>`` entries, ``v1a,<base64>`` for ed25519 signatures);
 * receivers reject timestamps more than 5 minutes from their clock (the reference libraries'
   tolerance), which is what protects against replays;
 * the payload is JSON;
@@ -25,6 +25,7 @@ import base64
 import binascii
 import datetime
 import hmac
+import re
 import time
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
@@ -33,6 +34,8 @@ from .checks import Answer, Problems, Request, json_post
 
 TOLERANCE_S = 5 * 60
 HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+#: One entry of the space-separated signature list: symmetric (v1) or ed25519 (v1a).
+_SIGNATURE_ENTRY = re.compile(r"^v1a?,[A-Za-z0-9+/]+={0,2}$")
 
 
 def default_answer(_request: Request, _problems: list[str]) -> Answer:
@@ -87,6 +90,9 @@ def validate(
                 problems.add("webhook-timestamp", f"{abs(skew):.0f} s "
                              f"{'ahead of' if skew > 0 else 'behind'} the receiver's clock, the "
                              f"tolerance is {TOLERANCE_S} s")
+    for entry in headers.get("webhook-signature", "").split():
+        if not _SIGNATURE_ENTRY.match(entry):
+            problems.add("webhook-signature", f"{entry!r} is not v1,<base64> or v1a,<base64>")
     json_post(request, problems)
     verified = None
     if secret is not None:
