@@ -66,7 +66,7 @@ class Emulator:
         # What tests/emulator/run does, with the venv this harness already runs in (scripts/bench
         # resolved it once; asking scripts/venv again per emulator would only add lock waits).
         command = [sys.executable, "-m", "iamwatchd_emulator", "--lookup-rate", str(lookup_rate),
-                   "--maildir", str(self.maildir), "--exit-with-stdin"]
+                   "--maildir", str(self.maildir), "--no-http", "--exit-with-stdin"]
         env = dict(os.environ, PYTHONPATH=str(ROOT / "tests" / "emulator"))
         self.proc = subprocess.Popen(pinned(cpu, command), stdin=subprocess.PIPE, env=env,
                                      stdout=subprocess.PIPE, stderr=open(self.log_path, "wb"))

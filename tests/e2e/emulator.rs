@@ -1,8 +1,9 @@
 //! Starts the local AWS emulator (`tests/emulator/run`) for one test and stops it on drop.
 //!
 //! Each test gets its own emulator on kernel-chosen ports (read back from the emulator's
-//! `READY` line), its own mail directory, and nothing left behind: the emulator is killed on
-//! drop and, as a backstop, exits by itself when the test process dies (its stdin closes).
+//! `READY` line), its own mail and HTTP-sink directories, and nothing left behind: the emulator
+//! is killed on drop and, as a backstop, exits by itself when the test process dies (its stdin
+//! closes).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -56,6 +57,11 @@ pub struct Emulator {
     /// The sink's self-signed certificate (PEM), present with `--smtp-starttls`: what a
     /// client's `ca_file` names to trust exactly this server.
     pub cert: Option<PathBuf>,
+    /// The HTTP sink's base URL (`http://127.0.0.1:PORT`; Slack, Teams, PagerDuty and
+    /// webhook URLs are paths under it), `None` with `--no-http`.
+    pub http_url: Option<String>,
+    /// Where the HTTP sink stores the requests it receives (see [`Emulator::http_requests`]).
+    pub http_dir: Option<PathBuf>,
     dir: tempfile::TempDir,
 }
 
@@ -71,6 +77,7 @@ impl Emulator {
     pub fn start_with(options: Options) -> Emulator {
         let dir = tempfile::tempdir().expect("temporary directory");
         let maildir = dir.path().join("mail");
+        let http_dir = dir.path().join("http");
         let log_path = dir.path().join("emulator.log");
         let log = std::fs::File::create(&log_path).expect("emulator log file");
         let mut command = Command::new(repo_root().join("tests/emulator/run"));
@@ -78,6 +85,8 @@ impl Emulator {
             .args(["--port", "0", "--smtp-port", "0", "--exit-with-stdin"])
             .arg("--maildir")
             .arg(&maildir)
+            .arg("--http-dir")
+            .arg(&http_dir)
             .args(["--lookup-rate", &options.lookup_rate.to_string()])
             .args(["--lookup-delay", &options.lookup_delay.to_string()])
             .args(["--log-delay", &options.log_delay.to_string()])
@@ -131,6 +140,8 @@ impl Emulator {
             smtp_port,
             maildir: optional("maildir").map_or(maildir, PathBuf::from),
             cert: optional("cert").map(PathBuf::from),
+            http_url: optional("http"),
+            http_dir: optional("httpdir").map(PathBuf::from),
             dir,
         }
     }
@@ -153,30 +164,14 @@ impl Emulator {
 
     /// A control-endpoint call (`/_iamwatchd/<path>`); returns the status and the JSON answer.
     pub fn control(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let address = self.endpoint.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(address).expect("connect to the emulator");
-        let request = format!(
-            "{method} /_iamwatchd/{path} HTTP/1.1\r\nHost: {address}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+        let answer = http_request(
+            &self.endpoint,
+            method,
+            &format!("/_iamwatchd/{path}"),
+            &[],
+            body,
         );
-        stream
-            .write_all(request.as_bytes())
-            .expect("send control request");
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .expect("read control response");
-        let (head, payload) = response
-            .split_once("\r\n\r\n")
-            .expect("HTTP response with a body");
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("HTTP status");
-        let value = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
-        (status, value)
+        (answer.status, answer.json())
     }
 
     /// A counter of the emulator (LookupEvents calls, throttled calls, …), 0 when never counted.
@@ -263,9 +258,155 @@ impl Emulator {
         }
     }
 
+    /// The HTTP sink's base URL; panics when the emulator runs without it (`--no-http`).
+    fn http_sink(&self) -> &str {
+        self.http_url
+            .as_deref()
+            .expect("the emulator runs without its HTTP sink (--no-http)")
+    }
+
+    /// One call to the HTTP sink's control API (`/_sink/<operation>`), which must succeed.
+    fn http_control(&self, operation: &str, body: serde_json::Value) {
+        let answer = http_request(
+            self.http_sink(),
+            "POST",
+            &format!("/_sink/{operation}"),
+            &[],
+            &body.to_string(),
+        );
+        assert_eq!(answer.status, 200, "/_sink/{operation}: {}", answer.body);
+    }
+
+    /// The requests the HTTP sink has stored, in arrival order: each `NNNNNN.json` record
+    /// (`seq`, `method`, `path`, `headers`, `body`, `status`, `kind`, `problems`,
+    /// `signature_verified`, … — see `http_sink/store.py`). Temporary files are skipped.
+    pub fn http_requests(&self) -> Vec<serde_json::Value> {
+        let Some(Ok(entries)) = self.http_dir.as_ref().map(std::fs::read_dir) else {
+            return Vec::new();
+        };
+        let mut records: Vec<serde_json::Value> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| {
+                path.extension().is_some_and(|ext| ext == "json")
+                    && !path.file_name().unwrap().to_string_lossy().starts_with('.')
+            })
+            .map(|path| {
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+                serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+            })
+            .collect();
+        records.sort_by_key(|record| record["seq"].as_u64());
+        records
+    }
+
+    /// Queues answers for the requests whose path starts with `path`, used once each in
+    /// order, e.g. `json!([{"status": 429, "headers": {"Retry-After": "2"}}])`; an answer has
+    /// `status` and optional `headers`, `body` (string or JSON) and `delay` (seconds).
+    pub fn http_script(&self, path: &str, responses: serde_json::Value) {
+        self.http_control(
+            "script",
+            serde_json::json!({"path": path, "responses": responses}),
+        );
+    }
+
+    /// Sets the standing answer for `path` (e.g. `json!({"status": 500})`) until
+    /// [`Emulator::http_reset`]; queued answers still go first.
+    pub fn http_default(&self, path: &str, answer: serde_json::Value) {
+        self.http_control(
+            "script",
+            serde_json::json!({"path": path, "default": answer}),
+        );
+    }
+
+    /// Registers the Standard Webhooks secret (`whsec_…`) the sink verifies signatures of
+    /// requests under `path` with (record field `signature_verified`).
+    pub fn http_secret(&self, path: &str, secret: &str) {
+        self.http_control(
+            "secret",
+            serde_json::json!({"path": path, "secret": secret}),
+        );
+    }
+
+    /// Forgets every scripted answer, standing answer and secret (the records stay).
+    pub fn http_reset(&self) {
+        self.http_control("reset", serde_json::json!({}));
+    }
+
     /// The path of the emulator's log, for assertion messages.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("emulator.log")
+    }
+}
+
+/// An HTTP answer as [`http_request`] read it.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    /// Header fields as (lower-case name, value).
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The body parsed as JSON, `Null` when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The first value of a header field (name in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        values(&self.headers, name).first().copied()
+    }
+}
+
+/// One HTTP/1.1 request with a JSON body to `base_url` (`http://HOST:PORT`) over a fresh
+/// connection (`Connection: close`, so the answer ends when the server closes), plus `headers`.
+/// Raw over a `TcpStream`: the harness needs no HTTP client for the emulator's own endpoints.
+pub fn http_request(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpAnswer {
+    let address = base_url.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address)
+        .unwrap_or_else(|e| panic!("connect to the emulator at {address}: {e}"));
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n\
+         Content-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let (head, payload) = response
+        .split_once("\r\n\r\n")
+        .expect("an HTTP response head");
+    let (status_line, fields) = head.split_once("\r\n").unwrap_or((head, ""));
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("HTTP status");
+    HttpAnswer {
+        status,
+        headers: if fields.is_empty() {
+            Vec::new()
+        } else {
+            header_fields(fields)
+        },
+        body: payload.to_owned(),
     }
 }
 

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use aws_sdk_cloudtrail::Client as CloudTrail;
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use crate::emulator::{Emulator, Options};
+use crate::emulator::{http_request, Emulator, Options};
 
 /// Upper bound for anything asynchronous in the emulator (delivery, alarms); tests wait for a
 /// condition and fail with a message when it does not happen in time.
@@ -271,4 +271,84 @@ async fn a_deployed_stack_turns_an_iam_change_into_alarm_json_on_sqs() {
         .await
         .expect("FilterLogEvents");
     assert_eq!(found.events().len(), 1);
+}
+
+#[test]
+fn the_http_sink_stores_posts_answers_as_scripted_and_verifies_webhooks() {
+    let emulator = Emulator::start();
+    let sink = emulator.http_url.clone().expect("READY line with http=");
+    let post = |path: &str, headers: &[(&str, &str)], body: &str| {
+        http_request(&sink, "POST", path, headers, body)
+    };
+
+    emulator.http_script(
+        "/slack/e2e",
+        json!([{"status": 429, "headers": {"Retry-After": "2"}, "body": "rate_limited"}]),
+    );
+    let limited = post("/slack/e2e", &[], r#"{"text":"first"}"#);
+    assert_eq!(
+        (limited.status, limited.header("retry-after")),
+        (429, Some("2"))
+    );
+    let accepted = post("/slack/e2e", &[], r#"{"text":"again"}"#);
+    assert_eq!((accepted.status, accepted.body.as_str()), (200, "ok"));
+
+    emulator.http_default("/teams", json!({"status": 500}));
+    assert_eq!(post("/teams/ops", &[], "{}").status, 500);
+    emulator.http_reset();
+    assert_eq!(post("/teams/ops", &[], "{}").status, 202);
+
+    // The Standard Webhooks spec's test vector: the signature verifies, the timestamp is old.
+    emulator.http_secret("/webhook/e2e", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
+    let vector = [
+        ("webhook-id", "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk"),
+        ("webhook-timestamp", "1649367553"),
+        (
+            "webhook-signature",
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+        ),
+    ];
+    let body = r#"{"email":"test@example.com","username":"test_user"}"#;
+    assert_eq!(post("/webhook/e2e", &vector, body).status, 200);
+
+    let stored = emulator.http_requests();
+    let seen: Vec<(u64, &str, u64)> = stored
+        .iter()
+        .map(|r| {
+            let seq = r["seq"].as_u64().unwrap();
+            (
+                seq,
+                r["path"].as_str().unwrap(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "/slack/e2e", 429),
+            (2, "/slack/e2e", 200),
+            (3, "/teams/ops", 500),
+            (4, "/teams/ops", 202),
+            (5, "/webhook/e2e", 200),
+        ]
+    );
+    assert_eq!(stored[0]["body"], r#"{"text":"first"}"#);
+    assert_eq!(stored[0]["kind"], "slack");
+    assert_eq!(stored[0]["problems"], json!([]), "a valid Slack message");
+    assert!(
+        !stored[3]["problems"].as_array().unwrap().is_empty(),
+        "an empty object is no Teams message"
+    );
+    let webhook = &stored[4];
+    assert_eq!(webhook["signature_verified"], true, "{webhook:#}");
+    let problems = webhook["problems"].as_array().unwrap();
+    assert!(
+        problems.len() == 1
+            && problems[0]
+                .as_str()
+                .unwrap()
+                .starts_with("webhook-timestamp"),
+        "{webhook:#}"
+    );
 }

@@ -97,7 +97,7 @@ def main(binary: str) -> int:
     work = pathlib.Path(tempfile.mkdtemp(prefix="iamwatchd-demo-"))
     maildir = work / "mail"
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "iamwatchd_emulator", "--maildir", str(maildir),
+        [sys.executable, "-m", "iamwatchd_emulator", "--maildir", str(maildir), "--no-http",
          "--lookup-delay", "2", "--log-delay", "4", "--exit-with-stdin"],
         cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         stderr=(work / "emulator.log").open("w"),

@@ -1,8 +1,13 @@
-"""Starts the emulator: moto's server behind our gateway, the delivery pump, the SMTP sink.
+"""Starts the emulator: moto's server behind our gateway, the delivery pump, the SMTP and HTTP
+sinks.
 
 Prints exactly one line on stdout when every listener accepts connections::
 
-    READY aws=http://127.0.0.1:PORT smtp=127.0.0.1:PORT maildir=DIR cert=PATH control=URL
+    READY aws=http://127.0.0.1:PORT control=URL smtp=127.0.0.1:PORT maildir=DIR cert=PATH
+          http=http://127.0.0.1:PORT httpdir=DIR
+
+(one line; ``smtp``/``maildir`` are absent with ``--no-smtp``, ``cert`` without
+``--smtp-starttls``, ``http``/``httpdir`` with ``--no-http``).
 
 Everything else (request logs, warnings) goes to stderr. Ports given as 0 are chosen by the
 kernel and reported in that line, so parallel tests never collide. With ``--exit-with-stdin`` the
@@ -30,6 +35,7 @@ from moto.moto_server.werkzeug_app import (
 from . import cbor, cfn, filterpattern, managed_policies
 from .delivery import Pump
 from .gateway import Gateway
+from .http_sink import HttpSink, HttpSinkConfig
 from .smtp_sink import SmtpSink, SmtpSinkConfig
 from .state import EmulatorState, Settings
 
@@ -47,7 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="tests/emulator/run",
         description="Local AWS emulator for iamwatchd: moto plus CloudTrail LookupEvents, trail "
-        "delivery, metric filters, alarms and an SMTP sink. Listens on 127.0.0.1 only.",
+        "delivery, metric filters, alarms, an SMTP sink and an HTTP sink. Listens on 127.0.0.1 "
+        "only.",
     )
     parser.add_argument("--port", type=int, default=0, help="AWS endpoint port (0: any free port)")
     parser.add_argument("--smtp-port", type=int, default=0, help="SMTP sink port (0: any free port)")
@@ -60,6 +67,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="refuse MAIL before STARTTLS (implies --smtp-starttls)")
     parser.add_argument("--smtp-auth", type=_auth, metavar="USER:PASSWORD",
                         help="require SMTP AUTH with these credentials")
+    parser.add_argument("--http-port", type=int, default=0,
+                        help="HTTP sink port: Slack, Teams, PagerDuty, webhooks (0: any free port)")
+    parser.add_argument("--no-http", action="store_true", help="do not start the HTTP sink")
+    parser.add_argument("--http-dir", type=pathlib.Path, help="where requests to the HTTP sink "
+                        "are stored (default: a new temporary directory)")
     defaults = Settings()
     parser.add_argument("--lookup-delay", type=float, default=defaults.lookup_delay,
                         help="seconds until a record is visible in LookupEvents (default %(default)s)")
@@ -121,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         sink.start()
 
+    http_sink = None
+    if not args.no_http:
+        http_dir = args.http_dir or pathlib.Path(tempfile.mkdtemp(prefix="iamwatchd-http-"))
+        http_sink = HttpSink(HttpSinkConfig(host=HOST, port=args.http_port, directory=http_dir))
+        http_sink.start()
+
     gateway = Gateway(DomainDispatcherApplication(create_backend_app), state, pump, sink)
     app = cbor.CborCloudWatch(gateway)
     server = make_server(HOST, args.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -144,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         ready += [f"smtp={HOST}:{sink.port}", f"maildir={sink.config.maildir}"]
         if sink.cert_path:
             ready.append(f"cert={sink.cert_path}")
+    if http_sink is not None:
+        ready += [f"http={http_sink.url}", f"httpdir={http_sink.config.directory}"]
     print(" ".join(ready), flush=True)
     try:
         server.serve_forever()
@@ -151,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         pump.stop()
         if sink is not None:
             sink.stop()
+        if http_sink is not None:
+            http_sink.stop()
     return 0
 
 

@@ -59,6 +59,8 @@ class Emulator:
     url: str
     smtp_port: int
     maildir: pathlib.Path
+    http_url: str
+    http_dir: pathlib.Path
 
     def client(self, service: str, region: str = "us-east-1", key: str = ROOT_KEY,
                secret: str = "secret", token: str | None = None, validate: bool = True) -> Any:
@@ -97,9 +99,11 @@ class Emulator:
 @pytest.fixture(scope="session")
 def emulator_server(tmp_path_factory: pytest.TempPathFactory):
     maildir = tmp_path_factory.mktemp("mail")
+    http_dir = tmp_path_factory.mktemp("http")
     process = subprocess.Popen(
         [sys.executable, "-m", "iamwatchd_emulator", "--port", "0", "--smtp-port", "0",
-         "--maildir", str(maildir), "--lookup-rate", "0", "--tick", "0.05", "--exit-with-stdin"],
+         "--maildir", str(maildir), "--http-dir", str(http_dir), "--lookup-rate", "0",
+         "--tick", "0.05", "--exit-with-stdin"],
         cwd=EMULATOR_DIR,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(EMULATOR_DIR)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))},
@@ -114,6 +118,8 @@ def emulator_server(tmp_path_factory: pytest.TempPathFactory):
         url=fields["aws"],
         smtp_port=int(fields["smtp"].rsplit(":", 1)[1]),
         maildir=pathlib.Path(fields["maildir"]),
+        http_url=fields["http"],
+        http_dir=pathlib.Path(fields["httpdir"]),
     )
     process.terminate()
     process.wait(timeout=10)
