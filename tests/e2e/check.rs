@@ -210,10 +210,7 @@ to = []
 async fn a_missing_stack_and_an_unreachable_smtp_server_exit_69_with_fixes() {
     let emulator = Emulator::start();
     let dir = tempfile::tempdir().unwrap();
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let closed = free_port();
     let config = write_config(dir.path(), &emulator, "");
     let text = std::fs::read_to_string(&config).unwrap().replace(
         &format!("port = {}", emulator.smtp_port.unwrap()),
@@ -242,13 +239,24 @@ async fn a_missing_stack_and_an_unreachable_smtp_server_exit_69_with_fixes() {
 
 /// One HTTP/1.1 GET over a plain socket: the status code and the body.
 fn get(port: u16, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    try_get(port, path).expect("the listener answers")
+}
+
+/// [`get`], or `None` while nothing listens on `port` yet.
+pub(crate) fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
     let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a response head");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// A port nothing listens on (yet).
+pub(crate) fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
 }
 
 /// The value of one sample line of the exposition, e.g. `name{label="x"}`.
@@ -261,10 +269,7 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 async fn metrics_count_a_reported_change_and_health_is_ok() {
     let emulator = Emulator::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let _daemon = Daemon::start(
         &emulator,
         dir.path(),

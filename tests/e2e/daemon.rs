@@ -69,6 +69,16 @@ impl Daemon {
     }
 
     pub(crate) fn spawn(emulator: &Emulator, dir: &Path, config: &Path) -> Daemon {
+        Daemon::spawn_with_env(emulator, dir, config, &[])
+    }
+
+    /// Like [`Daemon::spawn`], with extra environment variables (secrets, systemd's).
+    pub(crate) fn spawn_with_env(
+        emulator: &Emulator,
+        dir: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let log = dir.join(format!("daemon-{}.log", std::process::id()));
         let log_file = std::fs::OpenOptions::new()
             .create(true)
@@ -76,6 +86,7 @@ impl Daemon {
             .open(&log)
             .unwrap();
         let child = crate::cli::command(Some(&emulator.endpoint), dir)
+            .envs(env.iter().copied())
             .arg("run")
             .arg("--config")
             .arg(config)

@@ -5,6 +5,7 @@
 //! behind.
 
 mod alarm;
+mod chat;
 mod check;
 mod cli;
 mod daemon;
