@@ -81,7 +81,8 @@ impl SecretKey<'_> {
     /// Where the secret may come from, for a message about a missing one.
     pub(crate) fn sources(&self) -> String {
         format!(
-            "set {}, or {} (a file with mode 600), or a systemd credential {}              (LoadCredential=)",
+            "set {}, or {} (a file with mode 600), or a systemd credential {} \
+             (LoadCredential=)",
             self.env_var(),
             self.file_key(),
             self.credential_name()
@@ -106,7 +107,8 @@ impl SecretKey<'_> {
                 problems.error(
                     &file_key,
                     format!(
-                        "both {env} and {file_key} are set; keep only one so it is clear which                          {} is used",
+                        "both {env} and {file_key} are set; keep only one so it is clear which \
+                         {} is used",
                         self.key
                     ),
                 );

@@ -370,4 +370,29 @@ topic_arn = "arn:aws:sns:us-east-1:123456789012:u"
         assert_eq!(config.notifiers[0].name, "sns");
         assert!(config.notifiers[0].route.is_everything());
     }
+
+    #[test]
+    fn the_example_documents_every_notifier_type_and_key() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/iamwatchd.toml");
+        let text = std::fs::read_to_string(example).unwrap();
+        let documented = |key: &str| {
+            text.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{key} =")) || l.starts_with(&format!("{key} = "))
+            })
+        };
+        for kind in ["slack", "teams", "pagerduty", "webhook"] {
+            assert!(text.contains(&format!("type = \"{kind}\"")), "{kind}");
+        }
+        let route = fields_of::<RawRoute>();
+        for kind in TYPES {
+            for key in type_fields(kind).unwrap().iter().chain(route) {
+                if SECRET_KEYS.contains(key) {
+                    assert!(text.contains(&format!("Secret: {key}")) || *kind == "smtp");
+                } else if *key != "type" {
+                    assert!(documented(key), "{kind}: {key} is not in the example");
+                }
+            }
+        }
+    }
 }

@@ -165,7 +165,9 @@ pub enum NotifyError {
     /// or no answer at all, from a platform whose posts are not idempotent: Slack, Teams).
     /// It is not retried, so that it cannot appear twice, and given up at once, loudly.
     #[error(
-        "{notifier}: {problem}; it may have been posted, so it is not retried (a retry could          show it twice): if it did not arrive, `iamwatchd scan` and the daemon's log show the          change"
+        "{notifier}: {problem}; it may have been posted, so it is not retried (a retry could \
+         show it twice): if it did not arrive, `iamwatchd scan` and the daemon's log show the \
+         change"
     )]
     Uncertain {
         /// The notifier's configured name.

@@ -328,3 +328,57 @@ async fn a_finding_no_route_takes_is_logged_and_counted_and_check_prints_the_rou
     let posts = emulator.http_requests();
     assert_eq!(posts.len(), 1, "only check's test message: {posts:#?}");
 }
+
+#[tokio::test]
+async fn a_slack_5xx_is_given_up_not_posted_twice_and_a_410_turns_a_webhook_off() {
+    let emulator = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = emulator.http_url.clone().expect("HTTP sink");
+    emulator.http_script("/slack/ops", json!([{"status": 500}]));
+    emulator.http_default("/webhook/gone", json!({"status": 410}));
+    let extra = format!(
+        "[notifiers.ops]\ntype = \"slack\"\nwebhook_url_file = \"{ops}\"\n\
+         [notifiers.gone]\ntype = \"webhook\"\nurl = \"{sink}/webhook/gone\"\n\
+         secret_file = \"{secret}\"\n",
+        ops = secret_file(dir.path(), "ops.url", &format!("{sink}/slack/ops")),
+        secret = secret_file(dir.path(), "gone.secret", WEBHOOK_SECRET),
+    );
+    let mut daemon = Daemon::start(&emulator, dir.path(), &extra);
+    let iam = Iam::new(&emulator.sdk_config().await);
+    iam.create_group().group_name("first").send().await.unwrap();
+    let first = event_id_of(&emulator, "CreateGroup").await;
+    wait_until("the 5xx given up and the 410 logged", || {
+        let log = daemon.plain_log();
+        (log.contains("notification given up") && log.contains("410 Gone")).then_some(())
+    })
+    .await;
+    iam.create_user().user_name("second").send().await.unwrap();
+    let second = event_id_of(&emulator, "CreateUser").await;
+    wait_until("the second change on Slack and by mail", || {
+        (delivered(&emulator, "/slack/ops", &[&second]) == once_each(&[&second])
+            && mails_about(&emulator, "CreateUser").len() == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
+    let requests = emulator.http_requests();
+    let slack_first = requests
+        .iter()
+        .filter(|r| r["path"] == "/slack/ops" && r["body"].as_str().unwrap().contains(&first))
+        .count();
+    assert_eq!(
+        slack_first, 1,
+        "a post that may have landed is not repeated"
+    );
+    let gone = requests
+        .iter()
+        .filter(|r| r["path"] == "/webhook/gone")
+        .count();
+    assert_eq!(gone, 1, "nothing is posted after a 410 until a restart");
+    let log = daemon.plain_log();
+    assert!(
+        log.contains("it may have been posted, so it is not retried"),
+        "{log}"
+    );
+    assert!(log.contains("off until iamwatchd restarts"), "{log}");
+}

@@ -1,17 +1,19 @@
 """The README's demo: iamwatchd on a local AWS, end to end, stopping by itself (``scripts/demo``).
 
-1. starts the emulator (moto + our plugin + an SMTP sink);
+1. starts the emulator (moto + our plugin + an SMTP sink + an HTTP sink for chat);
 2. ``iamwatchd deploy`` creates the stack there (trail, log group, filters, alarms, topics, queue);
-3. ``iamwatchd run`` starts the daemon, mailing to the sink;
+3. ``iamwatchd run`` starts the daemon, mailing to the sink and posting HIGH and CRITICAL
+   changes to a Slack channel (the HTTP sink);
 4. a scripted set of IAM activity: a new user, an admin-policy attach, a new access key, a read
    and a failed call;
-5. prints the e-mails the daemon sent, then stops everything.
+5. prints the e-mails and the Slack messages the daemon sent, then stops everything.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import json
 import os
 import pathlib
 import signal
@@ -65,6 +67,10 @@ allow_plaintext = true
 from = "iamwatchd <iamwatchd@example.com>"
 to = ["security@example.com"]
 
+[notifiers.chat]        # a Slack channel; its webhook URL (a secret) comes from the environment
+type = "slack"
+min_severity = "HIGH"
+
 [alarm]                 # the safety net: the stack's alarm reaches the daemon through this queue
 queue_url = "{outputs['QueueUrl']}"
 log_group = "{outputs['LogGroupName']}"
@@ -93,11 +99,24 @@ def show_mail(path: pathlib.Path) -> None:
         print(f"    {line}")
 
 
+def show_chat(path: pathlib.Path) -> None:
+    request = json.loads(path.read_text())
+    if request["status"] >= 300:
+        return
+    message = json.loads(request["body"])
+    blocks = message["blocks"]
+    print(f"\n--- Slack {request['path']}: {blocks[0]['text']['text']}")
+    for field in blocks[1].get("fields", [])[:3]:
+        print(f"    {field['text']}")
+
+
 def main(binary: str) -> int:
     work = pathlib.Path(tempfile.mkdtemp(prefix="iamwatchd-demo-"))
     maildir = work / "mail"
+    chatdir = work / "chat"
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "iamwatchd_emulator", "--maildir", str(maildir), "--no-http",
+        [sys.executable, "-m", "iamwatchd_emulator", "--maildir", str(maildir),
+         "--http-dir", str(chatdir),
          "--lookup-delay", "2", "--log-delay", "4", "--exit-with-stdin"],
         cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         stderr=(work / "emulator.log").open("w"),
@@ -112,13 +131,14 @@ def main(binary: str) -> int:
         url, smtp_port = fields["aws"], int(fields["smtp"].rsplit(":", 1)[1])
         print(f"local AWS at {url}, mail sink on port {smtp_port}, files in {work}")
         env = {**os.environ, "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": ROOT_KEY,
-               "AWS_SECRET_ACCESS_KEY": "x", "AWS_EC2_METADATA_DISABLED": "true"}
+               "AWS_SECRET_ACCESS_KEY": "x", "AWS_EC2_METADATA_DISABLED": "true",
+               "IAMWATCHD__NOTIFIERS__CHAT__WEBHOOK_URL": f"{fields['http']}/slack/security"}
 
         say("iamwatchd deploy --email security@example.com --daemon-queue true")
         subprocess.run([binary, "deploy", "--email", "security@example.com",
                         "--daemon-queue", "true", "--alarm-period", "60"], env=env, check=True)
 
-        say("iamwatchd run (mailing to the local sink)")
+        say("iamwatchd run (mail to the local sink; HIGH and CRITICAL also to a Slack channel)")
         stack = client(url, "cloudformation").describe_stacks(StackName="iamwatchd")["Stacks"][0]
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
         config = daemon_config(work, smtp_port, outputs)
@@ -150,6 +170,12 @@ def main(binary: str) -> int:
             sorted(maildir.glob("*.eml"))))
         for path in mails:
             show_mail(path)
+
+        say("Slack messages received by the sink (min_severity = HIGH: the HIGH and CRITICAL ones)")
+        posts = wait_for("five Slack messages", lambda: (lambda p: p if len(p) >= 5 else None)(
+            sorted(chatdir.glob("*.json"))))
+        for path in posts:
+            show_chat(path)
 
         say("stopping the daemon (SIGTERM: it finishes what is in flight and exits 0)")
         daemon.send_signal(signal.SIGTERM)
