@@ -20,6 +20,7 @@
 
 pub mod defaults;
 pub mod deploy;
+pub(crate) mod fields;
 pub(crate) mod keys;
 mod layer;
 pub mod problem;

@@ -18,7 +18,7 @@ use super::route::{RawRoute, Route};
 use super::smtp::{RawSmtp, SmtpConfig};
 use super::sns::{RawSns, SnsConfig};
 use super::webhook::{RawWebhook, WebhookConfig};
-use crate::config::keys::fields_of;
+use crate::config::fields::fields_of;
 use crate::config::problem::Problems;
 
 /// The notifier types, as `type` names them.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::config::problem::Problems;
-use crate::config::Secret;
+use crate::config::secret::Secret;
 
 /// Default time a notifier waits for an answer (connecting included).
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::problem::Problems;
-use crate::config::secret::SecretKey;
-use crate::config::{values, Secret};
+use crate::config::secret::{Secret, SecretKey};
+use crate::config::values;
 use crate::notify::http::endpoint::{check_timeout, DEFAULT_TIMEOUT};
 use crate::notify::http::Endpoint;
 

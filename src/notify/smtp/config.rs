@@ -11,9 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::problem::Problems;
-use crate::config::secret::SecretKey;
+use crate::config::secret::{Secret, SecretKey};
 use crate::config::shapes::check_mailbox;
-use crate::config::Secret;
 use crate::config::{defaults, values};
 
 /// The key `[smtp]` keeps its password under: refused in the file, read from
