@@ -11,6 +11,7 @@ mod daemon;
 mod deploy;
 mod deploy_settings;
 mod emulator;
+mod encryption;
 mod foundation;
 mod notify;
 mod poller;
