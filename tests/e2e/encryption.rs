@@ -98,33 +98,19 @@ async fn assert_encrypted_with(
     }
 }
 
-/// Receives one message from the queue and deletes it; `None` when none came within a second.
-async fn take_message(sdk: &aws_config::SdkConfig, queue_url: &str) -> Option<Value> {
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let received = sqs
-        .receive_message()
-        .queue_url(queue_url)
-        .wait_time_seconds(1)
-        .send()
-        .await
-        .expect("ReceiveMessage");
-    let message = received.messages().first()?;
-    sqs.delete_message()
-        .queue_url(queue_url)
-        .receipt_handle(message.receipt_handle().unwrap())
-        .send()
-        .await
-        .expect("DeleteMessage");
-    let envelope: Value = serde_json::from_str(message.body().unwrap()).expect("SNS envelope");
+/// Takes one alarm message off the queue; `None` when none came within a second.
+async fn take_message(emulator: &Emulator, queue_url: &str) -> Option<Value> {
+    let body = emulator.receive_one(queue_url, true).await?;
+    let envelope: Value = serde_json::from_str(&body).expect("SNS envelope");
     Some(serde_json::from_str(envelope["Message"].as_str().unwrap()).expect("alarm JSON"))
 }
 
 /// The next ALARM message of the alarm `name` on the queue (others are taken and dropped).
-async fn next_alarm(sdk: &aws_config::SdkConfig, queue_url: &str, name: &str) -> Value {
+async fn next_alarm(emulator: &Emulator, queue_url: &str, name: &str) -> Value {
     let started = std::time::Instant::now();
     loop {
         assert!(started.elapsed().as_secs() < 90, "no ALARM of {name}");
-        if let Some(alarm) = take_message(sdk, queue_url).await {
+        if let Some(alarm) = take_message(emulator, queue_url).await {
             if alarm["AlarmName"] == name && alarm["NewStateValue"] == "ALARM" {
                 return alarm;
             }
@@ -196,7 +182,7 @@ async fn deploy_encrypts_every_part_and_the_alarm_reaches_the_queue_through_the_
     assert!(rotation.unwrap().key_rotation_enabled());
 
     create_role(&sdk, "intruder").await;
-    let alarm = next_alarm(&sdk, &out["QueueUrl"], &out["AlarmName"]).await;
+    let alarm = next_alarm(&emulator, &out["QueueUrl"], &out["AlarmName"]).await;
     assert_eq!(alarm["Trigger"]["MetricName"], "IAMChanges");
     assert_eq!(emulator.counter("alarm_notifications_refused_by_kms"), 0);
 }
@@ -273,7 +259,7 @@ async fn check_catches_a_key_policy_without_the_cloudwatch_grant_which_silences_
     })
     .await;
     assert_eq!(alarm_state(&sdk, &out["AlarmName"]).await, "ALARM");
-    assert!(take_message(&sdk, &out["QueueUrl"]).await.is_none());
+    assert!(take_message(&emulator, &out["QueueUrl"]).await.is_none());
 }
 
 #[tokio::test]
@@ -328,7 +314,7 @@ async fn an_unencrypted_stack_updates_in_place_without_losing_an_alarm() {
     assert_encrypted_with(&sdk, &after, &after["KmsKeyArn"]).await;
 
     // Not lost: the waiting alarm is still in the (same, now encrypted) queue.
-    let waiting = next_alarm(&sdk, &after["QueueUrl"], &after["AlarmName"]).await;
+    let waiting = next_alarm(&emulator, &after["QueueUrl"], &after["AlarmName"]).await;
     assert_eq!(waiting["Trigger"]["MetricName"], "IAMChanges");
     // And the next change goes through the encrypted topic.
     let started = std::time::Instant::now();
@@ -340,7 +326,7 @@ async fn an_unencrypted_stack_updates_in_place_without_losing_an_alarm() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     create_role(&sdk, "after-the-update").await;
-    next_alarm(&sdk, &after["QueueUrl"], &after["AlarmName"]).await;
+    next_alarm(&emulator, &after["QueueUrl"], &after["AlarmName"]).await;
     assert_eq!(emulator.counter("alarm_notifications_refused_by_kms"), 0);
 }
 
@@ -368,7 +354,7 @@ async fn deploy_with_kms_key_uses_that_key_and_creates_none() {
     assert_eq!(keys().await, before, "no key of the stack's own");
 
     create_role(&sdk, "intruder").await;
-    next_alarm(&sdk, &out["QueueUrl"], &out["AlarmName"]).await;
+    next_alarm(&emulator, &out["QueueUrl"], &out["AlarmName"]).await;
 }
 
 #[test]

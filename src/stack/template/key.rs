@@ -14,9 +14,9 @@
 //!   since the group names the key);
 //! - SNS: `kms:GenerateDataKey*` and `kms:Decrypt`, to deliver to the encrypted queue, from
 //!   topics of this account and region;
-//! - CloudWatch alarms: the same two calls, for this stack's alarms. Without this grant an
-//!   alarm cannot publish to an encrypted topic, and nothing says so: the alarm shows ALARM and
-//!   nobody hears it.
+//! - CloudWatch alarms: the same two calls, unconditioned as AWS documents it. Without this
+//!   grant an alarm cannot publish to an encrypted topic, and nothing says so: the alarm shows
+//!   ALARM and nobody hears it.
 //!
 //! The statement ids are the contract with `iamwatchd check`, which finds each grant by its
 //! service principal and actions (see [`crate::stack::names::key_grants`]).
@@ -103,16 +103,15 @@ pub(super) fn key_policy() -> Value {
                     },
                 }),
             ),
+            // Without conditions, as AWS documents this grant: a condition CloudWatch's calls
+            // do not carry (kms:CallerAccount is known not to hold) would silence every alarm,
+            // the failure this grant exists to prevent. Who may publish to the topics is the
+            // topics' own access policy's business (this account only).
             grant(
                 "CloudWatchAlarmsPublishToTheEncryptedTopics",
                 json!(key_grants::CLOUDWATCH),
                 key_grants::PUBLISH_ACTIONS,
-                json!({
-                    "StringEquals": same_account,
-                    "ArnLike": {
-                        "aws:SourceArn": sub("arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:${AWS::StackName}-*"),
-                    },
-                }),
+                Value::Null,
             ),
         ],
     })

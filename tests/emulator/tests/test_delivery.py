@@ -20,7 +20,7 @@ class Pipeline:
 
 def build_pipeline(emulator, region: str = "us-east-1", period: int = 10,
                    global_events: bool = True, multi_region: bool = True,
-                   topic_key: str | None = None) -> Pipeline:
+                   topic_key: str | None = None, queue_key: str | None = None) -> Pipeline:
     s3 = emulator.client("s3", region)
     s3.create_bucket(Bucket="trail-bucket") if region == "us-east-1" else s3.create_bucket(
         Bucket="trail-bucket", CreateBucketConfiguration={"LocationConstraint": region})
@@ -41,7 +41,9 @@ def build_pipeline(emulator, region: str = "us-east-1", period: int = 10,
     topic = sns.create_topic(
         Name="alarms", Attributes={"KmsMasterKeyId": topic_key} if topic_key else {})["TopicArn"]
     sqs = emulator.client("sqs", region)
-    queue_url = sqs.create_queue(QueueName="alarm-queue")["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName="alarm-queue",
+        Attributes={"KmsMasterKeyId": queue_key} if queue_key else {})["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
@@ -134,6 +136,21 @@ def test_an_alarm_never_reaches_a_topic_whose_key_does_not_let_cloudwatch_use_it
         sqs = emulator.client("sqs")
         assert sqs.receive_message(QueueUrl=pipeline.queue_url).get("Messages") is None
         assert emulator.counters().get("alarm_notifications", 0) == 0
+
+
+def test_sns_delivers_to_an_encrypted_queue_only_if_the_key_lets_sns_use_it(emulator):
+    granted = build_pipeline(emulator, queue_key=key_for(emulator, "sns.amazonaws.com"))
+    emulator.client("iam").create_user(UserName="mallory")
+    assert json.loads(receive_alarm(emulator, granted)["Message"])["NewStateValue"] == "ALARM"
+
+    for key in (key_for(emulator, "cloudwatch.amazonaws.com"), "alias/aws/sqs"):
+        emulator.control("POST", "reset")
+        pipeline = build_pipeline(emulator, queue_key=key)
+        emulator.client("iam").create_user(UserName="mallory")
+        wait_for(lambda: emulator.counters().get("alarm_notifications"), "the alarm published")
+        sqs = emulator.client("sqs")
+        assert sqs.receive_message(QueueUrl=pipeline.queue_url,
+                                   WaitTimeSeconds=1).get("Messages") is None, key
 
 
 def test_reads_reach_the_log_group_but_do_not_count(emulator):

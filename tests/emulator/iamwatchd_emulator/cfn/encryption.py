@@ -15,13 +15,15 @@ And AWS checks key policies where moto does not: a log group's key must let
 ``logs.<region>.amazonaws.com`` use it, a trail's key must let ``cloudtrail.amazonaws.com``
 make data keys, and an alarm can publish to an encrypted topic only if the topic's key lets
 ``cloudwatch.amazonaws.com`` make data keys and decrypt (``key_refuses``, used by the delivery
-pump; an AWS-managed ``alias/aws/sns`` key never lets it). Policies are read with
+pump; an AWS-managed ``alias/aws/sns`` key never lets it), and SNS delivers to an encrypted SQS
+queue only if the queue's key lets ``sns.amazonaws.com`` do the same. Policies are read with
 ``policy_eval``'s simplifications: conditions hold.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +31,7 @@ from moto.core.exceptions import JsonRESTError
 from moto.kms.models import Key, kms_backends
 from moto.logs.models import LogGroup, logs_backends
 from moto.s3.models import FakeBucket, s3_backends
-from moto.sns.models import Topic
+from moto.sns.models import Subscription, Topic
 from moto.sqs.models import Queue, sqs_backends
 from moto.utilities.utils import get_partition
 
@@ -38,9 +40,13 @@ from .properties import _bool, _json_text
 
 #: What each service needs to do with the key (the calls it makes, as AWS documents them).
 CLOUDWATCH_PRINCIPAL = "cloudwatch.amazonaws.com"
+SNS_PRINCIPAL = "sns.amazonaws.com"
 PUBLISH_CALLS = ("kms:GenerateDataKey", "kms:Decrypt")
 CLOUDTRAIL_CALLS = ("kms:GenerateDataKey",)
 LOGS_CALLS = ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey")
+
+
+log = logging.getLogger("iamwatchd_emulator.encryption")
 
 
 class KmsAccessDenied(JsonRESTError):
@@ -246,6 +252,29 @@ def _replace(model: type, name: str, build: Callable[[Callable[..., Any]], Calla
     setattr(model, name, replacement)
 
 
+def _delivering_to_encrypted_queues_only_with_the_keys_grant(
+    publish: Callable[..., Any],
+) -> Callable[..., Any]:
+    """SNS delivers to an SQS queue encrypted with a KMS key only if the key's policy lets
+    sns.amazonaws.com make data keys and decrypt (never with the AWS-managed ``alias/aws/sqs``);
+    otherwise the message is dropped, as AWS drops it (moto delivers it regardless)."""
+
+    @functools.wraps(publish)
+    def wrapper(self: Subscription, *args: Any, **kwargs: Any) -> Any:
+        if self.protocol == "sqs":
+            region, account, name = self.endpoint.split(":")[3:6]
+            queue = sqs_backends[account][region].queues.get(name)
+            key = getattr(queue, "kms_master_key_id", None) if queue else None
+            refused = key and key_refuses(account, region, key, SNS_PRINCIPAL, PUBLISH_CALLS)
+            if refused:
+                log.warning("SNS cannot deliver to %s: %s", self.endpoint, refused)
+                return None
+        return publish(self, *args, **kwargs)
+
+    setattr(wrapper, _MARKER, True)
+    return wrapper
+
+
 def install_encryption() -> None:
     """Apply the fixes above to moto's models (idempotent)."""
     _replace(Key, "create_from_cloudformation_json", _key_created)
@@ -255,3 +284,6 @@ def install_encryption() -> None:
     _replace(Queue, "update_from_cloudformation_json", lambda _original: _queue_updated)
     _replace(FakeBucket, "create_from_cloudformation_json", _bucket_created)
     _replace(FakeBucket, "update_from_cloudformation_json", _bucket_updated)
+    if not getattr(Subscription.publish, _MARKER, False):
+        Subscription.publish = _delivering_to_encrypted_queues_only_with_the_keys_grant(
+            Subscription.publish)
