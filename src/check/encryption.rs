@@ -32,9 +32,9 @@ fn covers(pattern: &str, action: &str) -> bool {
     let (pattern, action) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
     match pattern.split_once('*') {
         None => pattern == action,
+        // One wildcard at the end is all key policies use; any other pattern only as written.
         Some((prefix, rest)) => {
-            // One wildcard at the end is all key policies use; anything else must match exactly.
-            rest.is_empty() && action.starts_with(prefix)
+            (rest.is_empty() && action.starts_with(prefix)) || pattern == action
         }
     }
 }
@@ -48,7 +48,8 @@ fn strings(value: &Value) -> Vec<&str> {
 }
 
 /// The calls of `calls` that no Allow statement of `policy` grants to service `principal`
-/// (conditions are not evaluated: the template's scope them to this stack).
+/// (conditions are not evaluated: the template's grants use them to scope a grant to this
+/// stack, not to withhold it).
 pub(crate) fn missing_calls<'a>(
     policy: &Value,
     principal: &str,
