@@ -152,6 +152,12 @@ struct DeployArgs {
     /// Without it, the stack creates a private, encrypted bucket that is kept on deletion.
     #[arg(long, value_name = "NAME")]
     bucket: Option<String>,
+    /// ARN of an existing customer-managed KMS key (in the stack's region) for the trail's log
+    /// files, the log group, the topics and the queue; its key policy must grant what the
+    /// created key's does (see `iamwatchd template`). Without it, the stack creates a key with
+    /// rotation on; "" goes back to that key.
+    #[arg(long, value_name = "ARN")]
+    kms_key: Option<String>,
     /// Name of the CloudFormation stack [default: aws.stack_name from --config, else
     /// iamwatchd].
     #[arg(long, value_name = "NAME")]
@@ -203,6 +209,7 @@ impl DeployArgs {
             settings: RawDeploy {
                 emails: self.emails.clone(),
                 bucket: self.bucket.clone(),
+                kms_key: self.kms_key.clone(),
                 log_retention_days: self.log_retention_days.map(i64::from),
                 alarm_period: self.alarm_period.map(i64::from),
                 alarm_threshold: self.alarm_threshold.map(i64::from),
@@ -407,6 +414,8 @@ mod tests {
             "logs",
             "--stack-name",
             "s",
+            "--kms-key",
+            "arn:aws:kms:eu-west-1:123456789012:key/k",
             "--region",
             "eu-west-1",
             "--allow-region",

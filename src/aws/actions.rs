@@ -31,6 +31,7 @@ fn registry() -> Vec<(&'static [&'static str], ShippedPolicy)> {
     vec![
         (crate::check::ACTIONS, Daemon),
         (crate::check::stack::ACTIONS, Daemon),
+        (crate::check::encryption::ACTIONS, Daemon),
         (crate::stack::deploy::ACTIONS, Deploy),
         (crate::stack::deploy::change_set::ACTIONS, Deploy),
         (crate::stack::deploy::follow::ACTIONS, Deploy),
@@ -38,6 +39,16 @@ fn registry() -> Vec<(&'static [&'static str], ShippedPolicy)> {
         (crate::source::alarm::ACTIONS, Daemon),
         (crate::source::cloudtrail::lookup::ACTIONS, Daemon),
         (crate::source::sqs::ACTIONS, Daemon),
+    ]
+}
+
+/// The actions a service calls with the caller's permissions while serving one of the calls
+/// above (SQS and SNS use the stack's KMS key for the daemon). The policies must allow them too.
+fn implied() -> Vec<(&'static [&'static str], ShippedPolicy)> {
+    use ShippedPolicy::Daemon;
+    vec![
+        (crate::source::sqs::KMS_ACTIONS, Daemon),
+        (crate::notify::sns::KMS_ACTIONS, Daemon),
     ]
 }
 
@@ -279,6 +290,7 @@ fn every_sdk_call_is_in_its_modules_actions_and_every_action_is_called() {
 fn the_daemon_policy_allows_exactly_what_run_and_check_call() {
     let wanted: BTreeSet<String> = registry()
         .into_iter()
+        .chain(implied())
         .filter(|(_, policy)| *policy == ShippedPolicy::Daemon)
         .flat_map(|(actions, _)| actions.iter().map(|a| (*a).to_owned()))
         .collect();

@@ -3,12 +3,14 @@
 //! The configuration is checked first (every problem at once, by [`crate::config`]); then the
 //! environment, in the order an operator would fix it: credentials (who am I), the region (the
 //! us-east-1 trap), the alarm-path stack and each of its parts (trail logging, the metric
-//! filter's pattern, the alarm and its actions, a confirmed e-mail subscription), and each
+//! filter's pattern, the alarm and its actions, a confirmed e-mail subscription, each part
+//! encrypted with the stack's KMS key and a key policy every service can use), and each
 //! notifier. Every problem comes with the fix, and one failing check never hides the others.
 //!
 //! Everything here only reads, except `--send-test`, which sends one clearly marked test
 //! message through every notifier.
 
+pub(crate) mod encryption;
 mod notifiers;
 pub(crate) mod stack;
 

@@ -1,6 +1,7 @@
 //! The alarm-path stack and each of its parts: the stack's status and outputs, the trail
 //! logging, the metric filter's pattern, the alarms and their actions, a confirmed e-mail
-//! subscription.
+//! subscription, and (in [`super::encryption`]) the encryption of every part and the key
+//! policy.
 
 use std::collections::HashMap;
 
@@ -109,6 +110,7 @@ pub(super) async fn stack(sdk: &aws_config::SdkConfig, config: &Config, report: 
         Some(topic) => subscriptions(sdk, topic, &deploy_fix, report).await,
         None => missing(report, output::TOPIC_ARN),
     }
+    super::encryption::encryption(sdk, &outputs, &deploy_fix, report).await;
 }
 
 async fn trail_logging(sdk: &aws_config::SdkConfig, trail: &str, report: &mut Report) {

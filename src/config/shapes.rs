@@ -24,7 +24,7 @@ pub(crate) fn check_region(region: &str) -> Result<(), String> {
 
 /// CloudFormation stack names: a letter, then letters, digits and hyphens, at most 128.
 pub(crate) fn check_stack_name(name: &str) -> Result<(), String> {
-    let shaped = name.len() <= 128
+    let shaped = name.len() <= crate::stack::names::MAX_STACK_NAME
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if shaped {
@@ -54,6 +54,29 @@ pub(crate) fn check_bucket_name(name: &str) -> Result<(), String> {
             "must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens, \
              starting and ending with a letter or digit), or \"\" for a bucket the stack \
              creates; got {name:?}"
+        ))
+    }
+}
+
+/// A KMS key ARN, `arn:PARTITION:kms:REGION:ACCOUNT:key/ID`, as the template's `KmsKeyArn`
+/// takes it (CloudWatch Logs accepts neither an alias nor a bare key id).
+pub(crate) fn check_kms_key_arn(arn: &str) -> Result<(), String> {
+    let parsed = crate::aws::arn::Arn::parse(arn);
+    let shaped = parsed.as_ref().is_some_and(|a| {
+        a.service == "kms"
+            && check_region(a.region).is_ok()
+            && is_account_id(a.account)
+            && a.resource.strip_prefix("key/").is_some_and(|id| {
+                !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+    });
+    if shaped {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be the ARN of a KMS key, such as \"arn:aws:kms:us-east-1:123456789012:key/\
+             1234abcd-12ab-34cd-56ef-1234567890ab\" (not an alias: CloudWatch Logs takes key \
+             ARNs only), or \"\" for a key the stack creates; got {arn:?}"
         ))
     }
 }

@@ -168,6 +168,12 @@ pub(crate) fn validate_aws(
     };
     if let Err(e) = check_stack_name(&raw.stack_name) {
         problems.error(names.key("stack_name"), e);
+    } else if purpose == Purpose::Deploy {
+        // The names of the stack's resources, derived from its name, must be valid too, or
+        // the stack fails inside CloudFormation after it has started.
+        if let Some(e) = crate::stack::names::stack_name_problem(&raw.stack_name) {
+            problems.error(names.key("stack_name"), e);
+        }
     }
     let max_attempts = match u32::try_from(raw.max_attempts) {
         Ok(n) if (1..=defaults::MAX_ATTEMPTS_LIMIT).contains(&n) => n,

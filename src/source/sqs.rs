@@ -21,6 +21,12 @@ pub(crate) const ACTIONS: &[&str] = &[
     "sqs:ChangeMessageVisibility",
 ];
 
+/// What SQS calls in KMS on the reader's behalf: the stack's queue is encrypted with its KMS
+/// key, and ReceiveMessage decrypts with the caller's permissions. Not an SDK call of this file
+/// (so not in `ACTIONS`); `src/aws/actions.rs` lists it among the implied actions.
+#[cfg(test)]
+pub(crate) const KMS_ACTIONS: &[&str] = &["kms:Decrypt"];
+
 /// SQS long polling. A receive in flight is finished, not dropped, at shutdown: a dropped one
 /// can still take a message server-side and hide it for the visibility timeout. So this also
 /// bounds how long a consumer delays a stop.

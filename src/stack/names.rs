@@ -14,6 +14,9 @@ pub(crate) mod param {
         "NotificationEmail2",
         "NotificationEmail3",
     ];
+    /// An existing customer-managed KMS key (its ARN) for the trail's log files, the log
+    /// group, the topics and the queue; empty: the stack creates one.
+    pub(crate) const KMS_KEY: &str = "KmsKeyArn";
     /// An existing S3 bucket for the trail's log files; empty: the stack creates one.
     pub(crate) const BUCKET: &str = "TrailBucketName";
     /// Days CloudTrail records stay in the log group (and in a bucket the stack created).
@@ -56,12 +59,135 @@ pub mod output {
     pub(crate) const QUEUE_URL: &str = "QueueUrl";
     /// Daemon mode only: the ARN of that SQS queue.
     pub(crate) const QUEUE_ARN: &str = "QueueArn";
+    /// The KMS key that encrypts the trail's log files, the log group, the topics and the
+    /// queue (given or created by the stack).
+    pub(crate) const KMS_KEY_ARN: &str = "KmsKeyArn";
     /// The S3 bucket holding the trail's log files (given or created by the stack).
     pub(crate) const BUCKET_NAME: &str = "BucketName";
     /// Only with the CIS filter: the name of the CIS 4.4 alarm.
     pub(crate) const CIS_ALARM_NAME: &str = "CisAlarmName";
     /// Only with the tampering alarm: the name of the alarm on tampering with the monitoring.
     pub(crate) const TAMPERING_ALARM_NAME: &str = "TamperingAlarmName";
+}
+
+/// The grants the stack's KMS key policy must hold, by service principal, shared by the
+/// template (which writes them) and `check` (which finds them in a deployed key's policy).
+pub(crate) mod key_grants {
+    /// CloudTrail, which encrypts the trail's log files.
+    pub(crate) const CLOUDTRAIL: &str = "cloudtrail.amazonaws.com";
+    /// What CloudTrail needs to encrypt log files.
+    pub(crate) const CLOUDTRAIL_ACTIONS: &[&str] = &["kms:GenerateDataKey*"];
+    /// CloudWatch Logs of the stack's region (template form; `check` puts the region in).
+    pub(crate) const LOGS: &str = "logs.${AWS::Region}.amazonaws.com";
+    /// What CloudWatch Logs needs to encrypt and read an encrypted log group.
+    pub(crate) const LOGS_ACTIONS: &[&str] = &[
+        "kms:Encrypt*",
+        "kms:Decrypt*",
+        "kms:ReEncrypt*",
+        "kms:GenerateDataKey*",
+        "kms:Describe*",
+    ];
+    /// SNS, which delivers the alarm topic's messages to the encrypted queue.
+    pub(crate) const SNS: &str = "sns.amazonaws.com";
+    /// CloudWatch, whose alarms publish to the encrypted topics.
+    pub(crate) const CLOUDWATCH: &str = "cloudwatch.amazonaws.com";
+    /// What a service needs to publish to an encrypted topic or send to an encrypted queue.
+    pub(crate) const PUBLISH_ACTIONS: &[&str] = &["kms:GenerateDataKey*", "kms:Decrypt"];
+
+    /// Each service principal and the KMS calls it makes with the key, which a key policy must
+    /// allow it (`check` tests a deployed key's policy against these).
+    pub(crate) const CALLS: [(&str, &str, &[&str]); 4] = [
+        (
+            CLOUDTRAIL,
+            "the trail cannot write encrypted log files",
+            &["kms:GenerateDataKey", "kms:DescribeKey"],
+        ),
+        (
+            LOGS,
+            "CloudTrail's records cannot be stored in the encrypted log group",
+            &[
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:GenerateDataKey",
+                "kms:DescribeKey",
+            ],
+        ),
+        (
+            SNS,
+            "the alarm topic cannot deliver to the encrypted queue",
+            &["kms:GenerateDataKey", "kms:Decrypt"],
+        ),
+        (
+            CLOUDWATCH,
+            "the alarms cannot publish to the encrypted topics: they go to ALARM and nobody hears",
+            &["kms:GenerateDataKey", "kms:Decrypt"],
+        ),
+    ];
+}
+
+/// The suffixes of the alarms' names, each `<stack name>-<suffix>`.
+pub(crate) mod alarm_suffix {
+    /// The alarm on IAM changes.
+    pub(crate) const IAM_CHANGES: &str = "iam-changes";
+    /// The CIS 4.4 alarm.
+    pub(crate) const CIS: &str = "cis-4-4-iam-policy-changes";
+    /// The alarm on tampering with the monitoring.
+    pub(crate) const TAMPERING: &str = "monitoring-tampering";
+    /// The dead-man's switch on the daemon's queue.
+    pub(crate) const DAEMON_NOT_READING: &str = "daemon-not-reading";
+    /// All of them.
+    #[cfg(test)]
+    pub(crate) const ALL: [&str; 4] = [IAM_CHANGES, CIS, TAMPERING, DAEMON_NOT_READING];
+}
+
+/// Why `stack` cannot name this stack although CloudFormation takes it (a letter, then letters,
+/// digits and hyphens, at most 128: checked before this), judged by every name the template
+/// derives from the stack's name; `None` when every one is valid:
+///
+/// - the trail, named `<stack>`: CloudTrail takes 3-128 characters starting and ending with a
+///   letter or digit, without adjacent hyphens (CloudTrail: "Trail name too short" and the like,
+///   after the stack has started);
+/// - the alarms, `<stack>-<suffix>`, and the metric namespace, `iamwatchd/<stack>`: at most
+///   255 characters, which [`MAX_STACK_NAME`] guarantees.
+///
+/// The bucket, topic, queue and log group names CloudFormation generates (and shortens) itself.
+pub(crate) fn stack_name_problem(stack: &str) -> Option<String> {
+    let ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if stack.len() < 3 {
+        return Some(format!(
+            "is too short: the stack's trail is named after it and CloudTrail takes trail names \
+             of 3-128 characters; use a longer name such as \"iamwatchd-{stack}\", got {stack:?}"
+        ));
+    }
+    if !ends(stack.chars().last()) || stack.contains("--") {
+        return Some(format!(
+            "must end with a letter or digit and have no two hyphens in a row: the stack's \
+             trail is named after it and CloudTrail refuses such trail names; got {stack:?}"
+        ));
+    }
+    None
+}
+
+/// CloudFormation's own limit on a stack name; with it, the alarm names and the metric
+/// namespace derived from it always fit their 255 characters (a test checks).
+pub(crate) const MAX_STACK_NAME: usize = 128;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_names_are_checked_and_the_longest_stack_name_fits_every_one() {
+        for bad in ["s1", "ab", "stack-", "my--stack"] {
+            assert!(stack_name_problem(bad).is_some(), "{bad}");
+        }
+        for good in ["s12", "iamwatchd", "a-b-c", "Prod2"] {
+            assert_eq!(stack_name_problem(good), None, "{good}");
+        }
+        let longest = alarm_suffix::ALL.iter().map(|s| s.len()).max().unwrap();
+        assert!(MAX_STACK_NAME + 1 + longest <= 255);
+        assert!("iamwatchd/".len() + MAX_STACK_NAME <= 255);
+    }
 }
 
 /// Metric names of the filters: the alarm path reads `Trigger.MetricName` to know which
@@ -78,6 +204,14 @@ pub mod metric {
 /// Logical id of the bucket the stack creates when no bucket is given; `deploy --delete` looks
 /// for it to tell the operator that it is retained.
 pub(crate) const CREATED_BUCKET_LOGICAL_ID: &str = "TrailBucket";
+
+/// Logical id of the bucket that receives the created trail bucket's server access logs; also
+/// retained on deletion.
+pub(crate) const ACCESS_LOG_BUCKET_LOGICAL_ID: &str = "TrailAccessLogBucket";
+
+/// Logical id of the KMS key the stack creates when no key is given. It is retained when the
+/// stack is deleted: the log files in the retained bucket stay readable only with it.
+pub(crate) const CREATED_KEY_LOGICAL_ID: &str = "Key";
 
 /// How many e-mail addresses the template can subscribe.
 pub(crate) const MAX_EMAILS: usize = param::EMAILS.len();
@@ -107,6 +241,11 @@ pub(crate) const ALARM_PERIOD_SECONDS_ALLOWED: [u32; 9] =
 
 /// The smallest alarm threshold: at 0 the alarm would fire on every period, changes or not.
 pub(crate) const MIN_ALARM_THRESHOLD: u32 = 1;
+
+/// What the template's `KmsKeyArn` parameter accepts: a key ARN (CloudWatch Logs takes no
+/// alias or bare key id), or empty.
+pub(crate) const KMS_KEY_ARN_PATTERN: &str =
+    "^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]{1,128})?$";
 
 /// The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
 pub(crate) const LOG_RETENTION_DAYS_ALLOWED: [u32; 22] = [

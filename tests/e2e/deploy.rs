@@ -288,6 +288,19 @@ async fn deploy_dry_run_create_no_op_update_and_delete() {
         "{}",
         deleted.stdout
     );
+    let key_id = out["KmsKeyArn"].rsplit('/').next().unwrap();
+    assert!(
+        deleted.stdout.contains(&format!("The KMS key that encrypted the log files (they cannot be read without it), {key_id}, was retained")),
+        "{}",
+        deleted.stdout
+    );
+    assert!(
+        deleted
+            .stdout
+            .contains("The S3 bucket with the trail bucket's access logs"),
+        "{}",
+        deleted.stdout
+    );
     assert!(!stack_exists(&cfn).await);
     let gone = iamwatchd(endpoint, home.path(), &["deploy", "--delete"]);
     gone.assert_success();

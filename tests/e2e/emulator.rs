@@ -237,7 +237,6 @@ impl Emulator {
     /// Waits for the next message on an SQS queue (long polling, up to a minute) and returns its
     /// body; fails the test, naming the emulator's log, when none comes.
     pub async fn next_message(&self, queue_url: &str) -> String {
-        let sqs = aws_sdk_sqs::Client::new(&self.sdk_config().await);
         let started = std::time::Instant::now();
         loop {
             assert!(
@@ -245,15 +244,8 @@ impl Emulator {
                 "no message on {queue_url}; emulator log: {}",
                 self.log_path().display()
             );
-            let received = sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .expect("ReceiveMessage");
-            if let Some(message) = received.messages().first() {
-                return message.body().expect("message body").to_owned();
+            if let Some(body) = self.receive_one(queue_url, false).await {
+                return body;
             }
         }
     }
@@ -332,6 +324,29 @@ impl Emulator {
     /// Forgets every scripted answer, standing answer and secret (the records stay).
     pub fn http_reset(&self) {
         self.http_control("reset", serde_json::json!({}));
+    }
+
+    /// The body of one message of the queue, long-polling for a second (`None` when none
+    /// came); deleted from the queue when `delete`.
+    pub async fn receive_one(&self, queue_url: &str, delete: bool) -> Option<String> {
+        let sqs = aws_sdk_sqs::Client::new(&self.sdk_config().await);
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let message = received.messages().first()?;
+        if delete {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(message.receipt_handle().expect("receipt handle"))
+                .send()
+                .await
+                .expect("DeleteMessage");
+        }
+        Some(message.body().expect("message body").to_owned())
     }
 
     /// The path of the emulator's log, for assertion messages.

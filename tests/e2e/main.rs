@@ -12,6 +12,7 @@ mod daemon;
 mod deploy;
 mod deploy_settings;
 mod emulator;
+mod encryption;
 mod foundation;
 mod notify;
 mod poller;

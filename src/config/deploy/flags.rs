@@ -85,6 +85,23 @@ impl DeployFlags {
             flags: &deploy_flags,
         };
         let settings = raw.deploy.validate(&deploy_names, &mut problems);
+        if let Some(key) = settings
+            .kms_key
+            .as_deref()
+            .and_then(crate::aws::arn::Arn::parse)
+        {
+            if key.region != aws.region {
+                problems.error(
+                    deploy_names.key("kms_key"),
+                    format!(
+                        "the key is in {}, the stack in {}: CloudTrail, CloudWatch Logs, SNS \
+                         and SQS use keys of their own region only; give a key of {} (or \"\" \
+                         for one the stack creates)",
+                        key.region, aws.region, aws.region
+                    ),
+                );
+            }
+        }
         let target = DeployTarget {
             stack_name: aws.stack_name,
             region: aws.region,
@@ -239,6 +256,57 @@ mod tests {
         assert_eq!(target.settings.alarm_period_seconds, Some(60));
     }
 
+    #[test]
+    fn a_stack_name_its_trail_cannot_take_is_refused_before_any_call() {
+        for bad in ["s1", "ab", "stack-", "my--stack"] {
+            let found = flag_problems(DeployFlags {
+                stack_name: Some(bad.to_owned()),
+                ..flagged(RawDeploy::default())
+            });
+            let message = &problem_at(&found, "--stack-name").message;
+            assert!(message.contains("trail"), "{bad}: {message}");
+        }
+        // In the file, the problem names the key (and so exits 78).
+        let error = from_file("[aws]\nstack_name = \"s1\"\n").unwrap_err();
+        assert!(error.names_a_file());
+        assert!(problem_at(error.problems(), "aws.stack_name")
+            .message
+            .contains("use a longer name"));
+    }
+
+    #[test]
+    fn the_kms_key_is_a_key_arn_of_the_stacks_region() {
+        let key = |arn: &str| {
+            flagged(RawDeploy {
+                kms_key: Some(arn.to_owned()),
+                ..RawDeploy::default()
+            })
+        };
+        let good = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let target = key(good).resolve_text(None, env(&[])).expect("valid");
+        assert_eq!(target.settings.kms_key.as_deref(), Some(good));
+        let created = key("")
+            .resolve_text(None, env(&[]))
+            .expect("\"\" = created");
+        assert_eq!(created.settings.kms_key.as_deref(), Some(""));
+        for bad in [
+            "alias/iamwatchd",
+            "arn:aws:kms:us-east-1:123456789012:alias/x",
+            "1234abcd",
+        ] {
+            let found = flag_problems(key(bad));
+            assert!(
+                problem_at(&found, "--kms-key")
+                    .message
+                    .contains("not an alias"),
+                "{bad}"
+            );
+        }
+        let found = flag_problems(key(&good.replace("us-east-1", "eu-west-1")));
+        let message = &problem_at(&found, "--kms-key").message;
+        assert!(message.contains("the key is in eu-west-1"), "{message}");
+    }
+
     const FILE: &str = "[aws]\nregion = \"eu-west-1\"\nallow_non_us_east_1 = true\nstack_name = \"from-file\"\n[deploy]\nemails = [\"file@example.com\", \"file2@example.com\"]\nbucket = \"file-bucket\"\nlog_retention_days = 30\nalarm_period = 60\nalarm_threshold = 4\ncis_filter = true\ntampering_alarm = false\ndaemon_queue = false\n";
 
     #[test]
@@ -277,7 +345,7 @@ mod tests {
         );
 
         // A file that leaves [deploy] out sets nothing: the stack keeps what it has.
-        let bare = from_file("[aws]\nstack_name = \"s\"\n").unwrap();
+        let bare = from_file("[aws]\nstack_name = \"s12\"\n").unwrap();
         assert_eq!(bare.region, crate::aws::IAM_EVENTS_REGION);
         assert_eq!(
             (bare.settings.alarm_threshold, bare.settings.bucket),
@@ -294,6 +362,7 @@ mod tests {
             settings: RawDeploy {
                 emails: vec!["flag@example.com".to_owned()],
                 bucket: Some(String::new()),
+                kms_key: Some(String::new()),
                 log_retention_days: Some(90),
                 alarm_period: Some(300),
                 alarm_threshold: Some(7),

@@ -19,7 +19,7 @@ use serde::Deserialize;
 mod flags;
 
 use super::problem::{Names, Problems};
-use super::shapes::{check_bucket_name, email_address};
+use super::shapes::{check_bucket_name, check_kms_key_arn, email_address};
 use super::values::join_numbers;
 use crate::stack::names;
 
@@ -34,6 +34,9 @@ pub struct DeployConfig {
     pub emails: Vec<String>,
     /// Existing bucket for the trail (`--bucket`); `Some("")` = the stack creates its own.
     pub bucket: Option<String>,
+    /// Existing KMS key's ARN (`--kms-key`), in the stack's region; `Some("")` = the stack
+    /// creates its own.
+    pub kms_key: Option<String>,
     /// Log group retention (`--log-retention-days`), one CloudWatch Logs offers.
     pub log_retention_days: Option<u32>,
     /// Alarm period in seconds (`--alarm-period`), one the template offers.
@@ -57,6 +60,8 @@ pub struct RawDeploy {
     pub emails: Vec<String>,
     /// Existing trail bucket; `""` = the stack creates one.
     pub bucket: Option<String>,
+    /// Existing KMS key's ARN; `""` = the stack creates one.
+    pub kms_key: Option<String>,
     /// Log group retention in days.
     pub log_retention_days: Option<i64>,
     /// Alarm period in seconds.
@@ -75,9 +80,10 @@ pub struct RawDeploy {
 pub(crate) const DEPLOY_FILE_NAMES: Names<'static> = Names::file("deploy");
 
 /// The flag of each `[deploy]` key.
-const DEPLOY_FLAGS: [(&str, &str); 8] = [
+const DEPLOY_FLAGS: [(&str, &str); 9] = [
     ("emails", "--email"),
     ("bucket", "--bucket"),
+    ("kms_key", "--kms-key"),
     ("log_retention_days", "--log-retention-days"),
     ("alarm_period", "--alarm-period"),
     ("alarm_threshold", "--alarm-threshold"),
@@ -117,6 +123,11 @@ impl RawDeploy {
         if let Some(bucket) = self.bucket.as_deref().filter(|b| !b.is_empty()) {
             if let Err(e) = check_bucket_name(bucket) {
                 problems.error(names.key("bucket"), e);
+            }
+        }
+        if let Some(key) = self.kms_key.as_deref().filter(|k| !k.is_empty()) {
+            if let Err(e) = check_kms_key_arn(key) {
+                problems.error(names.key("kms_key"), e);
             }
         }
         let log_retention_days = self.log_retention_days.and_then(|days| {
@@ -168,6 +179,7 @@ impl RawDeploy {
         DeployConfig {
             emails: self.emails.clone(),
             bucket: self.bucket.clone(),
+            kms_key: self.kms_key.clone(),
             log_retention_days,
             alarm_period_seconds,
             alarm_threshold,
@@ -192,6 +204,7 @@ impl RawDeploy {
         };
         take("emails", !flags.emails.is_empty());
         take("bucket", flags.bucket.is_some());
+        take("kms_key", flags.kms_key.is_some());
         take("log_retention_days", flags.log_retention_days.is_some());
         take("alarm_period", flags.alarm_period.is_some());
         take("alarm_threshold", flags.alarm_threshold.is_some());
@@ -202,6 +215,7 @@ impl RawDeploy {
             self.emails = flags.emails;
         }
         self.bucket = flags.bucket.or(self.bucket.take());
+        self.kms_key = flags.kms_key.or(self.kms_key.take());
         self.log_retention_days = flags.log_retention_days.or(self.log_retention_days);
         self.alarm_period = flags.alarm_period.or(self.alarm_period);
         self.alarm_threshold = flags.alarm_threshold.or(self.alarm_threshold);
@@ -231,6 +245,7 @@ mod tests {
             DeployConfig {
                 emails: vec!["a@example.com".to_owned(), "b@example.com".to_owned()],
                 bucket: Some("my-trail-logs".to_owned()),
+                kms_key: None,
                 log_retention_days: Some(30),
                 alarm_period_seconds: Some(60),
                 alarm_threshold: Some(4),

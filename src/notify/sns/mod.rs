@@ -27,6 +27,13 @@ pub use config::SnsConfig;
 #[cfg(test)]
 pub(crate) const ACTIONS: &[&str] = &["sns:Publish", "sns:GetTopicAttributes"];
 
+/// What SNS calls in KMS on the publisher's behalf: the stack's notifications topic is
+/// encrypted with its KMS key, and Publish makes a data key with the caller's permissions. Not
+/// SDK calls of this file (so not in `ACTIONS`); `src/aws/actions.rs` lists them among the
+/// implied actions.
+#[cfg(test)]
+pub(crate) const KMS_ACTIONS: &[&str] = &["kms:GenerateDataKey", "kms:Decrypt"];
+
 /// Publishes each alert to one SNS topic.
 #[derive(Debug, Clone)]
 pub struct SnsNotifier {

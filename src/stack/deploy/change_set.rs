@@ -75,6 +75,7 @@ impl DeployRequest {
             set(key, value);
         }
         set(param::BUCKET, settings.bucket.clone());
+        set(param::KMS_KEY, settings.kms_key.clone());
         let number = |n: Option<u32>| n.map(|n| n.to_string());
         set(
             param::LOG_RETENTION_DAYS,
@@ -378,7 +379,9 @@ mod tests {
         assert_eq!(value(param::CIS_FILTER), "false");
         assert_eq!(value(param::ALARM_PERIOD), "300");
         assert_eq!(value(param::BUCKET), "");
-        assert_eq!(parameters.len(), 10, "every parameter is spelled out");
+        // An old stack has no key parameter: the update creates the stack's key.
+        assert_eq!(value(param::KMS_KEY), "");
+        assert_eq!(parameters.len(), 11, "every parameter is spelled out");
         // Creating needs an address.
         assert!(matches!(
             r.parameters(None),

@@ -22,7 +22,9 @@ use aws_sdk_cloudformation::Client;
 use crate::aws;
 use crate::aws::errors::{root_cause, AwsError, Kind};
 use crate::config::DeployTarget;
-use crate::stack::names::CREATED_BUCKET_LOGICAL_ID;
+use crate::stack::names::{
+    ACCESS_LOG_BUCKET_LOGICAL_ID, CREATED_BUCKET_LOGICAL_ID, CREATED_KEY_LOGICAL_ID,
+};
 use error::{aws_failure, sdk_error};
 use follow::{delete_and_follow, first_failure_of};
 
@@ -212,13 +214,15 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
     change_set::apply(&cfn, request, existing.as_ref(), creating).await
 }
 
-/// The bucket the stack created for the trail, if it did (it is retained on deletion).
-async fn created_bucket(
+/// What the stack created that deletion keeps (`DeletionPolicy: Retain`), each with its
+/// physical id: the trail bucket, its access-log bucket and the KMS key.
+async fn retained_resources(
     cfn: &Client,
     stack: &Stack,
     region: &str,
-) -> Result<Option<String>, DeployError> {
+) -> Result<Vec<(&'static str, String)>, DeployError> {
     let stack_id = stack.stack_id().or(stack.stack_name()).unwrap_or_default();
+    let mut retained = Vec::new();
     let mut token = None;
     loop {
         let page = cfn
@@ -228,20 +232,41 @@ async fn created_bucket(
             .send()
             .await
             .map_err(|e| sdk_error("ListStackResources", region, e))?;
-        let found = page.stack_resource_summaries().iter().find(|r| {
-            r.logical_resource_id() == Some(CREATED_BUCKET_LOGICAL_ID)
-                && r.resource_status()
-                    .is_some_and(|s| s.as_str() != "DELETE_COMPLETE")
-        });
-        if let Some(bucket) = found {
-            return Ok(bucket.physical_resource_id().map(str::to_owned));
+        for resource in page.stack_resource_summaries() {
+            let live = resource
+                .resource_status()
+                .is_some_and(|s| s.as_str() != "DELETE_COMPLETE");
+            let kept = RETAINED
+                .iter()
+                .find(|(id, _)| resource.logical_resource_id() == Some(*id));
+            if let (true, Some((_, what)), Some(physical)) =
+                (live, kept, resource.physical_resource_id())
+            {
+                retained.push((*what, physical.to_owned()));
+            }
         }
         token = page.next_token().map(str::to_owned);
         if token.is_none() {
-            return Ok(None);
+            return Ok(retained);
         }
     }
 }
+
+/// The resources the template retains on deletion, by logical id, with what to call them.
+const RETAINED: [(&str, &str); 3] = [
+    (
+        CREATED_BUCKET_LOGICAL_ID,
+        "The S3 bucket with the trail's log files",
+    ),
+    (
+        ACCESS_LOG_BUCKET_LOGICAL_ID,
+        "The S3 bucket with the trail bucket's access logs",
+    ),
+    (
+        CREATED_KEY_LOGICAL_ID,
+        "The KMS key that encrypted the log files (they cannot be read without it)",
+    ),
+];
 
 /// `iamwatchd deploy --delete`: delete the stack, following its events.
 pub async fn delete(request: &DeleteRequest) -> Result<(), DeployError> {
@@ -259,16 +284,41 @@ pub async fn delete(request: &DeleteRequest) -> Result<(), DeployError> {
             status,
         });
     }
-    // The bucket the stack created is retained (DeletionPolicy Retain): say so and name it.
-    let retained_bucket = created_bucket(&cfn, &stack, region).await?;
+    // What the stack created and deletion keeps (DeletionPolicy Retain): say so and name it.
+    let retained = retained_resources(&cfn, &stack, region).await?;
     println!("Deleting stack {name} in {region}");
     delete_and_follow(&cfn, &stack, region, request.timeout).await?;
     println!("Stack {name} is deleted.");
-    if let Some(bucket) = retained_bucket {
+    for (what, id) in &retained {
+        println!("{what}, {id}, was retained (it belongs to the audit record).");
+    }
+    if !retained.is_empty() {
         println!(
-            "The S3 bucket {bucket} with the trail's log files was retained (it is the audit \
-             record); empty and delete it yourself once you no longer need those logs."
+            "Delete the buckets (emptied) and schedule the key's deletion yourself once you no \
+             longer need those logs."
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RETAINED;
+    use crate::stack::template::template;
+
+    #[test]
+    fn deletion_names_every_resource_the_template_retains() {
+        let template = template();
+        let mut retained: Vec<&str> = template["Resources"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["DeletionPolicy"] == "Retain")
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let mut named: Vec<&str> = RETAINED.iter().map(|(id, _)| *id).collect();
+        retained.sort_unstable();
+        named.sort_unstable();
+        assert_eq!(retained, named);
+    }
 }

@@ -20,9 +20,18 @@
 //! `iamwatchd template`, committed for people who deploy with other tools; a test fails when
 //! it is stale.
 //!
+//! Every resource that holds data is encrypted with one customer-managed KMS key, the stack's
+//! own (rotation on) or one the operator names (`KmsKeyArn`); its key policy is in `key`. The
+//! created trail bucket is versioned and its server access is logged to a second bucket
+//! (`buckets`). checkov's checks that a resource does not meet on purpose are skipped in its
+//! metadata, each with its reason (`checkov`).
+//!
 //! The parameters and conditions are in `parameters`, the resources and outputs in `resources`;
 //! the names and limits they share with the rest of the crate in [`crate::stack::names`].
 
+mod buckets;
+mod checkov;
+mod key;
 mod parameters;
 mod resources;
 
@@ -81,7 +90,8 @@ mod tests {
     use super::*;
     use crate::rules;
     use crate::stack::names::{
-        param, CREATED_BUCKET_LOGICAL_ID, DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, MAX_EMAILS,
+        param, ACCESS_LOG_BUCKET_LOGICAL_ID, CREATED_BUCKET_LOGICAL_ID, CREATED_KEY_LOGICAL_ID,
+        DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, MAX_EMAILS,
     };
 
     /// CloudWatch Logs rejects filter patterns longer than this.
@@ -95,7 +105,7 @@ mod tests {
         assert!(
             committed == template_json(),
             "deploy/iamwatchd.template.json is stale: run \
-             `cargo run -- template > deploy/iamwatchd.template.json` and commit it"
+             `cargo run --bin iamwatchd -- template > deploy/iamwatchd.template.json` and commit it"
         );
     }
 
@@ -205,6 +215,44 @@ mod tests {
         assert!(block.as_object().unwrap().values().all(|v| v == true));
         assert!(bucket["Properties"]["BucketEncryption"].is_object());
         assert!(bucket["Properties"]["LifecycleConfiguration"]["Rules"][0].is_object());
+        assert_eq!(
+            bucket["Properties"]["VersioningConfiguration"]["Status"],
+            "Enabled"
+        );
+        let logs = &bucket["Properties"]["LoggingConfiguration"]["DestinationBucketName"];
+        assert_eq!(logs, &reference(ACCESS_LOG_BUCKET_LOGICAL_ID));
+        let log_bucket = &template["Resources"][ACCESS_LOG_BUCKET_LOGICAL_ID];
+        assert_eq!(log_bucket["DeletionPolicy"], "Retain");
+        assert_eq!(
+            log_bucket["Properties"]["PublicAccessBlockConfiguration"],
+            bucket["Properties"]["PublicAccessBlockConfiguration"]
+        );
+        for policy in ["TrailBucketPolicy", "TrailAccessLogBucketPolicy"] {
+            let first =
+                &template["Resources"][policy]["Properties"]["PolicyDocument"]["Statement"][0];
+            assert_eq!(first["Sid"], "TlsOnly", "{policy}");
+            assert_eq!(first["Effect"], "Deny", "{policy}");
+        }
+    }
+
+    #[test]
+    fn every_resource_holding_data_uses_the_stacks_key() {
+        let template = template();
+        let resources = &template["Resources"];
+        let key = json!({ "Fn::If": ["CreateKey", get_att(CREATED_KEY_LOGICAL_ID, "Arn"), reference(param::KMS_KEY)] });
+        for (id, property) in [
+            ("Trail", "KMSKeyId"),
+            ("LogGroup", "KmsKeyId"),
+            ("Topic", "KmsMasterKeyId"),
+            ("NotificationTopic", "KmsMasterKeyId"),
+            ("DaemonQueue", "KmsMasterKeyId"),
+        ] {
+            assert_eq!(resources[id]["Properties"][property], key, "{id}");
+        }
+        let created = &resources[CREATED_KEY_LOGICAL_ID];
+        assert_eq!(created["Condition"], "CreateKey");
+        assert_eq!(created["Properties"]["EnableKeyRotation"], true);
+        assert_eq!(template["Outputs"]["KmsKeyArn"]["Value"], key);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use super::{is_true, not_empty, reference};
 use crate::stack::names::{
     param, ALARM_PERIOD_SECONDS_ALLOWED, DEFAULT_ALARM_PERIOD_SECONDS, DEFAULT_ALARM_THRESHOLD,
     DEFAULT_CIS_FILTER, DEFAULT_DAEMON_QUEUE, DEFAULT_LOG_RETENTION_DAYS,
-    DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, DEFAULT_TAMPERING_ALARM, LOG_RETENTION_DAYS_ALLOWED,
-    MIN_ALARM_THRESHOLD,
+    DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, DEFAULT_TAMPERING_ALARM, KMS_KEY_ARN_PATTERN,
+    LOG_RETENTION_DAYS_ALLOWED, MIN_ALARM_THRESHOLD,
 };
 
 fn boolean_parameter(description: &str, default: bool) -> Value {
@@ -41,6 +41,19 @@ pub(crate) fn parameters() -> Value {
         }
         parameters.insert((*name).to_owned(), parameter);
     }
+    parameters.insert(
+        param::KMS_KEY.to_owned(),
+        json!({
+            "Type": "String",
+            "Default": "",
+            "Description": "ARN of an existing symmetric customer-managed KMS key in this region for \
+                the trail's log files, the log group, both topics and the queue; its key policy \
+                must grant what the created key's policy grants (CloudTrail, CloudWatch Logs, SNS, \
+                CloudWatch alarms). Empty: the stack creates a key with rotation on.",
+            "AllowedPattern": KMS_KEY_ARN_PATTERN,
+            "ConstraintDescription": "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID), or empty",
+        }),
+    );
     parameters.insert(
         param::BUCKET.to_owned(),
         json!({
@@ -122,6 +135,7 @@ pub(crate) fn parameters() -> Value {
 pub(super) fn conditions() -> Value {
     json!({
         "CreateBucket": { "Fn::Equals": [reference(param::BUCKET), ""] },
+        "CreateKey": { "Fn::Equals": [reference(param::KMS_KEY), ""] },
         "HasEmail2": not_empty(param::EMAILS[1]),
         "HasEmail3": not_empty(param::EMAILS[2]),
         "CisFilter": is_true(param::CIS_FILTER),

@@ -1,11 +1,14 @@
-//! The template's resources (trail, bucket, log group, metric filters, alarms, topics, queue)
-//! and its outputs. The metric filters' patterns come from the rule catalogue.
+//! The template's resources (trail, log group, metric filters, alarms, topics, queue; the key
+//! in `key`, the buckets in `buckets`) and its outputs. The metric filters' patterns come from
+//! the rule catalogue; every resource that holds data is encrypted with the stack's key.
 
 use serde_json::{json, Map, Value};
 
+use super::buckets::bucket_resources;
+use super::key::{key_arn, key_resources};
 use super::{get_att, reference, sub};
 use crate::rules;
-use crate::stack::names::{metric, output, param, CREATED_BUCKET_LOGICAL_ID};
+use crate::stack::names::{alarm_suffix, metric, output, param, CREATED_BUCKET_LOGICAL_ID};
 
 /// The metric every filter of the stack counts into lives in a namespace of its own stack, so
 /// two stacks in one account never mix their counts.
@@ -35,7 +38,7 @@ fn filter_and_alarm(
     condition: Option<&str>,
     pattern: String,
     metric: &str,
-    alarm_suffix: &str,
+    suffix: &str,
     description: &str,
 ) {
     let mut filter = json!({
@@ -53,7 +56,7 @@ fn filter_and_alarm(
     let mut alarm = json!({
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
-            "AlarmName": sub(&format!("${{AWS::StackName}}-{alarm_suffix}")),
+            "AlarmName": sub(&format!("${{AWS::StackName}}-{suffix}")),
             "AlarmDescription": description,
             "MetricName": metric,
             "Namespace": sub(METRIC_NAMESPACE),
@@ -77,81 +80,16 @@ fn filter_and_alarm(
 
 pub(super) fn resources() -> Value {
     let mut resources = Map::new();
-    resources.insert(
-        CREATED_BUCKET_LOGICAL_ID.to_owned(),
-        json!({
-            "Type": "AWS::S3::Bucket",
-            "Condition": "CreateBucket",
-            // The logs are the audit record: deleting the stack must not delete them.
-            "DeletionPolicy": "Retain",
-            "UpdateReplacePolicy": "Retain",
-            "Properties": {
-                "BucketEncryption": {
-                    "ServerSideEncryptionConfiguration": [
-                        { "ServerSideEncryptionByDefault": { "SSEAlgorithm": "AES256" } }
-                    ],
-                },
-                "PublicAccessBlockConfiguration": {
-                    "BlockPublicAcls": true,
-                    "BlockPublicPolicy": true,
-                    "IgnorePublicAcls": true,
-                    "RestrictPublicBuckets": true,
-                },
-                "LifecycleConfiguration": {
-                    "Rules": [{
-                        "Id": "expire-cloudtrail-logs",
-                        "Status": "Enabled",
-                        "ExpirationInDays": reference(param::LOG_RETENTION_DAYS),
-                        "AbortIncompleteMultipartUpload": { "DaysAfterInitiation": 7 },
-                    }],
-                },
-            },
-        }),
-    );
-    // What CloudTrail needs (and nothing more), limited to this stack's trail.
-    let trail_arn =
-        "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/${AWS::StackName}";
-    resources.insert(
-        "TrailBucketPolicy".to_owned(),
-        json!({
-            "Type": "AWS::S3::BucketPolicy",
-            "Condition": "CreateBucket",
-            "Properties": {
-                "Bucket": reference(CREATED_BUCKET_LOGICAL_ID),
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Sid": "CloudTrailAclCheck",
-                            "Effect": "Allow",
-                            "Principal": { "Service": "cloudtrail.amazonaws.com" },
-                            "Action": "s3:GetBucketAcl",
-                            "Resource": get_att(CREATED_BUCKET_LOGICAL_ID, "Arn"),
-                            "Condition": { "StringEquals": { "aws:SourceArn": sub(trail_arn) } },
-                        },
-                        {
-                            "Sid": "CloudTrailWrite",
-                            "Effect": "Allow",
-                            "Principal": { "Service": "cloudtrail.amazonaws.com" },
-                            "Action": "s3:PutObject",
-                            "Resource": sub(&format!("${{{CREATED_BUCKET_LOGICAL_ID}.Arn}}/AWSLogs/${{AWS::AccountId}}/*")),
-                            "Condition": {
-                                "StringEquals": {
-                                    "s3:x-amz-acl": "bucket-owner-full-control",
-                                    "aws:SourceArn": sub(trail_arn),
-                                },
-                            },
-                        },
-                    ],
-                },
-            },
-        }),
-    );
+    key_resources(&mut resources);
+    bucket_resources(&mut resources);
     resources.insert(
         "LogGroup".to_owned(),
         json!({
             "Type": "AWS::Logs::LogGroup",
-            "Properties": { "RetentionInDays": reference(param::LOG_RETENTION_DAYS) },
+            "Properties": {
+                "RetentionInDays": reference(param::LOG_RETENTION_DAYS),
+                "KmsKeyId": key_arn(),
+            },
         }),
     );
     resources.insert(
@@ -193,6 +131,7 @@ pub(super) fn resources() -> Value {
                 "IsMultiRegionTrail": true,
                 "IncludeGlobalServiceEvents": true,
                 "EnableLogFileValidation": true,
+                "KMSKeyId": key_arn(),
                 "S3BucketName": bucket_name(),
                 "Tags": [trail_bucket_tag()],
                 "CloudWatchLogsLogGroupArn": get_att("LogGroup", "Arn"),
@@ -206,7 +145,7 @@ pub(super) fn resources() -> Value {
         None,
         rules::iam_metric_filter_pattern(),
         metric::IAM_CHANGES,
-        "iam-changes",
+        alarm_suffix::IAM_CHANGES,
         "Someone changed IAM (iamwatchd reports who and what).",
     );
     filter_and_alarm(
@@ -215,7 +154,7 @@ pub(super) fn resources() -> Value {
         Some("CisFilter"),
         rules::CIS_4_4_FILTER_PATTERN.to_owned(),
         metric::CIS,
-        "cis-4-4-iam-policy-changes",
+        alarm_suffix::CIS,
         "CIS 4.4 / Security Hub CloudWatch.4: an IAM policy changed.",
     );
     filter_and_alarm(
@@ -224,14 +163,14 @@ pub(super) fn resources() -> Value {
         Some("TamperingAlarm"),
         rules::tampering_metric_filter_pattern(),
         metric::TAMPERING,
-        "monitoring-tampering",
+        alarm_suffix::TAMPERING,
         "Someone changed or removed part of the IAM change monitoring (trail, filter, alarm, topic).",
     );
     resources.insert(
         "Topic".to_owned(),
         json!({
             "Type": "AWS::SNS::Topic",
-            "Properties": { "DisplayName": "iamwatchd" },
+            "Properties": { "DisplayName": "iamwatchd", "KmsMasterKeyId": key_arn() },
         }),
     );
     // Daemon mode: humans hear the daemon (one detailed message per change, through this
@@ -241,7 +180,7 @@ pub(super) fn resources() -> Value {
         json!({
             "Type": "AWS::SNS::Topic",
             "Condition": "DaemonQueue",
-            "Properties": { "DisplayName": "iamwatchd" },
+            "Properties": { "DisplayName": "iamwatchd", "KmsMasterKeyId": key_arn() },
         }),
     );
     for (index, name) in param::EMAILS.iter().enumerate() {
@@ -266,7 +205,10 @@ pub(super) fn resources() -> Value {
             "Properties": {
                 // Two weeks: a stopped daemon loses nothing it can be restarted within.
                 "MessageRetentionPeriod": 1209600,
-                "SqsManagedSseEnabled": true,
+                "KmsMasterKeyId": key_arn(),
+                // A data key serves 5 minutes of messages: fewer KMS calls, for SNS and the
+                // daemon alike (the default; written so the choice is visible).
+                "KmsDataKeyReusePeriodSeconds": 300,
             },
         }),
     );
@@ -310,7 +252,7 @@ pub(super) fn resources() -> Value {
             "Type": "AWS::CloudWatch::Alarm",
             "Condition": "DaemonQueue",
             "Properties": {
-                "AlarmName": sub("${AWS::StackName}-daemon-not-reading"),
+                "AlarmName": sub(&format!("${{AWS::StackName}}-{}", alarm_suffix::DAEMON_NOT_READING)),
                 "AlarmDescription": "An alarm message has waited in the daemon's queue too long: \
                     iamwatchd run stopped reading it (or cannot read one message; see its log). \
                     IAM changes are not being reported in detail.",
@@ -341,6 +283,7 @@ pub(super) fn outputs() -> Value {
         (output::ALARM_ARN): out("ARN of the alarm on IAM changes", get_att("IamChangesAlarm", "Arn")),
         (output::LOG_GROUP_NAME): out("Log group the trail delivers to", reference("LogGroup")),
         (output::TRAIL_ARN): out("The trail", get_att("Trail", "Arn")),
+        (output::KMS_KEY_ARN): out("KMS key encrypting the trail's log files, the log group, the topics and the queue", key_arn()),
         (output::BUCKET_NAME): out("S3 bucket holding the trail's log files", bucket_name()),
         (output::NOTIFICATION_TOPIC_ARN): out("SNS topic humans subscribe to in daemon mode: the daemon's sns.topic_arn", reference("NotificationTopic")),
         (output::DEAD_MANS_SWITCH_ALARM_NAME): out("Alarm when the daemon stops reading its queue", reference("DaemonQueueAgeAlarm")),

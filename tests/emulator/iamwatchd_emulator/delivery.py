@@ -11,7 +11,10 @@ seconds, does what AWS does in the background:
    ``QueueName``), at most once a second per queue, so alarms on a consumer that stopped
    reading (iamwatchd's dead-man's switch) can fire;
 4. evaluates every metric alarm over its periods and, on a state change, publishes the real
-   CloudWatch alarm JSON to the SNS topics among its actions (moto fans that out to SQS).
+   CloudWatch alarm JSON to the SNS topics among its actions (moto fans that out to SQS) —
+   except to a topic encrypted with a KMS key whose policy does not let
+   cloudwatch.amazonaws.com use it (or with the AWS-managed SNS key): AWS drops that action
+   silently, and so does the pump (counter ``alarm_notifications_refused_by_kms``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from moto.logs.models import logs_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
+from .cfn.encryption import CLOUDWATCH_PRINCIPAL, PUBLISH_CALLS, key_refuses
 from .filterpattern import FilterPatternError, compile_pattern
 from .records import GLOBAL_SERVICES
 from .state import EmulatorState, StoredEvent, clock
@@ -360,9 +364,26 @@ class Pump:
             if topic is None:
                 log.warning("alarm %s: action topic %s does not exist", alarm.name, action)
                 continue
+            refused = _kms_refuses_alarm(topic, topic_account, topic_region)
+            if refused:
+                # What AWS does: the alarm changes state, the action fails, nothing is published
+                # and only the alarm's history says why.
+                log.warning("alarm %s: cannot publish to %s: %s", alarm.name, action, refused)
+                with self.state.lock:
+                    self.state.counters["alarm_notifications_refused_by_kms"] += 1
+                continue
             topic.publish(message, subject=subject)
             with self.state.lock:
                 self.state.counters["alarm_notifications"] += 1
+
+
+def _kms_refuses_alarm(topic: Any, account: str, region: str) -> str | None:
+    """Why CloudWatch cannot publish to ``topic`` (encrypted with a key whose policy does not let
+    cloudwatch.amazonaws.com make data keys and decrypt, or with the AWS-managed SNS key)."""
+    key = getattr(topic, "kms_master_key_id", None)
+    if not key:
+        return None
+    return key_refuses(account, region, key, CLOUDWATCH_PRINCIPAL, PUBLISH_CALLS)
 
 
 def oldest_message_age(queue: Any, now: float) -> float:

@@ -19,7 +19,8 @@ class Pipeline:
 
 
 def build_pipeline(emulator, region: str = "us-east-1", period: int = 10,
-                   global_events: bool = True, multi_region: bool = True) -> Pipeline:
+                   global_events: bool = True, multi_region: bool = True,
+                   topic_key: str | None = None, queue_key: str | None = None) -> Pipeline:
     s3 = emulator.client("s3", region)
     s3.create_bucket(Bucket="trail-bucket") if region == "us-east-1" else s3.create_bucket(
         Bucket="trail-bucket", CreateBucketConfiguration={"LocationConstraint": region})
@@ -37,9 +38,12 @@ def build_pipeline(emulator, region: str = "us-east-1", period: int = 10,
         metricTransformations=[{"metricName": "IAMChanges", "metricNamespace": "Watch",
                                 "metricValue": "1"}])
     sns = emulator.client("sns", region)
-    topic = sns.create_topic(Name="alarms")["TopicArn"]
+    topic = sns.create_topic(
+        Name="alarms", Attributes={"KmsMasterKeyId": topic_key} if topic_key else {})["TopicArn"]
     sqs = emulator.client("sqs", region)
-    queue_url = sqs.create_queue(QueueName="alarm-queue")["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName="alarm-queue",
+        Attributes={"KmsMasterKeyId": queue_key} if queue_key else {})["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
@@ -99,6 +103,54 @@ def test_an_iam_change_travels_to_the_alarm_topic_as_alarm_json(emulator):
     # next burst can alarm again.
     recovered = json.loads(receive_alarm(emulator, pipeline)["Message"])
     assert recovered["NewStateValue"] == "OK" and recovered["OldStateValue"] == "ALARM"
+
+
+def key_for(emulator, *services: str) -> str:
+    """A customer-managed key whose policy lets the account and ``services`` use it."""
+    statements = [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                   "Action": "kms:*", "Resource": "*"}]
+    statements += [{"Effect": "Allow", "Principal": {"Service": service},
+                    "Action": ["kms:GenerateDataKey*", "kms:Decrypt"], "Resource": "*"}
+                   for service in services]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": statements})
+    return emulator.client("kms").create_key(Policy=policy)["KeyMetadata"]["Arn"]
+
+
+def test_an_alarm_reaches_a_topic_encrypted_with_a_key_that_lets_cloudwatch_use_it(emulator):
+    pipeline = build_pipeline(emulator, topic_key=key_for(emulator, "cloudwatch.amazonaws.com"))
+    emulator.client("iam").create_user(UserName="mallory")
+    alarm = json.loads(receive_alarm(emulator, pipeline)["Message"])
+    assert alarm["NewStateValue"] == "ALARM"
+    assert emulator.counters().get("alarm_notifications_refused_by_kms", 0) == 0
+
+
+def test_an_alarm_never_reaches_a_topic_whose_key_does_not_let_cloudwatch_use_it(emulator):
+    for key in (key_for(emulator, "sns.amazonaws.com"), "alias/aws/sns"):
+        emulator.control("POST", "reset")
+        pipeline = build_pipeline(emulator, topic_key=key)
+        emulator.client("iam").create_user(UserName="mallory")
+        wait_for(lambda: emulator.counters().get("alarm_notifications_refused_by_kms"),
+                 f"the alarm's action refused ({key})")
+        alarms = emulator.client("cloudwatch").describe_alarms(AlarmNames=[pipeline.alarm])
+        assert alarms["MetricAlarms"][0]["StateValue"] == "ALARM", "the alarm itself fires"
+        sqs = emulator.client("sqs")
+        assert sqs.receive_message(QueueUrl=pipeline.queue_url).get("Messages") is None
+        assert emulator.counters().get("alarm_notifications", 0) == 0
+
+
+def test_sns_delivers_to_an_encrypted_queue_only_if_the_key_lets_sns_use_it(emulator):
+    granted = build_pipeline(emulator, queue_key=key_for(emulator, "sns.amazonaws.com"))
+    emulator.client("iam").create_user(UserName="mallory")
+    assert json.loads(receive_alarm(emulator, granted)["Message"])["NewStateValue"] == "ALARM"
+
+    for key in (key_for(emulator, "cloudwatch.amazonaws.com"), "alias/aws/sqs"):
+        emulator.control("POST", "reset")
+        pipeline = build_pipeline(emulator, queue_key=key)
+        emulator.client("iam").create_user(UserName="mallory")
+        wait_for(lambda: emulator.counters().get("alarm_notifications"), "the alarm published")
+        sqs = emulator.client("sqs")
+        assert sqs.receive_message(QueueUrl=pipeline.queue_url,
+                                   WaitTimeSeconds=1).get("Messages") is None, key
 
 
 def test_reads_reach_the_log_group_but_do_not_count(emulator):

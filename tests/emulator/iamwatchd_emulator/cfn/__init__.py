@@ -48,6 +48,7 @@ Layout (each module imports only modules listed above it):
     errors.py            CloudFormation's own errors; the ResourceStatusReason of a service error
     properties.py        reading template property values ("true", "300", JSON text or objects)
     policy_eval.py       the small policy evaluator CloudTrail's checks use
+    encryption.py        KMS keys in stacks, the encryption properties moto drops, key policy checks
     base.py              _StackResource, the lifecycle every type below shares
     trail.py             AWS::CloudTrail::Trail and CloudTrail's prerequisite checks
     logs.py              AWS::Logs::MetricFilter
@@ -69,6 +70,7 @@ from moto.cloudformation.models import CloudFormationBackend, Stack
 from moto.core.common_models import CloudFormationModel
 
 from .alarm import CloudWatchAlarm
+from .encryption import install_encryption, key_refuses
 from .logs import LogsMetricFilter
 from .policies import S3BucketPolicy, SNSTopicPolicy, SQSQueuePolicy
 from .resource_patches import (
@@ -98,6 +100,7 @@ __all__ = [
     "SQSQueuePolicy",
     "confirm_subscription",
     "install",
+    "key_refuses",
 ]
 
 RESOURCE_CLASSES: tuple[type[CloudFormationModel], ...] = (
@@ -144,7 +147,9 @@ def install() -> None:
       DescribeStackResource(s) and ListStackResources;
     - counts Fn::Sub "${Parameter}" as a reference when deciding what a stack update touches;
     - honours Conditions on update (create what became true, delete what became false) and
-      keeps resources of types moto cannot update in place.
+      keeps resources of types moto cannot update in place;
+    - applies the KMS key and encryption properties moto drops and updates them in place
+      (``encryption``).
     """
     _patch(parsing, "parse_and_create_resource", _creating_dependencies_first_and_naming_failures)
     _patch(parsing, "parse_and_update_resource", _naming_update_failures)
@@ -154,6 +159,7 @@ def install() -> None:
     _patch(CloudFormationBackend, "update_stack", _rolling_back_failed_update)
     _patch(CloudFormationBackend, "execute_change_set", _executing_change_sets_fully)
     _patch(Stack, "stack_resources", _listing_only_existing_resources)
+    install_encryption()
 
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()

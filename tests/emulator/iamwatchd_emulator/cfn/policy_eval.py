@@ -2,7 +2,8 @@
 configuration (CloudTrail and its bucket policy / role trust policy).
 
 It honours Effect, Action, Resource and Service/"*" principals with IAM wildcards; Conditions are
-taken as satisfied. That catches the mistakes that matter here (no statement for CloudTrail,
+taken as satisfied, except ``aws:SecureTransport`` = false: AWS services call each other over TLS,
+so the usual "deny plain HTTP" statement never denies them. That catches the mistakes that matter here (no statement for CloudTrail,
 wrong bucket or prefix, a policy that does not exist yet) without pretending to be IAM.
 """
 
@@ -35,6 +36,13 @@ def _principal_includes(principal: Any, service: str) -> bool:
     return False
 
 
+def _denies_plain_http_only(statement: dict[str, Any]) -> bool:
+    """A statement that applies only to requests without TLS (``aws:SecureTransport`` false)."""
+    condition = statement.get("Condition") or {}
+    secure = (condition.get("Bool") or {}).get("aws:SecureTransport")
+    return str(secure).lower() == "false"
+
+
 def _policy_allows(
     document: Any, action: str, resource: str | None = None, service: str | None = None
 ) -> bool:
@@ -51,6 +59,8 @@ def _policy_allows(
         if service is not None and not _principal_includes(statement.get("Principal"), service):
             continue
         if statement.get("Effect") == "Deny":
+            if _denies_plain_http_only(statement):
+                continue  # a service's own call is made over TLS
             return False
         if statement.get("Effect") == "Allow":
             allowed = True

@@ -22,6 +22,7 @@ from moto.cloudformation.exceptions import (
 )
 from moto.logs.models import logs_backends
 
+from .encryption import set_log_group_key
 from .errors import _FAILED_RESOURCE, _failed_resource, _FailedResource
 from .properties import _as_list, _optional_int
 
@@ -84,9 +85,11 @@ def _is_active(resources_map: Any, resource_json: dict[str, Any]) -> bool:
 
 
 def _apply_log_group_update(log_group: Any, resource_json: dict[str, Any], resources_map: Any) -> None:
-    """moto's AWS::Logs::LogGroup has no in-place update; its retention is the property a
-    stack update changes, and PutRetentionPolicy is how CloudFormation applies it."""
+    """moto's AWS::Logs::LogGroup has no in-place update; its retention and its KMS key are the
+    properties a stack update changes, and PutRetentionPolicy and AssociateKmsKey /
+    DisassociateKmsKey are how CloudFormation applies them."""
     properties = parsing.clean_json(resource_json.get("Properties") or {}, resources_map)
+    set_log_group_key(log_group, properties.get("KmsKeyId"))
     days = _optional_int(properties.get("RetentionInDays"))
     backend = logs_backends[log_group.account_id][log_group.region]
     if days is None:

@@ -1,7 +1,8 @@
 """AWS::CloudTrail::Trail, and the prerequisites CloudTrail checks before it accepts a trail.
 
 moto's CreateTrail checks only that the bucket exists. CloudTrail also refuses a bucket whose
-policy does not let cloudtrail.amazonaws.com write, a missing SNS topic, a log group that does not
+policy does not let cloudtrail.amazonaws.com write, a KMS key whose policy does not let it make
+data keys, a missing SNS topic, a log group that does not
 exist and a role CloudTrail cannot assume; a template that forgets ``DependsOn: <bucket policy>``
 must fail here as it fails in AWS.
 """
@@ -30,6 +31,7 @@ from moto.utilities.arns import parse_arn
 from moto.utilities.utils import get_partition
 
 from .base import _StackResource
+from .encryption import CLOUDTRAIL_CALLS, key_refuses
 from .errors import ResourceAlreadyExists
 from .policy_eval import _policy_allows
 from .properties import _bool, _tags
@@ -50,6 +52,15 @@ class InsufficientS3BucketPolicyException(JsonRESTError):
             "InsufficientS3BucketPolicyException",
             f"Incorrect S3 bucket policy is detected for bucket: {bucket_name}",
         )
+
+
+class InsufficientEncryptionPolicyException(JsonRESTError):
+    """CloudTrail's answer when the trail's KMS key policy does not let it encrypt."""
+
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("InsufficientEncryptionPolicyException", message)
 
 
 class InvalidCloudWatchLogsLogGroupArnException(JsonRESTError):
@@ -152,6 +163,16 @@ def _check_trail_prerequisites(settings: _TrailSettings, account_id: str, region
         if topic_arn not in sns_backends[account_id][region_name].topics:
             raise InsufficientSnsTopicPolicyException(
                 "SNS Topic does not exist or the topic policy is incorrect!"
+            )
+
+    if settings.kms_key_id:
+        reason = key_refuses(
+            account_id, region_name, settings.kms_key_id, CLOUDTRAIL_PRINCIPAL, CLOUDTRAIL_CALLS
+        )
+        if reason:
+            raise InsufficientEncryptionPolicyException(
+                f"Insufficient permissions to access S3 bucket {settings.bucket_name} or KMS key "
+                f"{settings.kms_key_id} ({reason})."
             )
 
     if bool(settings.log_group_arn) != bool(settings.role_arn):
