@@ -156,10 +156,18 @@ async fn each_notifier_gets_what_its_route_takes_exactly_once_across_a_429_storm
     )
     .await;
 
-    // Every platform throttles; a CRITICAL change is queued behind it; the daemon is killed.
+    wait_until("two mails", || {
+        (mails_about(&emulator, "bob").len() == 2).then_some(())
+    })
+    .await;
+
+    // Every platform throttles (and mail is down); a CRITICAL change is queued behind it; the
+    // daemon is killed.
     for path in ["/slack", "/teams", "/pagerduty", "/webhook"] {
         emulator.http_default(path, answer_429(3));
     }
+    let (status, _) = emulator.control("POST", "smtp", r#"{"paused": true}"#);
+    assert_eq!(status, 200);
     iam.attach_user_policy()
         .user_name("bob")
         .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
@@ -180,6 +188,8 @@ async fn each_notifier_gets_what_its_route_takes_exactly_once_across_a_429_storm
 
     emulator.http_reset();
     emulator.http_secret("/webhook/soar", WEBHOOK_SECRET);
+    let (status, _) = emulator.control("POST", "smtp", r#"{"paused": false}"#);
+    assert_eq!(status, 200);
     let mut daemon = Daemon::spawn_with_env(&emulator, dir.path(), &config, &env);
     let all = [created.as_str(), tagged.as_str(), attached.as_str()];
     let high = [created.as_str(), attached.as_str()];
