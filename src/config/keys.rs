@@ -7,7 +7,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use super::deploy::RawDeploy;
 use super::problem::{join, Problem};
-use super::raw::{RawAws, RawLog, RawMetrics};
+use super::raw::{RawAws, RawIdentityCenter, RawLog, RawMetrics};
 use crate::notify::smtp::RawSmtp;
 use crate::notify::sns::RawSns;
 use crate::pipeline::delivery::RawDelivery;
@@ -126,6 +126,7 @@ pub(crate) fn schema() -> Vec<(&'static str, &'static [&'static str])> {
         ("log", fields_of::<RawLog>()),
         ("metrics", fields_of::<RawMetrics>()),
         ("delivery", fields_of::<RawDelivery>()),
+        ("identity_center", fields_of::<RawIdentityCenter>()),
     ]
 }
 

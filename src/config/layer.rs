@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::deploy::RawDeploy;
 use super::keys::{fields_of, unknown_key};
 use super::problem::{join, ConfigErrors, Problem};
-use super::raw::{RawAws, RawConfig, RawLog, RawMetrics};
+use super::raw::{RawAws, RawConfig, RawIdentityCenter, RawLog, RawMetrics};
 use super::secret::{SecretKey, ENV_PREFIX};
 use crate::notify::smtp::{RawSmtp, PASSWORD};
 use crate::notify::sns::RawSns;
@@ -182,6 +182,9 @@ fn clean_root(root: &mut Map<String, Value>, from_env: &[String], problems: &mut
             "log" => clean_table::<RawLog>("log", &mut table, problems),
             "metrics" => clean_table::<RawMetrics>("metrics", &mut table, problems),
             "delivery" => clean_table::<RawDelivery>("delivery", &mut table, problems),
+            "identity_center" => {
+                clean_table::<RawIdentityCenter>("identity_center", &mut table, problems)
+            }
             other => unreachable!("section {other} is a RawConfig field without a cleaner"),
         }
         root.insert(name, Value::new(None, ValueKind::Table(table)));

@@ -42,6 +42,16 @@ pub(crate) struct RawConfig {
     pub(crate) metrics: RawMetrics,
     /// Notification retries.
     pub(crate) delivery: RawDelivery,
+    /// Where IAM Identity Center records its events.
+    pub(crate) identity_center: RawIdentityCenter,
+}
+
+/// `[identity_center]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawIdentityCenter {
+    /// The Identity Center instance's region; default: `aws.region`.
+    pub(crate) region: Option<String>,
 }
 
 /// `[aws]`.

@@ -24,6 +24,9 @@ pub struct AwsConfig {
     pub stack_name: String,
     /// Attempts per AWS call, the first one included.
     pub max_attempts: u32,
+    /// Where IAM Identity Center records its events (`identity_center.region`, default
+    /// `region`).
+    pub identity_center_region: String,
 }
 
 /// Logging.
@@ -64,6 +67,13 @@ impl RawConfig {
             Purpose::Daemon,
             &mut problems,
         );
+        let mut aws = aws;
+        if let Some(region) = &self.identity_center.region {
+            if let Err(e) = check_region(region) {
+                problems.error("identity_center.region", e);
+            }
+            aws.identity_center_region = region.clone();
+        }
         let deploy = self.deploy.validate(&DEPLOY_FILE_NAMES, &mut problems);
         let poller = self.poller.validate(&mut problems);
         self.rules.check("rules", &mut problems);
@@ -88,11 +98,19 @@ impl RawConfig {
         if !problems.errors.is_empty() {
             return Err((problems.errors, problems.warnings));
         }
+        let mut rules = self.rules.clone();
+        // What the configuration knows of our monitoring; the daemon adds the stack's outputs.
+        rules.ours = crate::rules::Ours {
+            stack_name: aws.stack_name.clone(),
+            log_group: alarm.log_group.clone(),
+            queue_url: alarm.queue_url.clone(),
+            ..crate::rules::Ours::default()
+        };
         Ok(Config {
             aws,
             deploy,
             poller,
-            rules: self.rules.clone(),
+            rules,
             store,
             smtp,
             sns,
@@ -185,6 +203,7 @@ pub(crate) fn validate_aws(
         tampering_regions,
         stack_name: raw.stack_name.clone(),
         max_attempts,
+        identity_center_region: raw.region.clone(),
     }
 }
 

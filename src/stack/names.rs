@@ -71,8 +71,39 @@ pub mod metric {
     pub(crate) const IAM_CHANGES: &str = "IAMChanges";
     /// The metric of the CIS 4.4 filter on IAM policy changes.
     pub const CIS: &str = "IAMPolicyChanges";
-    /// The metric of the filter on tampering with the monitoring.
+    /// The metric of the filters on tampering with the monitoring.
     pub const TAMPERING: &str = "MonitoringTampering";
+    /// The metric of the filters on IAM Identity Center changes.
+    pub const IDENTITY_CENTER: &str = "IdentityCenterChanges";
+    /// The metric of the filters on Organizations changes.
+    pub const ORGANIZATIONS: &str = "OrganizationsChanges";
+    /// The metric of the filter on the root user's use.
+    pub const ROOT_USE: &str = "RootUse";
+    /// The metric of the filter on console sign-ins without MFA.
+    pub const CONSOLE_SIGN_IN: &str = "ConsoleSignInWithoutMFA";
+
+    use crate::rules::Category;
+
+    /// The metric that counts `category`'s filter patterns.
+    pub fn of(category: Category) -> &'static str {
+        match category {
+            Category::IamChange => IAM_CHANGES,
+            Category::Tampering => TAMPERING,
+            Category::IdentityCenter => IDENTITY_CENTER,
+            Category::Organizations => ORGANIZATIONS,
+            Category::RootUse => ROOT_USE,
+            Category::ConsoleSignIn => CONSOLE_SIGN_IN,
+        }
+    }
+
+    /// The category whose patterns `metric` counts; IAM changes for any other metric (the CIS
+    /// filter's counts a subset of them).
+    pub fn category(metric: Option<&str>) -> Category {
+        Category::ALL
+            .into_iter()
+            .find(|category| Some(of(*category)) == metric)
+            .unwrap_or(Category::IamChange)
+    }
 }
 
 /// Logical id of the bucket the stack creates when no bucket is given; `deploy --delete` looks
