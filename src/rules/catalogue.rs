@@ -248,6 +248,73 @@ impl Group {
     }
 }
 
+impl Group {
+    /// Records that exercise every rule of the group, as JSON: for each rule one that passes
+    /// all of its tests and, for each test, one that fails only that test. The filter patterns
+    /// and [`Group::matches`] must agree on them as on real records (`tests/e2e/rules.rs`
+    /// judges them with the emulator's evaluator), which reaches the rules the public corpus
+    /// has no record of.
+    pub fn examples(&self) -> Vec<Value> {
+        let mut examples = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            for flip in std::iter::once(None).chain((0..rule.when.len()).map(Some)) {
+                let id = format!(
+                    "example-{}-{index}-{}",
+                    self.category.as_str(),
+                    flip.map_or("pass".to_owned(), |i| format!("fail{i}"))
+                );
+                examples.push(example(rule.when, flip, &id));
+            }
+        }
+        examples
+    }
+}
+
+/// A record that passes `tests`, except the one at `flip`.
+fn example(tests: &[Field], flip: Option<usize>, id: &str) -> Value {
+    let mut record = serde_json::json!({
+        "eventVersion": "1.08", "eventID": id, "eventType": "AwsApiCall",
+        "eventSource": "example.amazonaws.com", "eventName": "Example",
+        "eventTime": "2026-11-25T12:00:00Z", "recipientAccountId": "111122223333",
+        "userIdentity": {"type": "IAMUser", "userName": "alice", "accountId": "111122223333",
+            "arn": "arn:aws:iam::111122223333:user/alice"},
+    });
+    for (index, field) in tests.iter().enumerate() {
+        let fail = flip == Some(index);
+        let value = match (field.test, fail) {
+            (Test::Is(value), false) | (Test::IsNot(value), true) => Some(Value::from(value)),
+            (Test::Is(value), true) | (Test::IsNot(value), false) => {
+                Some(Value::from(format!("{value}-not")))
+            }
+            (Test::False, fail) => Some(Value::Bool(fail)),
+            (Test::Missing, false) => None,
+            (Test::Missing, true) => Some(Value::from("example.amazonaws.com")),
+        };
+        set(&mut record, field.path, value);
+    }
+    record
+}
+
+/// Sets (or with `None` removes) the field at a dotted path, making the objects on the way.
+fn set(record: &mut Value, path: &str, value: Option<Value>) {
+    let mut node = record;
+    let mut keys = path.split('.').peekable();
+    while let Some(key) = keys.next() {
+        if !node.is_object() {
+            *node = Value::Object(serde_json::Map::new());
+        }
+        let object = node.as_object_mut().expect("made an object above");
+        if keys.peek().is_none() {
+            match value {
+                Some(value) => object.insert(key.to_owned(), value),
+                None => object.remove(key),
+            };
+            return;
+        }
+        node = object.entry(key).or_insert(Value::Null);
+    }
+}
+
 /// LookupEvents' `Username` of the root user's events.
 pub(crate) const ROOT_USER_NAME: &str = "root";
 
