@@ -58,12 +58,6 @@ impl Lookup {
             .collect()
     }
 
-    /// Whether read-only events are dropped: every stream but the root user's, whose every
-    /// call is reported (CIS 4.3), reads included.
-    fn drops_reads(&self) -> bool {
-        !matches!(self, Lookup::Username(_))
-    }
-
     fn attribute(&self) -> LookupAttribute {
         let (key, value) = match self {
             Lookup::EventSource(v) => (LookupAttributeKey::EventSource, v),
@@ -366,7 +360,7 @@ impl Pager {
             let Some(record) = record_of(event, &mut stats) else {
                 continue;
             };
-            if self.lookup.drops_reads() && is_read(event, &record) {
+            if is_read(event, &record) {
                 stats.reads_dropped += 1;
             } else {
                 records.push(record);
