@@ -163,3 +163,68 @@ pub(crate) fn housekeeping(config: &Config) -> Housekeeping {
             .then_some((config.alarm.confirm_within, config.alarm.health_messages)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::{load_str, MINIMAL};
+
+    fn labels(streams: &[Stream], region: &str) -> Vec<String> {
+        streams
+            .iter()
+            .filter(|s| s.region == region)
+            .map(|s| s.lookup.label())
+            .collect()
+    }
+
+    #[test]
+    fn iam_comes_first_and_every_group_is_read_where_cloudtrail_records_it() {
+        let config = load_str(
+            &format!(
+                "{MINIMAL}[aws]\ntampering_regions = [\"us-east-1\", \"eu-west-1\"]\n\
+                 [identity_center]\nregion = \"eu-central-1\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let streams = streams(&config);
+        assert_eq!(streams[0].lookup.label(), "EventSource=iam.amazonaws.com");
+        assert_eq!(streams[0].poll_interval, config.poller.poll_interval);
+        assert!(streams[1..]
+            .iter()
+            .all(|s| s.poll_interval == LISTED_POLL_INTERVAL));
+        let us = labels(&streams, "us-east-1");
+        let eu = labels(&streams, "eu-west-1");
+        let identity_center = labels(&streams, "eu-central-1");
+        for label in [
+            "EventName=StopLogging",
+            "EventName=DeleteFlowLogs",
+            "EventSource=guardduty.amazonaws.com",
+            "EventSource=config.amazonaws.com",
+            "Username=root",
+            "EventSource=signin.amazonaws.com",
+        ] {
+            assert!(
+                us.contains(&label.to_owned()) && eu.contains(&label.to_owned()),
+                "{label}"
+            );
+        }
+        assert!(us.contains(&"EventSource=organizations.amazonaws.com".to_owned()));
+        assert!(!eu.contains(&"EventSource=organizations.amazonaws.com".to_owned()));
+        assert_eq!(
+            identity_center,
+            [
+                "EventSource=sso.amazonaws.com",
+                "EventSource=sso-directory.amazonaws.com",
+                "EventSource=identitystore.amazonaws.com"
+            ]
+        );
+        // The README's cost: 1 IAM stream and 40 listed ones in us-east-1 by default.
+        let default = streams_of_default();
+        assert_eq!(default.len(), 41, "{:?}", labels(&default, "us-east-1"));
+    }
+
+    fn streams_of_default() -> Vec<Stream> {
+        streams(&load_str(MINIMAL, &[]).unwrap())
+    }
+}

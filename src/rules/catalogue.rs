@@ -195,13 +195,40 @@ pub enum Recorded {
 /// How the poller finds a group's calls with LookupEvents' one attribute per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupBy {
-    /// One stream per event source of the group (quiet services: all their events are few).
-    Source,
-    /// One stream per event name (calls of busy services such as EC2, S3, KMS).
-    Name,
+    /// Each rule's call: by its event source when that service is quiet
+    /// ([`QUIET_SOURCES`]: one stream for all its calls), else by its event name (calls of busy
+    /// services such as EC2, S3, KMS, CloudTrail itself).
+    Call,
     /// One stream for the user name LookupEvents gives the root user, `root`.
     RootUser,
 }
+
+/// A LookupEvents attribute the poller reads a stream by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attribute {
+    /// `EventSource`.
+    EventSource,
+    /// `EventName`.
+    EventName,
+    /// `Username`.
+    Username,
+}
+
+/// Services whose every event is rare (configuration changes of security services, Identity
+/// Center, Organizations, sign-ins): one stream by event source costs less than one per call.
+/// Busy services (EC2, S3, KMS, Logs, CloudFormation, CloudTrail, whose reads and data-plane
+/// calls run to thousands an hour) are read by event name instead.
+pub(crate) const QUIET_SOURCES: [&str; 9] = [
+    GUARDDUTY,
+    SECURITYHUB,
+    CONFIG,
+    ACCESS_ANALYZER,
+    SSO,
+    SSO_DIRECTORY,
+    IDENTITY_STORE,
+    ORGANIZATIONS,
+    SIGNIN,
+];
 
 /// One group of the catalogue: its category, its rules, and where and how they are looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,14 +256,16 @@ impl Group {
     }
 
     /// The LookupEvents attributes that find every call of the group, each once, in the order
-    /// of the rules: `(EventSource or EventName or Username, value)`.
-    pub fn lookups(&self) -> Vec<(LookupBy, &'static str)> {
-        let mut lookups: Vec<(LookupBy, &'static str)> = Vec::new();
+    /// of the rules.
+    pub fn lookups(&self) -> Vec<(Attribute, &'static str)> {
+        let mut lookups: Vec<(Attribute, &'static str)> = Vec::new();
         for rule in self.rules {
-            let lookup = match self.lookup_by {
-                LookupBy::Source => rule.source().map(|s| (LookupBy::Source, s)),
-                LookupBy::Name => rule.name().map(|n| (LookupBy::Name, n)),
-                LookupBy::RootUser => Some((LookupBy::RootUser, ROOT_USER_NAME)),
+            let lookup = match (self.lookup_by, rule.source()) {
+                (LookupBy::RootUser, _) => Some((Attribute::Username, ROOT_USER_NAME)),
+                (LookupBy::Call, Some(source)) if QUIET_SOURCES.contains(&source) => {
+                    Some((Attribute::EventSource, source))
+                }
+                (LookupBy::Call, _) => rule.name().map(|name| (Attribute::EventName, name)),
             };
             if let Some(lookup) = lookup {
                 if !lookups.contains(&lookup) {
@@ -245,73 +274,6 @@ impl Group {
             }
         }
         lookups
-    }
-}
-
-impl Group {
-    /// Records that exercise every rule of the group, as JSON: for each rule one that passes
-    /// all of its tests and, for each test, one that fails only that test. The filter patterns
-    /// and [`Group::matches`] must agree on them as on real records (`tests/e2e/rules.rs`
-    /// judges them with the emulator's evaluator), which reaches the rules the public corpus
-    /// has no record of.
-    pub fn examples(&self) -> Vec<Value> {
-        let mut examples = Vec::new();
-        for (index, rule) in self.rules.iter().enumerate() {
-            for flip in std::iter::once(None).chain((0..rule.when.len()).map(Some)) {
-                let id = format!(
-                    "example-{}-{index}-{}",
-                    self.category.as_str(),
-                    flip.map_or("pass".to_owned(), |i| format!("fail{i}"))
-                );
-                examples.push(example(rule.when, flip, &id));
-            }
-        }
-        examples
-    }
-}
-
-/// A record that passes `tests`, except the one at `flip`.
-fn example(tests: &[Field], flip: Option<usize>, id: &str) -> Value {
-    let mut record = serde_json::json!({
-        "eventVersion": "1.08", "eventID": id, "eventType": "AwsApiCall",
-        "eventSource": "example.amazonaws.com", "eventName": "Example",
-        "eventTime": "2026-11-25T12:00:00Z", "recipientAccountId": "111122223333",
-        "userIdentity": {"type": "IAMUser", "userName": "alice", "accountId": "111122223333",
-            "arn": "arn:aws:iam::111122223333:user/alice"},
-    });
-    for (index, field) in tests.iter().enumerate() {
-        let fail = flip == Some(index);
-        let value = match (field.test, fail) {
-            (Test::Is(value), false) | (Test::IsNot(value), true) => Some(Value::from(value)),
-            (Test::Is(value), true) | (Test::IsNot(value), false) => {
-                Some(Value::from(format!("{value}-not")))
-            }
-            (Test::False, fail) => Some(Value::Bool(fail)),
-            (Test::Missing, false) => None,
-            (Test::Missing, true) => Some(Value::from("example.amazonaws.com")),
-        };
-        set(&mut record, field.path, value);
-    }
-    record
-}
-
-/// Sets (or with `None` removes) the field at a dotted path, making the objects on the way.
-fn set(record: &mut Value, path: &str, value: Option<Value>) {
-    let mut node = record;
-    let mut keys = path.split('.').peekable();
-    while let Some(key) = keys.next() {
-        if !node.is_object() {
-            *node = Value::Object(serde_json::Map::new());
-        }
-        let object = node.as_object_mut().expect("made an object above");
-        if keys.peek().is_none() {
-            match value {
-                Some(value) => object.insert(key.to_owned(), value),
-                None => object.remove(key),
-            };
-            return;
-        }
-        node = object.entry(key).or_insert(Value::Null);
     }
 }
 
@@ -536,7 +498,7 @@ pub const GROUPS: &[Group] = &[
         category: Category::Tampering,
         rules: TAMPERING_RULES,
         recorded: Recorded::Watched,
-        lookup_by: LookupBy::Name,
+        lookup_by: LookupBy::Call,
     },
     Group {
         category: Category::RootUse,
@@ -548,19 +510,19 @@ pub const GROUPS: &[Group] = &[
         category: Category::IdentityCenter,
         rules: IDENTITY_CENTER_RULES,
         recorded: Recorded::IdentityCenter,
-        lookup_by: LookupBy::Source,
+        lookup_by: LookupBy::Call,
     },
     Group {
         category: Category::Organizations,
         rules: ORGANIZATIONS_RULES,
         recorded: Recorded::UsEast1,
-        lookup_by: LookupBy::Source,
+        lookup_by: LookupBy::Call,
     },
     Group {
         category: Category::ConsoleSignIn,
         rules: CONSOLE_RULES,
         recorded: Recorded::UsEast1AndWatched,
-        lookup_by: LookupBy::Name,
+        lookup_by: LookupBy::Call,
     },
 ];
 

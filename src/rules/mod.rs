@@ -28,8 +28,8 @@ pub mod severity;
 use crate::event::Record;
 pub use allow::AllowRule;
 pub use catalogue::{
-    group, is_iam_mutation, is_tampering, Group, LookupBy, Ours, Recorded, CIS_4_4_FILTER_PATTERN,
-    GROUPS,
+    group, is_iam_mutation, is_tampering, Attribute, Group, LookupBy, Ours, Recorded,
+    CIS_4_4_FILTER_PATTERN, GROUPS,
 };
 pub(crate) use catalogue::{may_match, IAM_EVENT_SOURCE};
 pub use patterns::{group_patterns, iam_metric_filter_pattern};

@@ -50,10 +50,10 @@ impl Lookup {
         group
             .lookups()
             .into_iter()
-            .map(|(by, value)| match by {
-                rules::LookupBy::Source => Lookup::EventSource(value.to_owned()),
-                rules::LookupBy::Name => Lookup::EventName(value.to_owned()),
-                rules::LookupBy::RootUser => Lookup::Username(value.to_owned()),
+            .map(|(attribute, value)| match attribute {
+                rules::Attribute::EventSource => Lookup::EventSource(value.to_owned()),
+                rules::Attribute::EventName => Lookup::EventName(value.to_owned()),
+                rules::Attribute::Username => Lookup::Username(value.to_owned()),
             })
             .collect()
     }
