@@ -277,6 +277,73 @@ impl Group {
     }
 }
 
+impl Group {
+    /// Records that exercise every rule of the group, as JSON: for each rule one that passes
+    /// all of its tests and, for each test, one that fails only that test. The filter patterns
+    /// and [`Group::matches`] must agree on them as on real records (`tests/e2e/rules.rs`
+    /// judges them with the emulator's evaluator), which reaches the rules the public corpus
+    /// has no record of.
+    pub fn examples(&self) -> Vec<Value> {
+        let mut examples = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            for flip in std::iter::once(None).chain((0..rule.when.len()).map(Some)) {
+                let id = format!(
+                    "example-{}-{index}-{}",
+                    self.category.as_str(),
+                    flip.map_or("pass".to_owned(), |i| format!("fail{i}"))
+                );
+                examples.push(example(rule.when, flip, &id));
+            }
+        }
+        examples
+    }
+}
+
+/// A record that passes `tests`, except the one at `flip`.
+fn example(tests: &[Field], flip: Option<usize>, id: &str) -> Value {
+    let mut record = serde_json::json!({
+        "eventVersion": "1.08", "eventID": id, "eventType": "AwsApiCall",
+        "eventSource": "example.amazonaws.com", "eventName": "Example",
+        "eventTime": "2026-11-25T12:00:00Z", "recipientAccountId": "111122223333",
+        "userIdentity": {"type": "IAMUser", "userName": "alice", "accountId": "111122223333",
+            "arn": "arn:aws:iam::111122223333:user/alice"},
+    });
+    for (index, field) in tests.iter().enumerate() {
+        let fail = flip == Some(index);
+        let value = match (field.test, fail) {
+            (Test::Is(value), false) | (Test::IsNot(value), true) => Some(Value::from(value)),
+            (Test::Is(value), true) | (Test::IsNot(value), false) => {
+                Some(Value::from(format!("{value}-not")))
+            }
+            (Test::False, fail) => Some(Value::Bool(fail)),
+            (Test::Missing, false) => None,
+            (Test::Missing, true) => Some(Value::from("example.amazonaws.com")),
+        };
+        set(&mut record, field.path, value);
+    }
+    record
+}
+
+/// Sets (or with `None` removes) the field at a dotted path, making the objects on the way.
+fn set(record: &mut Value, path: &str, value: Option<Value>) {
+    let mut node = record;
+    let mut keys = path.split('.').peekable();
+    while let Some(key) = keys.next() {
+        if !node.is_object() {
+            *node = Value::Object(serde_json::Map::new());
+        }
+        let object = node.as_object_mut().expect("made an object above");
+        if keys.peek().is_none() {
+            match value {
+                Some(value) => object.insert(key.to_owned(), value),
+                None => object.remove(key),
+            };
+            return;
+        }
+        node = object.entry(key).or_insert(Value::Null);
+    }
+}
+
 /// LookupEvents' `Username` of the root user's events.
 pub(crate) const ROOT_USER_NAME: &str = "root";
 
@@ -577,12 +644,61 @@ pub(crate) fn may_match(event_source: &str, event_name: &str, identity_type: Opt
             .any(|rule| rule.when.iter().all(agrees))
 }
 
+/// The catalogue as JSON for tools outside the crate (the benchmark's jq and Python baselines
+/// select what the rules select with it): the IAM rule, then every listed rule's tests as
+/// `[path, "is" | "is-not" | "false" | "missing", value]`. `bench/catalogue.json` holds it; a
+/// test keeps it current.
+#[cfg(test)]
+pub(crate) fn catalogue_json() -> Value {
+    let rules: Vec<Value> = GROUPS
+        .iter()
+        .flat_map(|group| {
+            group.rules.iter().map(|rule| {
+                let tests: Vec<Value> = rule
+                    .when
+                    .iter()
+                    .map(|field| {
+                        let (test, value) = match field.test {
+                            Test::Is(value) => ("is", Value::from(value)),
+                            Test::IsNot(value) => ("is-not", Value::from(value)),
+                            Test::False => ("false", Value::Null),
+                            Test::Missing => ("missing", Value::Null),
+                        };
+                        serde_json::json!([field.path, test, value])
+                    })
+                    .collect();
+                serde_json::json!({"category": group.category.as_str(), "when": tests})
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "iam": {"eventSource": IAM_EVENT_SOURCE, "readPrefixes": READ_PREFIXES},
+        "rules": rules,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::classify;
     use super::super::testing::iam;
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn the_benchmarks_copy_of_the_catalogue_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/catalogue.json");
+        let mut current = serde_json::to_string_pretty(&catalogue_json()).unwrap();
+        current.push('\n');
+        if std::env::var_os("IAMWATCHD_WRITE_CATALOGUE").is_some() {
+            std::fs::write(&path, &current).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == current,
+            "bench/catalogue.json is stale: run `IAMWATCHD_WRITE_CATALOGUE=1 cargo test --lib \
+             the_benchmarks_copy` and commit it"
+        );
+    }
 
     /// Every operation in botocore's IAM model is a read or a mutation as the verb says, so the
     /// negative rule is complete today; a new verb fails this test until a human decides.

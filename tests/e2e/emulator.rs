@@ -20,6 +20,8 @@ const STARTUP_DEADLINE: Duration = Duration::from_secs(300);
 /// The access key tests use unless they act as a specific IAM user; the emulator attributes its
 /// calls to the account root, like real AWS does for unknown keys in moto's default account.
 pub const ROOT_ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+/// The account every emulator call acts in (moto's default).
+pub const ACCOUNT: &str = "123456789012";
 
 /// Options for [`Emulator::start_with`]; the defaults suit fast tests (no rate limit, no
 /// delays) — tests about those behaviours switch them on.
