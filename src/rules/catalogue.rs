@@ -136,8 +136,8 @@ impl Ours {
     }
 }
 
-/// A call the catalogue lists: every field test holds, so it is reported at `severity` (CRITICAL
-/// instead when it names one of [`Ours`]'s `ours`).
+/// A call the catalogue lists: when every field test holds it is reported at `severity`, or
+/// CRITICAL when the call names the [`Resource`] of [`Ours`] in `ours`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Rule {
     /// The tests, all of which must hold; the first is the event source where there is one.

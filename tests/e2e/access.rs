@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use aws_sdk_iam::Client as Iam;
 use serde_json::json;
 
 use crate::daemon::{header, mails_about, wait_until_within, Daemon};
@@ -14,23 +13,6 @@ use crate::emulator::{Emulator, ACCOUNT};
 
 /// The listed streams are read once a minute (their first sweep at start), behind IAM.
 const LISTED: Duration = Duration::from_secs(150);
-
-/// A client configuration for alice, an IAM user with her own key.
-async fn alice(emulator: &Emulator) -> aws_config::SdkConfig {
-    let root = Iam::new(&emulator.sdk_config().await);
-    root.create_user().user_name("alice").send().await.unwrap();
-    let key = root
-        .create_access_key()
-        .user_name("alice")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    emulator
-        .sdk_config_as(key.access_key_id(), "us-east-1")
-        .await
-}
 
 /// The one mail about `event_name`, once it is there; its subject.
 async fn the_mail_about(emulator: &Emulator, event_name: &str) -> (String, String) {
@@ -70,7 +52,7 @@ async fn security_services_organizations_identity_center_and_root_each_reach_the
     let dir = tempfile::tempdir().unwrap();
     let mut daemon = Daemon::start(&emulator, dir.path(), "");
     daemon.ready().await;
-    let alice = alice(&emulator).await;
+    let alice = emulator.sdk_config_of_new_user("alice").await;
 
     let guardduty = aws_sdk_guardduty::Client::new(&alice);
     let detector = guardduty

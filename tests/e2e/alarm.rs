@@ -480,19 +480,7 @@ async fn tampering_with_our_bucket_and_alarms_is_critical_and_the_same_call_else
     let stack = deployed(Options::default()).await;
     let (emulator, out, dir) = (&stack.emulator, &stack.out, &stack.dir);
     let mut daemon = daemon(emulator, out, dir.path(), "30m").await;
-    let root = Iam::new(&emulator.sdk_config().await);
-    root.create_user().user_name("alice").send().await.unwrap();
-    let key = root
-        .create_access_key()
-        .user_name("alice")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    let alice = emulator
-        .sdk_config_as(key.access_key_id(), "us-east-1")
-        .await;
+    let alice = emulator.sdk_config_of_new_user("alice").await;
 
     let records = json!([
         put_bucket_policy(&out["BucketName"]),

@@ -147,6 +147,23 @@ impl Emulator {
             .await
     }
 
+    /// SDK configuration for a new IAM user `name` with its own access key, which root
+    /// creates (CreateUser, CreateAccessKey: two IAM changes the daemon reports).
+    pub async fn sdk_config_of_new_user(&self, name: &str) -> SdkConfig {
+        let root = aws_sdk_iam::Client::new(&self.sdk_config().await);
+        root.create_user().user_name(name).send().await.unwrap();
+        let key = root
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .unwrap()
+            .access_key
+            .unwrap();
+        self.sdk_config_as(key.access_key_id(), iamwatchd::aws::IAM_EVENTS_REGION)
+            .await
+    }
+
     /// SDK configuration as the account root in us-east-1.
     pub async fn sdk_config(&self) -> SdkConfig {
         self.sdk_config_as(ROOT_ACCESS_KEY, iamwatchd::aws::IAM_EVENTS_REGION)
