@@ -298,4 +298,22 @@ mod tests {
         let message = &problem_at(&found, "smtp, sns").message;
         assert!(message.contains("[smtp]") && message.contains("[sns]"));
     }
+
+    #[test]
+    fn identity_center_is_read_in_aws_region_unless_told_otherwise() {
+        let config = load_str(MINIMAL, &[]).unwrap();
+        assert_eq!(config.aws.identity_center_region, "us-east-1");
+        let told = load_str(
+            &format!("{MINIMAL}[identity_center]\nregion = \"eu-west-1\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(told.aws.identity_center_region, "eu-west-1");
+        let wrong = load_str(
+            &format!("{MINIMAL}[identity_center]\nregion = \"Frankfurt\"\n"),
+            &[],
+        );
+        let errors = wrong.unwrap_err().to_string();
+        assert!(errors.contains("identity_center.region"), "{errors}");
+    }
 }
