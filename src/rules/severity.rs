@@ -100,7 +100,7 @@ impl<'de> Deserialize<'de> for Severity {
 /// unless one of the escalations in [`escalation`] (which need the request parameters) applies
 /// first. Rows are checked only for records already known to be IAM mutations; the listed
 /// calls of the other categories carry their severity in their
-/// [`Rule`](super::catalogue::Rule).
+/// [`Rule`].
 ///
 /// The reasoning, in short: CRITICAL = the caller gained or handed out power over the account,
 /// or switched the monitoring off; HIGH = a new principal, a new way in, or a policy that can
