@@ -25,8 +25,13 @@ pub mod patterns;
 pub(crate) mod ruleset;
 pub mod severity;
 
+use serde_json::Value;
+
+use crate::analysis::policy;
+use crate::aws::arn;
 use crate::event::Record;
 pub use allow::AllowRule;
+use catalogue::Rule;
 pub use catalogue::{
     group, is_iam_mutation, is_tampering, Attribute, Group, LookupBy, Ours, Recorded,
     CIS_4_4_FILTER_PATTERN, GROUPS,
@@ -112,7 +117,7 @@ pub(crate) fn classify(record: &Record, ours: &Ours) -> Option<Classification> {
             None => None,
             Some(group) => group
                 .rule_for(record)
-                .map(|rule| severity::of_rule(rule, record, ours)),
+                .map(|rule| of_rule(rule, record, ours)),
         };
         if let Some((severity, reason)) = verdict {
             if best.as_ref().is_none_or(|(_, best, _)| severity > *best) {
@@ -137,6 +142,43 @@ pub(crate) fn classify(record: &Record, ours: &Ours) -> Option<Classification> {
         attempt,
         reason,
     })
+}
+
+/// The severity of a listed call and why: CRITICAL when it names one of our own resources
+/// or hands out administrator power through a permission set, else the rule's.
+fn of_rule(rule: &Rule, record: &Record, ours: &Ours) -> (Severity, String) {
+    if let Some(resource) = rule.ours.filter(|r| ours.named_in(*r, record)) {
+        return (
+            Severity::Critical,
+            format!(
+                "{} — {}: the monitoring itself",
+                rule.reason,
+                resource.describe()
+            ),
+        );
+    }
+    let params = &record.request_parameters;
+    let admin = match record.event_name.as_str() {
+        "AttachManagedPolicyToPermissionSet" => params
+            .get("managedPolicyArn")
+            .and_then(Value::as_str)
+            .map(arn::last_segment)
+            .filter(|name| severity::ADMIN_POLICIES.contains(name))
+            .map(|name| {
+                format!("an administrator policy ({name}) was attached to a permission set")
+            }),
+        "PutInlinePolicyToPermissionSet" => params
+            .get("inlinePolicy")
+            .filter(|document| policy::grants_everything(document))
+            .map(|_| {
+                "a permission set's inline policy allows every action on every resource".to_owned()
+            }),
+        _ => None,
+    };
+    match admin {
+        Some(reason) => (Severity::Critical, reason),
+        None => (rule.severity, rule.reason.to_owned()),
+    }
 }
 
 /// Records for the rules' tests.

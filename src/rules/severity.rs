@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::allow::glob_matches;
-use super::catalogue::{Ours, Rule};
 use crate::analysis::policy;
 use crate::aws::arn;
 use crate::event::Record;
@@ -100,7 +99,7 @@ impl<'de> Deserialize<'de> for Severity {
 /// unless one of the escalations in [`escalation`] (which need the request parameters) applies
 /// first. Rows are checked only for records already known to be IAM mutations; the listed
 /// calls of the other categories carry their severity in their
-/// [`Rule`].
+/// [`Rule`](super::catalogue::Rule).
 ///
 /// The reasoning, in short: CRITICAL = the caller gained or handed out power over the account,
 /// or switched the monitoring off; HIGH = a new principal, a new way in, or a policy that can
@@ -147,7 +146,7 @@ const SEVERITY_TABLE: &[(&str, Severity, &str)] = &[
 
 /// Managed policies that make their holder an administrator (of everything, or of IAM, which
 /// is the same thing one step later).
-const ADMIN_POLICIES: [&str; 2] = ["AdministratorAccess", "IAMFullAccess"];
+pub(super) const ADMIN_POLICIES: [&str; 2] = ["AdministratorAccess", "IAMFullAccess"];
 
 /// The cases the name alone cannot decide: they are CRITICAL only with certain parameters.
 fn escalation(record: &Record) -> Option<String> {
@@ -192,43 +191,6 @@ pub(super) fn of_iam_change(record: &Record) -> (Severity, String) {
             .find(|(name, _, _)| glob_matches(name, &record.event_name))
             .map(|(_, severity, reason)| (*severity, (*reason).to_owned()))
             .unwrap_or((Severity::Medium, "IAM changed".to_owned())),
-    }
-}
-
-/// The severity of a listed call and why: CRITICAL when it names one of our own resources
-/// or hands out administrator power through a permission set, else the rule's.
-pub(super) fn of_rule(rule: &Rule, record: &Record, ours: &Ours) -> (Severity, String) {
-    if let Some(resource) = rule.ours.filter(|r| ours.named_in(*r, record)) {
-        return (
-            Severity::Critical,
-            format!(
-                "{} — {}: the monitoring itself",
-                rule.reason,
-                resource.describe()
-            ),
-        );
-    }
-    let params = &record.request_parameters;
-    let admin = match record.event_name.as_str() {
-        "AttachManagedPolicyToPermissionSet" => params
-            .get("managedPolicyArn")
-            .and_then(Value::as_str)
-            .map(arn::last_segment)
-            .filter(|name| ADMIN_POLICIES.contains(name))
-            .map(|name| {
-                format!("an administrator policy ({name}) was attached to a permission set")
-            }),
-        "PutInlinePolicyToPermissionSet" => params
-            .get("inlinePolicy")
-            .filter(|document| policy::grants_everything(document))
-            .map(|_| {
-                "a permission set's inline policy allows every action on every resource".to_owned()
-            }),
-        _ => None,
-    };
-    match admin {
-        Some(reason) => (Severity::Critical, reason),
-        None => (rule.severity, rule.reason.to_owned()),
     }
 }
 
