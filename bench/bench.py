@@ -149,8 +149,8 @@ def main() -> int:
     if args.corpus_mb:
         mode = dataclasses.replace(mode, corpus_bytes=args.corpus_mb << 20)
     only = set(args.only or ["drain", "latency", "scan", "footprint"])
-    prefixes, tampering = catalogue()
-    templates = load_templates(args.records, prefixes)
+    rules = catalogue()
+    templates = load_templates(args.records, rules["iam"]["readPrefixes"])
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.time()
     result: dict[str, Any] = {
@@ -170,7 +170,7 @@ def main() -> int:
         if "latency" in only:
             result["latency"] = latency(args, mode, templates)
         if "scan" in only:
-            result["scan"] = scan(args, mode, prefixes, tampering)
+            result["scan"] = scan(args, mode, rules)
         if idle:
             result["footprint"] = footprint(args, mode, *idle, warmed_at, cpu_at_warm)
     finally:

@@ -1,6 +1,8 @@
-//! iamwatchd tells an AWS administrator, fast and exactly once, whenever anyone changes IAM
-//! (users, roles, groups, policies, keys, MFA, trust policies, identity providers) and whenever
-//! someone tampers with the monitoring itself.
+//! iamwatchd tells an AWS administrator, fast and exactly once, whenever anyone changes who can
+//! do what — IAM (users, roles, groups, policies, keys, MFA, trust policies, identity
+//! providers), IAM Identity Center, Organizations' policies and accounts — whenever the root
+//! user is used or someone signs in to the console without MFA, and whenever someone tampers
+//! with the monitoring: its own or the security services'.
 //!
 //! Two paths watch the same CloudTrail records. The classic stack (trail → CloudWatch Logs →
 //! metric filter → alarm → SNS) is complete but slow and says nothing about who did what; the
@@ -24,8 +26,9 @@
 //!   section reports problems and checks its values; each component's own section lives with
 //!   the component.
 //! - [`analysis`]: what an IAM policy document says, one parser for the whole crate.
-//! - [`rules`]: the one rule catalogue (which records are IAM changes or tampering, how severe,
-//!   the filter patterns generated from it), the allow-list, and the configured [`rules::Ruleset`].
+//! - [`rules`]: the one rule catalogue (which records are IAM changes, tampering, Identity
+//!   Center or Organizations changes, root use, console sign-ins without MFA; how severe; the
+//!   filter patterns generated from it), the allow-list, and the configured [`rules::Ruleset`].
 //! - [`stack`]`::names`: the names and limits the stack's template shares with everything else.
 //! - [`source`]: where records come from — CloudTrail `LookupEvents` ([`source::cloudtrail`])
 //!   and the alarm heard through SQS ([`source::alarm`]) — each handing them to one

@@ -29,8 +29,25 @@ def timed_count(command: str) -> tuple[float, int, str]:
     return elapsed, int(done.stdout.split()[-1]), done.stderr
 
 
-def scan(args: argparse.Namespace, mode: Mode, prefixes: list[str],
-         tampering: list[tuple[str, str]]) -> dict[str, Any]:
+#: jq: a record is a finding when it is an IAM mutation or passes every test of one of the
+#: catalogue's rules (``$rules``: bench/catalogue.json), with the tests' CloudWatch meaning.
+JQ_FILTER = """
+def field($path): reduce ($path | split("."))[] as $k ([true, .];
+  if .[0] and (.[1] | type) == "object" and (.[1] | has($k)) then [true, .[1][$k]] else [false, null] end);
+def holds($t): field($t[0]) as $f
+  | if $t[1] == "is" then $f[0] and ($f[1] | type) == "string" and $f[1] == $t[2]
+    elif $t[1] == "is-not" then $f[0] and ($f[1] | type) == "string" and $f[1] != $t[2]
+    elif $t[1] == "false" then $f[0] and $f[1] == false
+    else ($f[0] | not) end;
+.Records[] | select(
+  ((.eventSource == $iam.eventSource) and ((.eventName // "") as $n
+    | $iam.readPrefixes | any(. as $p | $n | startswith($p)) | not))
+  or (. as $r | $rules | any(.when | all(. as $t | $r | holds($t)))))
+| .eventID
+"""
+
+
+def scan(args: argparse.Namespace, mode: Mode, catalogue: dict[str, Any]) -> dict[str, Any]:
     log(f"figure 3: corpus of {mode.corpus_bytes >> 20} MB")
     directory, records = corpus(args.records, mode.corpus_bytes)
     files = sorted(directory.glob("*.json"))
@@ -45,20 +62,16 @@ def scan(args: argparse.Namespace, mode: Mode, prefixes: list[str],
     results["iamwatchd"] = {"seconds": elapsed, "found": found}
 
     log("figure 3: jq")
-    jq_filter = (
-        '.Records[] | select('
-        '((.eventSource == "iam.amazonaws.com") and ((.eventName // "") as $n'
-        ' | $reads | any(. as $p | $n | startswith($p)) | not))'
-        ' or ([.eventSource, .eventName] as $k | $tamper | any(. == $k))) | .eventID')
+    catalogue_file = ROOT / "bench" / "catalogue.json"
     elapsed, found, _ = timed_count(
-        f"taskset -c 0 jq -r --argjson reads '{json.dumps(prefixes)}' "
-        f"--argjson tamper '{json.dumps([list(t) for t in tampering])}' '{jq_filter}' {quoted} | wc -l")
+        f"taskset -c 0 jq -r --argjson iam '{json.dumps(catalogue['iam'])}' "
+        f"--slurpfile c '{catalogue_file}' '$c[0].rules as $rules | {JQ_FILTER}' {quoted} | wc -l")
     results["jq"] = {"seconds": elapsed, "found": found}
 
     log("figure 3: python json loop")
     elapsed, found, _ = timed_count(
         f"taskset -c 0 '{sys.executable}' '{ROOT / 'bench' / 'pyscan.py'}' "
-        f"--reads '{json.dumps(prefixes)}' --tamper '{json.dumps(tampering)}' {quoted}")
+        f"--catalogue '{catalogue_file}' {quoted}")
     results["python"] = {"seconds": elapsed, "found": found}
 
     results["same_count"] = len({results[t]["found"] for t in ("iamwatchd", "jq", "python")}) == 1

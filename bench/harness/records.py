@@ -1,5 +1,5 @@
-"""The records the figures feed the daemon and the scanners: the rule catalogue read from
-``src/rules/catalogue.rs`` (so the baselines select exactly what the rules do), the public
+"""The records the figures feed the daemon and the scanners: the rule catalogue as the crate
+writes it to ``bench/catalogue.json`` (so the baselines select exactly what the rules do), the public
 records file's lines and its IAM templates (mutations, reads), a template resampled with a new
 id and time, and figure 3's corpus of trail files."""
 
@@ -9,7 +9,6 @@ import datetime
 import gzip
 import json
 import random
-import re
 import time
 import uuid
 from pathlib import Path
@@ -17,20 +16,19 @@ from pathlib import Path
 from harness.procs import fresh
 from harness.settings import ACCOUNT, ROOT, WORK
 
-# --- the rule catalogue, read from the source so the baselines select exactly what the rules do
+# --- the rule catalogue, as the crate writes it (bench/catalogue.json, kept current by a unit
+# test), so the baselines select exactly what the rules do
 
 
-def catalogue() -> tuple[list[str], list[tuple[str, str]]]:
-    text = (ROOT / "src" / "rules" / "catalogue.rs").read_text()
-    # By name and shape only: the constants' visibility is the crate's business.
-    prefixes = re.search(r"\bconst READ_PREFIXES: \[&str; \d+\] = \[([^\]]*)\]", text)
-    tampering = re.search(r"\bconst TAMPERING_EVENTS: &\[\(&str, &str\)\] = &\[(.*?)\];", text, re.S)
-    if not prefixes or not tampering:
-        raise SystemExit("bench: cannot find READ_PREFIXES / TAMPERING_EVENTS in src/rules/catalogue.rs")
-    return (
-        re.findall(r'"([^"]+)"', prefixes.group(1)),
-        re.findall(r'\("([^"]+)", "([^"]+)"\)', tampering.group(1)),
-    )
+def catalogue() -> dict:
+    """``{"iam": {"eventSource", "readPrefixes"}, "rules": [{"category", "when": [[path, test,
+    value], ...]}]}``: a record is a finding when it is an IAM mutation or passes every test of
+    a rule."""
+    path = ROOT / "bench" / "catalogue.json"
+    if not path.is_file():
+        raise SystemExit("bench: bench/catalogue.json is missing; `IAMWATCHD_WRITE_CATALOGUE=1 "
+                         "cargo test --lib the_benchmarks_copy` writes it")
+    return json.loads(path.read_text())
 
 
 # --- synthetic IAM records, shaped like the public corpus's

@@ -101,6 +101,9 @@ mod tests {
             "PutGroupPolicy",
             json!({"groupName": "g", "policyDocument": "{\"Statement\": [{"}),
         );
-        assert_eq!(classify(&malformed).unwrap().severity, Severity::High);
+        assert_eq!(
+            classify(&malformed, &Default::default()).unwrap().severity,
+            Severity::High
+        );
     }
 }

@@ -39,6 +39,7 @@ fn registry() -> Vec<(&'static [&'static str], ShippedPolicy)> {
         (crate::source::alarm::ACTIONS, Daemon),
         (crate::source::cloudtrail::lookup::ACTIONS, Daemon),
         (crate::source::sqs::ACTIONS, Daemon),
+        (crate::daemon::ours::ACTIONS, Daemon),
     ]
 }
 

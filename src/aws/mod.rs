@@ -29,7 +29,14 @@
 //! - **Tampering that blinds the monitor is regional**: `cloudtrail` StopLogging, DeleteTrail,
 //!   UpdateTrail, PutEventSelectors; `logs` DeleteMetricFilter, DeleteLogGroup; `monitoring`
 //!   DeleteAlarms, DisableAlarmActions; `sns` DeleteTopic, Unsubscribe — recorded in the region
-//!   of the resource, not in us-east-1.
+//!   of the resource, not in us-east-1; so are the security services' (GuardDuty, Security
+//!   Hub, Config, IAM Access Analyzer) and EC2, KMS, S3, SQS and CloudFormation calls.
+//! - **Organizations** is a global service recorded in us-east-1; **IAM Identity Center**
+//!   (`sso`, `sso-directory`, `identitystore`) records in its instance's region; console
+//!   sign-ins (`signin` ConsoleLogin) in the region of the sign-in endpoint, us-east-1 for the
+//!   global one (the root user's).
+//! - **Data events** (S3 object calls, SNS `Publish`, SQS `SendMessage`/`ReceiveMessage`) are
+//!   never in LookupEvents' event history.
 //! - **Mutating IAM operations** are every IAM API not named `Get*`, `List*`, `Generate*` or
 //!   `Simulate*` (more than 100 of them, `Tag*`, `Reset*` and `Resync*` included); CIS 4.4 /
 //!   Security Hub CloudWatch.4 wants its own exact 16-name filter pattern.

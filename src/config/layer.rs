@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::deploy::RawDeploy;
 use super::keys::{fields_of, unknown_key};
 use super::problem::{join, ConfigErrors, Problem};
-use super::raw::{RawAws, RawConfig, RawLog, RawMetrics};
+use super::raw::{RawAws, RawConfig, RawIdentityCenter, RawLog, RawMetrics};
 use super::secret::{SecretKey, CREDENTIALS_DIRECTORY, ENV_PREFIX};
 use crate::notify::chat::RawChat;
 use crate::notify::config as notifier_config;
@@ -223,6 +223,9 @@ fn clean_root(root: &mut Map<String, Value>, from_env: &[String], problems: &mut
             "metrics" => clean_table::<RawMetrics>("metrics", &mut table, problems),
             "delivery" => clean_table::<RawDelivery>("delivery", &mut table, problems),
             "notifiers" => clean_notifiers(&mut table, from_env, problems),
+            "identity_center" => {
+                clean_table::<RawIdentityCenter>("identity_center", &mut table, problems)
+            }
             other => unreachable!("section {other} is a RawConfig field without a cleaner"),
         }
         root.insert(name, Value::new(None, ValueKind::Table(table)));

@@ -52,6 +52,16 @@ pub(crate) struct RawConfig {
     /// environment, not the file).
     #[serde(skip)]
     pub(crate) credentials_directory: Option<PathBuf>,
+    /// Where IAM Identity Center records its events.
+    pub(crate) identity_center: RawIdentityCenter,
+}
+
+/// `[identity_center]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RawIdentityCenter {
+    /// The Identity Center instance's region; default: `aws.region`.
+    pub(crate) region: Option<String>,
 }
 
 /// `[aws]`.

@@ -25,6 +25,9 @@ pub struct AwsConfig {
     pub stack_name: String,
     /// Attempts per AWS call, the first one included.
     pub max_attempts: u32,
+    /// Where IAM Identity Center records its events (`identity_center.region`, default
+    /// `region`).
+    pub identity_center_region: String,
 }
 
 /// Logging.
@@ -65,6 +68,13 @@ impl RawConfig {
             Purpose::Daemon,
             &mut problems,
         );
+        let mut aws = aws;
+        if let Some(region) = &self.identity_center.region {
+            if let Err(e) = check_region(region) {
+                problems.error("identity_center.region", e);
+            }
+            aws.identity_center_region = region.clone();
+        }
         let deploy = self.deploy.validate(&DEPLOY_FILE_NAMES, &mut problems);
         let poller = self.poller.validate(&mut problems);
         self.rules.check("rules", &mut problems);
@@ -92,11 +102,19 @@ impl RawConfig {
         if !problems.errors.is_empty() {
             return Err((problems.errors, problems.warnings));
         }
+        let mut rules = self.rules.clone();
+        // What the configuration knows of our monitoring; the daemon adds the stack's outputs.
+        rules.ours = crate::rules::Ours {
+            stack_name: aws.stack_name.clone(),
+            log_group: alarm.log_group.clone(),
+            queue_url: alarm.queue_url.clone(),
+            ..crate::rules::Ours::default()
+        };
         Ok(Config {
             aws,
             deploy,
             poller,
-            rules: self.rules.clone(),
+            rules,
             store,
             notifiers,
             alarm,
@@ -194,6 +212,7 @@ pub(crate) fn validate_aws(
         tampering_regions,
         stack_name: raw.stack_name.clone(),
         max_attempts,
+        identity_center_region: raw.region.clone(),
     }
 }
 
@@ -287,5 +306,23 @@ mod tests {
         let found = problems("[log]\nformat = \"json\"\n");
         let message = &problem_at(&found, "notifiers").message;
         assert!(message.contains("[notifiers.NAME]") && message.contains("slack"));
+    }
+
+    #[test]
+    fn identity_center_is_read_in_aws_region_unless_told_otherwise() {
+        let config = load_str(MINIMAL, &[]).unwrap();
+        assert_eq!(config.aws.identity_center_region, "us-east-1");
+        let told = load_str(
+            &format!("{MINIMAL}[identity_center]\nregion = \"eu-west-1\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(told.aws.identity_center_region, "eu-west-1");
+        let wrong = load_str(
+            &format!("{MINIMAL}[identity_center]\nregion = \"Frankfurt\"\n"),
+            &[],
+        );
+        let errors = wrong.unwrap_err().to_string();
+        assert!(errors.contains("identity_center.region"), "{errors}");
     }
 }

@@ -6,6 +6,7 @@
 //! everything not yet sent is delivered after the next start.
 
 pub(crate) mod once;
+pub(crate) mod ours;
 mod systemd;
 mod wiring;
 
@@ -43,7 +44,11 @@ pub enum DaemonError {
 }
 
 /// Runs the daemon until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+pub async fn run(
+    mut config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    config.rules.ours = ours::read(&config).await;
     let poller = wiring::poller(&config).await;
     let parts = Parts::build(&config, poller.counters()).await?;
     for notifier in &parts.notifiers {

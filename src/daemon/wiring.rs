@@ -14,16 +14,17 @@ use crate::metrics::Metrics;
 use crate::notify::{registry, Notifier};
 use crate::pipeline::housekeeping::Housekeeping;
 use crate::pipeline::Reporter;
-use crate::rules;
+use crate::rules::{self, Recorded};
 use crate::source::alarm::AlarmPath;
 use crate::source::cloudtrail::lookup::Lookup;
 use crate::source::cloudtrail::poller::Poller;
 use crate::source::cloudtrail::stream::{Counters, Stream};
 use crate::store::{SharedStore, Store};
 
-/// Tampering events are few and each needs its own lookup (one attribute per call), so their
-/// fast passes run at most once a minute: 9 requests a minute per watched region.
-const TAMPERING_POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// The catalogue's listed calls are few and each group needs its own lookups (one attribute per
+/// call), so their fast passes run at most once a minute: 1 request a minute per stream while
+/// idle, plus its sweep (see the README's cost per stream).
+const LISTED_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What `run` and `scan --notify` share: the store, the notifiers and the reporter that
 /// queues for them.
@@ -68,8 +69,8 @@ impl Parts {
     }
 }
 
-/// The poller: IAM in the configured region (us-east-1), and each tampering event in each
-/// watched region, with one CloudTrail client per region.
+/// The poller: IAM in the configured region (us-east-1), and each group of the catalogue where
+/// CloudTrail records it, with one CloudTrail client per region.
 pub(crate) async fn poller(config: &Config) -> Poller {
     let streams = streams(config);
     let mut clients = HashMap::new();
@@ -88,20 +89,39 @@ pub(crate) async fn poller(config: &Config) -> Poller {
     )
 }
 
-/// The poller's streams, most urgent first in each region.
+/// The regions where CloudTrail records what a group lists.
+fn regions(config: &Config, recorded: Recorded) -> Vec<String> {
+    let us_east_1 = || crate::aws::IAM_EVENTS_REGION.to_owned();
+    match recorded {
+        Recorded::UsEast1 => vec![us_east_1()],
+        Recorded::IdentityCenter => vec![config.aws.identity_center_region.clone()],
+        Recorded::Watched => config.aws.tampering_regions.clone(),
+        Recorded::UsEast1AndWatched => std::iter::once(us_east_1())
+            .chain(config.aws.tampering_regions.iter().cloned())
+            .collect(),
+    }
+}
+
+/// The poller's streams, most urgent first in each region: IAM, then the catalogue's groups in
+/// their order, each lookup once per region.
 fn streams(config: &Config) -> Vec<Stream> {
     let mut streams = vec![Stream {
         region: config.aws.region.clone(),
         lookup: Lookup::EventSource(rules::IAM_EVENT_SOURCE.to_owned()),
         poll_interval: config.poller.poll_interval,
     }];
-    for region in &config.aws.tampering_regions {
-        for (_, name) in rules::TAMPERING_EVENTS {
-            streams.push(Stream {
-                region: region.clone(),
-                lookup: Lookup::EventName((*name).to_owned()),
-                poll_interval: config.poller.poll_interval.max(TAMPERING_POLL_INTERVAL),
-            });
+    for group in rules::GROUPS {
+        for region in regions(config, group.recorded) {
+            for lookup in Lookup::of_group(group) {
+                let stream = Stream {
+                    region: region.clone(),
+                    lookup,
+                    poll_interval: config.poller.poll_interval.max(LISTED_POLL_INTERVAL),
+                };
+                if !streams.contains(&stream) {
+                    streams.push(stream);
+                }
+            }
         }
     }
     streams
@@ -141,5 +161,70 @@ pub(crate) fn housekeeping(config: &Config) -> Housekeeping {
             .queue_url
             .is_some()
             .then_some((config.alarm.confirm_within, config.alarm.health_messages)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::{load_str, MINIMAL};
+
+    fn labels(streams: &[Stream], region: &str) -> Vec<String> {
+        streams
+            .iter()
+            .filter(|s| s.region == region)
+            .map(|s| s.lookup.label())
+            .collect()
+    }
+
+    #[test]
+    fn iam_comes_first_and_every_group_is_read_where_cloudtrail_records_it() {
+        let config = load_str(
+            &format!(
+                "{MINIMAL}[aws]\ntampering_regions = [\"us-east-1\", \"eu-west-1\"]\n\
+                 [identity_center]\nregion = \"eu-central-1\"\n"
+            ),
+            &[],
+        )
+        .unwrap();
+        let streams = streams(&config);
+        assert_eq!(streams[0].lookup.label(), "EventSource=iam.amazonaws.com");
+        assert_eq!(streams[0].poll_interval, config.poller.poll_interval);
+        assert!(streams[1..]
+            .iter()
+            .all(|s| s.poll_interval == LISTED_POLL_INTERVAL));
+        let us = labels(&streams, "us-east-1");
+        let eu = labels(&streams, "eu-west-1");
+        let identity_center = labels(&streams, "eu-central-1");
+        for label in [
+            "EventName=StopLogging",
+            "EventName=DeleteFlowLogs",
+            "EventSource=guardduty.amazonaws.com",
+            "EventSource=config.amazonaws.com",
+            "Username=root",
+            "EventSource=signin.amazonaws.com",
+        ] {
+            assert!(
+                us.contains(&label.to_owned()) && eu.contains(&label.to_owned()),
+                "{label}"
+            );
+        }
+        assert!(us.contains(&"EventSource=organizations.amazonaws.com".to_owned()));
+        assert!(!eu.contains(&"EventSource=organizations.amazonaws.com".to_owned()));
+        assert_eq!(
+            identity_center,
+            [
+                "EventSource=sso.amazonaws.com",
+                "EventSource=sso-directory.amazonaws.com",
+                "EventSource=identitystore.amazonaws.com"
+            ]
+        );
+        // The README's cost: 1 IAM stream and 40 listed ones in us-east-1 by default.
+        let default = streams_of_default();
+        assert_eq!(default.len(), 41, "{:?}", labels(&default, "us-east-1"));
+    }
+
+    fn streams_of_default() -> Vec<Stream> {
+        streams(&load_str(MINIMAL, &[]).unwrap())
     }
 }

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use super::allow::AllowRule;
+use super::catalogue::Ours;
 use super::severity::Severity;
 use super::{classify, Classification};
 use crate::config::problem::Problems;
@@ -47,6 +48,10 @@ pub struct Ruleset {
     pub min_severity: Severity,
     /// Expected changes that are not reported (`[[rules.allow]]`).
     pub allow: Vec<AllowRule>,
+    /// Our own monitoring's names, on which resource-specific tampering is CRITICAL: not in
+    /// the file, the daemon fills them in from the stack's outputs.
+    #[serde(skip)]
+    pub ours: Ours,
 }
 
 impl Ruleset {
@@ -59,7 +64,7 @@ impl Ruleset {
 
     /// The verdict on a record, or `None` when it must not be reported.
     pub fn judge(&self, record: &Record) -> Option<Classification> {
-        let classification = classify(record)?;
+        let classification = classify(record, &self.ours)?;
         if classification.attempt && self.failed_calls == FailedCalls::Ignore {
             return None;
         }
@@ -106,6 +111,7 @@ mod tests {
             }],
             failed_calls: FailedCalls::Report,
             min_severity: Severity::Info,
+            ours: Ours::default(),
         }
     }
 

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::allow::glob_matches;
-use super::Category::{self, IamChange, Tampering};
 use crate::analysis::policy;
 use crate::aws::arn;
 use crate::event::Record;
@@ -96,68 +95,58 @@ impl<'de> Deserialize<'de> for Severity {
     }
 }
 
-/// The severity table: the first row of the record's category whose event-name glob matches
-/// decides, unless one of the escalations in [`escalation`] (which need the request
-/// parameters) applies first. Rows are checked only for records already known to be IAM
-/// mutations or tampering.
+/// The severity table of IAM changes: the first row whose event-name glob matches decides,
+/// unless one of the escalations in [`escalation`] (which need the request parameters) applies
+/// first. Rows are checked only for records already known to be IAM mutations; the listed
+/// calls of the other categories carry their severity in their
+/// [`Rule`](super::catalogue::Rule).
 ///
 /// The reasoning, in short: CRITICAL = the caller gained or handed out power over the account,
 /// or switched the monitoring off; HIGH = a new principal, a new way in, or a policy that can
 /// grant anything; MEDIUM = other changes to permissions or credentials; LOW = labels and
 /// housekeeping that grant nothing.
 #[rustfmt::skip]
-const SEVERITY_TABLE: &[(Category, &str, Severity, &str)] = &[
-    // Tampering with the monitoring.
-    (Tampering, "StopLogging", Severity::Critical, "the trail stopped recording API calls"),
-    (Tampering, "DeleteTrail", Severity::Critical, "the trail that records API calls was deleted"),
-    (Tampering, "DeleteMetricFilter", Severity::Critical, "a metric filter of the monitoring was deleted"),
-    (Tampering, "DeleteAlarms", Severity::Critical, "CloudWatch alarms were deleted"),
-    (Tampering, "UpdateTrail", Severity::High, "the trail's configuration changed"),
-    (Tampering, "PutEventSelectors", Severity::High, "the trail's event selectors changed (what it records)"),
-    (Tampering, "DeleteLogGroup", Severity::High, "a log group was deleted (the trail may deliver there)"),
-    (Tampering, "DisableAlarmActions", Severity::High, "alarm actions were disabled"),
-    (Tampering, "DeleteTopic", Severity::High, "an SNS topic was deleted (alarms may notify through it)"),
-    (Tampering, "Unsubscribe", Severity::High, "an SNS subscription was removed"),
+const SEVERITY_TABLE: &[(&str, Severity, &str)] = &[
     // Trust and MFA.
-    (IamChange, "UpdateAssumeRolePolicy", Severity::Critical, "a role's trust policy changed: who can assume it"),
-    (IamChange, "DeactivateMFADevice", Severity::Critical, "an MFA device was deactivated"),
-    (IamChange, "DeleteVirtualMFADevice", Severity::Critical, "a virtual MFA device was deleted"),
+    ("UpdateAssumeRolePolicy", Severity::Critical, "a role's trust policy changed: who can assume it"),
+    ("DeactivateMFADevice", Severity::Critical, "an MFA device was deactivated"),
+    ("DeleteVirtualMFADevice", Severity::Critical, "a virtual MFA device was deleted"),
     // Permissions (escalations to CRITICAL are decided from the request, see `escalation`).
-    (IamChange, "Attach*Policy", Severity::High, "a managed policy was attached: new permissions"),
-    (IamChange, "Put*Policy", Severity::High, "an inline policy was set: new permissions"),
-    (IamChange, "CreatePolicyVersion", Severity::High, "a new policy version can change every holder's permissions"),
-    (IamChange, "SetDefaultPolicyVersion", Severity::High, "another policy version became active"),
-    (IamChange, "AddUserToGroup", Severity::High, "a user gained the group's permissions"),
-    (IamChange, "Delete*PermissionsBoundary", Severity::High, "a permissions boundary was removed"),
-    (IamChange, "Put*PermissionsBoundary", Severity::Medium, "a permissions boundary was set"),
+    ("Attach*Policy", Severity::High, "a managed policy was attached: new permissions"),
+    ("Put*Policy", Severity::High, "an inline policy was set: new permissions"),
+    ("CreatePolicyVersion", Severity::High, "a new policy version can change every holder's permissions"),
+    ("SetDefaultPolicyVersion", Severity::High, "another policy version became active"),
+    ("AddUserToGroup", Severity::High, "a user gained the group's permissions"),
+    ("Delete*PermissionsBoundary", Severity::High, "a permissions boundary was removed"),
+    ("Put*PermissionsBoundary", Severity::Medium, "a permissions boundary was set"),
     // New principals and new ways in.
-    (IamChange, "CreateUser", Severity::High, "a new IAM user"),
-    (IamChange, "CreateRole", Severity::High, "a new IAM role"),
-    (IamChange, "*OpenIDConnectProvider*", Severity::High, "an OIDC identity provider (federated access) changed"),
-    (IamChange, "*SAMLProvider", Severity::High, "a SAML identity provider (federated access) changed"),
-    (IamChange, "UploadServerCertificate", Severity::Low, "a TLS certificate for load balancers was uploaded (not a sign-in credential)"),
-    (IamChange, "Upload*", Severity::High, "a certificate or SSH key was uploaded: a new credential"),
-    (IamChange, "CreateAccessKey", Severity::Medium, "a user created an access key for themselves"),
-    (IamChange, "CreateLoginProfile", Severity::Medium, "a console password was created for the caller"),
-    (IamChange, "UpdateLoginProfile", Severity::Medium, "the caller's console password changed"),
-    (IamChange, "CreateServiceSpecificCredential", Severity::Medium, "a service-specific credential was created"),
-    (IamChange, "UpdateAccessKey", Severity::Medium, "an access key was activated or deactivated"),
-    (IamChange, "UpdateAccountPasswordPolicy", Severity::High, "the account's password policy changed"),
-    (IamChange, "DeleteAccountPasswordPolicy", Severity::High, "the account's password policy was removed"),
-    (IamChange, "CreateServiceLinkedRole", Severity::Low, "AWS created a service-linked role for a service"),
-    (IamChange, "ChangePassword", Severity::Low, "a user changed their own password"),
-    (IamChange, "ResyncMFADevice", Severity::Low, "an MFA device was resynchronised"),
+    ("CreateUser", Severity::High, "a new IAM user"),
+    ("CreateRole", Severity::High, "a new IAM role"),
+    ("*OpenIDConnectProvider*", Severity::High, "an OIDC identity provider (federated access) changed"),
+    ("*SAMLProvider", Severity::High, "a SAML identity provider (federated access) changed"),
+    ("UploadServerCertificate", Severity::Low, "a TLS certificate for load balancers was uploaded (not a sign-in credential)"),
+    ("Upload*", Severity::High, "a certificate or SSH key was uploaded: a new credential"),
+    ("CreateAccessKey", Severity::Medium, "a user created an access key for themselves"),
+    ("CreateLoginProfile", Severity::Medium, "a console password was created for the caller"),
+    ("UpdateLoginProfile", Severity::Medium, "the caller's console password changed"),
+    ("CreateServiceSpecificCredential", Severity::Medium, "a service-specific credential was created"),
+    ("UpdateAccessKey", Severity::Medium, "an access key was activated or deactivated"),
+    ("UpdateAccountPasswordPolicy", Severity::High, "the account's password policy changed"),
+    ("DeleteAccountPasswordPolicy", Severity::High, "the account's password policy was removed"),
+    ("CreateServiceLinkedRole", Severity::Low, "AWS created a service-linked role for a service"),
+    ("ChangePassword", Severity::Low, "a user changed their own password"),
+    ("ResyncMFADevice", Severity::Low, "an MFA device was resynchronised"),
     // Labels grant nothing by themselves.
-    (IamChange, "Tag*", Severity::Low, "tags were added"),
-    (IamChange, "Untag*", Severity::Low, "tags were removed"),
+    ("Tag*", Severity::Low, "tags were added"),
+    ("Untag*", Severity::Low, "tags were removed"),
     // Everything else that changes IAM.
-    (IamChange, "Delete*", Severity::Medium, "an IAM entity or credential was deleted"),
-    (IamChange, "*", Severity::Medium, "IAM changed"),
+    ("Delete*", Severity::Medium, "an IAM entity or credential was deleted"),
+    ("*", Severity::Medium, "IAM changed"),
 ];
 
 /// Managed policies that make their holder an administrator (of everything, or of IAM, which
 /// is the same thing one step later).
-const ADMIN_POLICIES: [&str; 2] = ["AdministratorAccess", "IAMFullAccess"];
+pub(super) const ADMIN_POLICIES: [&str; 2] = ["AdministratorAccess", "IAMFullAccess"];
 
 /// The cases the name alone cannot decide: they are CRITICAL only with certain parameters.
 fn escalation(record: &Record) -> Option<String> {
@@ -192,21 +181,15 @@ fn escalation(record: &Record) -> Option<String> {
     }
 }
 
-/// The severity of `record` in `category` and why: an escalation when one applies, else the
-/// first row of the table whose event-name glob matches.
-pub(super) fn of(record: &Record, category: Category) -> (Severity, String) {
-    let escalated = match category {
-        Category::IamChange => escalation(record),
-        Category::Tampering => None,
-    };
-    match escalated {
+/// The severity of an IAM change and why: an escalation when one applies, else the first row
+/// of the table whose event-name glob matches.
+pub(super) fn of_iam_change(record: &Record) -> (Severity, String) {
+    match escalation(record) {
         Some(reason) => (Severity::Critical, reason),
         None => SEVERITY_TABLE
             .iter()
-            .find(|(row_category, name, _, _)| {
-                *row_category == category && glob_matches(name, &record.event_name)
-            })
-            .map(|(_, _, severity, reason)| (*severity, (*reason).to_owned()))
+            .find(|(name, _, _)| glob_matches(name, &record.event_name))
+            .map(|(_, severity, reason)| (*severity, (*reason).to_owned()))
             .unwrap_or((Severity::Medium, "IAM changed".to_owned())),
     }
 }

@@ -132,6 +132,15 @@ struct Head<'a> {
     event_source: Option<Cow<'a, str>>,
     #[serde(rename = "eventName", borrow, default)]
     event_name: Option<Cow<'a, str>>,
+    #[serde(rename = "userIdentity", borrow, default)]
+    identity: Option<HeadIdentity<'a>>,
+}
+
+/// The one field of `userIdentity` some rules test before anything else.
+#[derive(Deserialize)]
+struct HeadIdentity<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -147,7 +156,8 @@ fn may_matter(head: &Head<'_>) -> bool {
     else {
         return true; // let the full parse name what is missing
     };
-    rules::is_iam_mutation_name(source, name) || rules::is_tampering_name(source, name)
+    let kind = head.identity.as_ref().and_then(|i| i.kind.as_deref());
+    rules::may_match(source, name, kind)
 }
 
 /// Scans the records of one trail file's text, calling `found` for each finding (with its
@@ -203,6 +213,7 @@ mod tests {
             allow: Vec::new(),
             failed_calls: FailedCalls::Report,
             min_severity: Severity::Info,
+            ours: Default::default(),
         }
     }
 

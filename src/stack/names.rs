@@ -133,11 +133,28 @@ pub(crate) mod alarm_suffix {
     pub(crate) const CIS: &str = "cis-4-4-iam-policy-changes";
     /// The alarm on tampering with the monitoring.
     pub(crate) const TAMPERING: &str = "monitoring-tampering";
+    /// The alarm on IAM Identity Center changes.
+    pub(crate) const IDENTITY_CENTER: &str = "identity-center-changes";
+    /// The alarm on Organizations changes.
+    pub(crate) const ORGANIZATIONS: &str = "organizations-changes";
+    /// The alarm on the root user's use.
+    pub(crate) const ROOT_USE: &str = "root-use";
+    /// The alarm on console sign-ins without MFA.
+    pub(crate) const CONSOLE_SIGN_IN: &str = "console-sign-in-without-mfa";
     /// The dead-man's switch on the daemon's queue.
     pub(crate) const DAEMON_NOT_READING: &str = "daemon-not-reading";
     /// All of them.
     #[cfg(test)]
-    pub(crate) const ALL: [&str; 4] = [IAM_CHANGES, CIS, TAMPERING, DAEMON_NOT_READING];
+    pub(crate) const ALL: [&str; 8] = [
+        IAM_CHANGES,
+        CIS,
+        TAMPERING,
+        IDENTITY_CENTER,
+        ORGANIZATIONS,
+        ROOT_USE,
+        CONSOLE_SIGN_IN,
+        DAEMON_NOT_READING,
+    ];
 }
 
 /// Why `stack` cannot name this stack although CloudFormation takes it (a letter, then letters,
@@ -197,8 +214,39 @@ pub mod metric {
     pub(crate) const IAM_CHANGES: &str = "IAMChanges";
     /// The metric of the CIS 4.4 filter on IAM policy changes.
     pub const CIS: &str = "IAMPolicyChanges";
-    /// The metric of the filter on tampering with the monitoring.
+    /// The metric of the filters on tampering with the monitoring.
     pub const TAMPERING: &str = "MonitoringTampering";
+    /// The metric of the filters on IAM Identity Center changes.
+    pub const IDENTITY_CENTER: &str = "IdentityCenterChanges";
+    /// The metric of the filters on Organizations changes.
+    pub const ORGANIZATIONS: &str = "OrganizationsChanges";
+    /// The metric of the filter on the root user's use.
+    pub const ROOT_USE: &str = "RootUse";
+    /// The metric of the filter on console sign-ins without MFA.
+    pub const CONSOLE_SIGN_IN: &str = "ConsoleSignInWithoutMFA";
+
+    use crate::rules::Category;
+
+    /// The metric that counts `category`'s filter patterns.
+    pub fn of(category: Category) -> &'static str {
+        match category {
+            Category::IamChange => IAM_CHANGES,
+            Category::Tampering => TAMPERING,
+            Category::IdentityCenter => IDENTITY_CENTER,
+            Category::Organizations => ORGANIZATIONS,
+            Category::RootUse => ROOT_USE,
+            Category::ConsoleSignIn => CONSOLE_SIGN_IN,
+        }
+    }
+
+    /// The category whose patterns `metric` counts; IAM changes for any other metric (the CIS
+    /// filter's counts a subset of them).
+    pub fn category(metric: Option<&str>) -> Category {
+        Category::ALL
+            .into_iter()
+            .find(|category| Some(of(*category)) == metric)
+            .unwrap_or(Category::IamChange)
+    }
 }
 
 /// Logical id of the bucket the stack creates when no bucket is given; `deploy --delete` looks

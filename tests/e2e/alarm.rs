@@ -450,3 +450,107 @@ async fn a_deleted_metric_filter_is_critical_and_the_silent_alarm_path_is_notice
     assert_eq!(mails_about(emulator, "alarm path silent").len(), 1);
     assert!(daemon.log().contains("alarm path silent"));
 }
+
+/// A PutBucketPolicy record as CloudTrail writes it (S3 is not recorded by the emulator), by
+/// an IAM user.
+fn put_bucket_policy(bucket: &str) -> serde_json::Value {
+    json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLEALICE",
+            "arn": "arn:aws:iam::123456789012:user/alice", "accountId": "123456789012",
+            "accessKeyId": "AKIAEXAMPLEALICE", "userName": "alice"},
+        "eventSource": "s3.amazonaws.com", "eventName": "PutBucketPolicy",
+        "awsRegion": "us-east-1", "sourceIPAddress": "192.0.2.20", "userAgent": "[aws-cli/2.17.0]",
+        "requestParameters": {"bucketName": bucket, "Host": format!("{bucket}.s3.amazonaws.com"),
+            "bucketPolicy": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": "*", "Action": "s3:DeleteObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]},
+            "policy": ""},
+        "responseElements": null,
+        "additionalEventData": {"SignatureVersion": "SigV4", "AuthenticationMethod": "AuthHeader",
+            "x-amz-id-2": "example", "bytesTransferredIn": 0, "bytesTransferredOut": 0},
+        "requestID": "EXAMPLE0123456789", "readOnly": false, "eventType": "AwsApiCall",
+        "managementEvent": true, "recipientAccountId": "123456789012", "eventCategory": "Management",
+        "resources": [{"accountId": "123456789012", "type": "AWS::S3::Bucket",
+            "ARN": format!("arn:aws:s3:::{bucket}")}]
+    })
+}
+
+#[tokio::test]
+async fn tampering_with_our_bucket_and_alarms_is_critical_and_the_same_call_elsewhere_lower() {
+    let stack = deployed(Options::default()).await;
+    let (emulator, out, dir) = (&stack.emulator, &stack.out, &stack.dir);
+    let mut daemon = daemon(emulator, out, dir.path(), "30m").await;
+    let alice = emulator.sdk_config_of_new_user("alice").await;
+
+    let records = json!([
+        put_bucket_policy(&out["BucketName"]),
+        put_bucket_policy("photos")
+    ]);
+    let (status, answer) = emulator.control("POST", "events", &records.to_string());
+    assert_eq!(status, 200, "{answer}");
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&alice);
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name("web-5xx")
+        .namespace("web")
+        .metric_name("5xx")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(
+            aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold,
+        )
+        .send()
+        .await
+        .unwrap();
+    for alarm in [out["AlarmName"].as_str(), "web-5xx"] {
+        cloudwatch
+            .set_alarm_state()
+            .alarm_name(alarm)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+            .state_reason("nothing to see")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let subject_of = |event: &str, name: &str| {
+        let mails: Vec<String> = mails_about(emulator, &format!("Event: {event} "))
+            .into_iter()
+            .filter(|mail| mail.contains(name))
+            .collect();
+        (mails.len() == 1).then(|| header(&mails[0], "Subject").unwrap_or_default())
+    };
+    let cases = [
+        (
+            "PutBucketPolicy",
+            out["BucketName"].as_str(),
+            "CRITICAL TAMPERING",
+        ),
+        ("PutBucketPolicy", "photos", "LOW TAMPERING"),
+        (
+            "SetAlarmState",
+            out["AlarmName"].as_str(),
+            "CRITICAL TAMPERING",
+        ),
+        ("SetAlarmState", "web-5xx", "LOW TAMPERING"),
+    ];
+    for (event, name, severity) in cases {
+        let subject =
+            wait_until_within(Duration::from_secs(150), event, || subject_of(event, name)).await;
+        assert!(subject.contains(severity), "{event} on {name}: {subject}");
+    }
+    let ours = mails_about(emulator, "Event: PutBucketPolicy ")
+        .into_iter()
+        .find(|m| m.contains(&out["BucketName"]))
+        .unwrap();
+    assert!(ours.contains("the monitoring trail's bucket"), "{ours}");
+    assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
+    for (event, name, _) in cases {
+        assert!(
+            subject_of(event, name).is_some(),
+            "{event} on {name}: one mail"
+        );
+    }
+}

@@ -172,10 +172,14 @@ async fn deploy_dry_run_create_no_op_update_and_delete() {
         patterns.contains(&iamwatchd::rules::iam_metric_filter_pattern().as_str()),
         "{patterns:?}"
     );
-    assert!(
-        patterns.contains(&iamwatchd::rules::tampering_metric_filter_pattern().as_str()),
-        "tampering alarm is on by default: {patterns:?}"
-    );
+    for category in iamwatchd::rules::Category::ALL {
+        for pattern in iamwatchd::rules::group_patterns(category) {
+            assert!(
+                patterns.contains(&pattern.as_str()),
+                "every group's filters (tampering is on by default): {patterns:?}"
+            );
+        }
+    }
     assert!(
         !patterns.contains(&iamwatchd::rules::CIS_4_4_FILTER_PATTERN),
         "CIS filter is off by default"

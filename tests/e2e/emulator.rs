@@ -21,6 +21,8 @@ const STARTUP_DEADLINE: Duration = Duration::from_secs(300);
 /// The access key tests use unless they act as a specific IAM user; the emulator attributes its
 /// calls to the account root, like real AWS does for unknown keys in moto's default account.
 pub const ROOT_ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+/// The account every emulator call acts in (moto's default).
+pub const ACCOUNT: &str = "123456789012";
 
 /// Options for [`Emulator::start_with`]; the defaults suit fast tests (no rate limit, no
 /// delays) — tests about those behaviours switch them on.
@@ -153,6 +155,23 @@ impl Emulator {
             .endpoint_url(&self.endpoint)
             .credentials_provider(Credentials::new(access_key, "secret", None, None, "e2e"))
             .load()
+            .await
+    }
+
+    /// SDK configuration for a new IAM user `name` with its own access key, which root
+    /// creates (CreateUser, CreateAccessKey: two IAM changes the daemon reports).
+    pub async fn sdk_config_of_new_user(&self, name: &str) -> SdkConfig {
+        let root = aws_sdk_iam::Client::new(&self.sdk_config().await);
+        root.create_user().user_name(name).send().await.unwrap();
+        let key = root
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .unwrap()
+            .access_key
+            .unwrap();
+        self.sdk_config_as(key.access_key_id(), iamwatchd::aws::IAM_EVENTS_REGION)
             .await
     }
 

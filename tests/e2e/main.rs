@@ -4,6 +4,7 @@
 //! emulator on free ports (`emulator::Emulator`), so tests run in parallel and leave nothing
 //! behind.
 
+mod access;
 mod alarm;
 mod chat;
 mod check;

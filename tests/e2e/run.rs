@@ -13,21 +13,7 @@ use crate::emulator::{header_fields, values, Emulator, Options};
 
 /// alice, an IAM user with her own key: the actor of the test's changes.
 async fn alice(emulator: &Emulator) -> Iam {
-    let root = Iam::new(&emulator.sdk_config().await);
-    root.create_user().user_name("alice").send().await.unwrap();
-    let key = root
-        .create_access_key()
-        .user_name("alice")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    Iam::new(
-        &emulator
-            .sdk_config_as(key.access_key_id(), "us-east-1")
-            .await,
-    )
+    Iam::new(&emulator.sdk_config_of_new_user("alice").await)
 }
 
 #[tokio::test]

@@ -67,8 +67,10 @@ fn subject(alert: &Alert) -> String {
         subject.push_str(&format!("attempt ({}) ", part(code)));
     }
     subject.push_str(&alert.classification.severity.to_string());
-    if alert.classification.category == Category::Tampering {
-        subject.push_str(" TAMPERING");
+    match alert.classification.category {
+        Category::Tampering => subject.push_str(" TAMPERING"),
+        Category::RootUse => subject.push_str(" ROOT"),
+        _ => {}
     }
     subject.push(' ');
     subject.push_str(&part(&record.event_name));

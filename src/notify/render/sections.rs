@@ -170,6 +170,10 @@ pub(crate) fn what(alert: &Alert) -> Section {
         match alert.classification.category {
             Category::IamChange => "IAM change",
             Category::Tampering => "TAMPERING with the monitoring",
+            Category::IdentityCenter => "IAM Identity Center change",
+            Category::Organizations => "Organizations change",
+            Category::RootUse => "ROOT USER used",
+            Category::ConsoleSignIn => "console sign-in without MFA",
         },
     ));
     let result = match &record.error_code {

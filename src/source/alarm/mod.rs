@@ -205,33 +205,41 @@ impl<I: Intake> AlarmPath<I> {
         Ok(result)
     }
 
-    /// Every record of the log group in `window` that `pattern` matches, all pages.
+    /// Every record of the log group in `window` that one of `pattern`'s filter patterns
+    /// matches, all pages, each record once.
     async fn records_in(
         &self,
         pattern: Pattern,
         window: (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Vec<Record>, AlarmError> {
-        let mut pages = self
-            .logs
-            .filter_log_events()
-            .log_group_name(&self.log_group)
-            .filter_pattern(pattern.filter_pattern())
-            .start_time(window.0.timestamp_millis())
-            .end_time(window.1.timestamp_millis())
-            .into_paginator()
-            .send();
-        let mut records = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|error| AlarmError::Logs {
-                log_group: self.log_group.clone(),
-                problem: aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error).to_string(),
-            })?;
-            for event in page.events() {
-                match Record::parse(event.message().unwrap_or_default()) {
-                    Ok(record) => records.push(record),
-                    Err(error) => tracing::warn!(log_group = %self.log_group,
-                        event_id = event.event_id().unwrap_or_default(),
-                        "skipping an unreadable record in the log group: {error}"),
+        let mut records: Vec<Record> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for filter_pattern in pattern.filter_patterns() {
+            let mut pages = self
+                .logs
+                .filter_log_events()
+                .log_group_name(&self.log_group)
+                .filter_pattern(filter_pattern)
+                .start_time(window.0.timestamp_millis())
+                .end_time(window.1.timestamp_millis())
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|error| AlarmError::Logs {
+                    log_group: self.log_group.clone(),
+                    problem: aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error).to_string(),
+                })?;
+                for event in page.events() {
+                    match Record::parse(event.message().unwrap_or_default()) {
+                        Ok(record) => {
+                            if seen.insert(record.event_id.clone()) {
+                                records.push(record);
+                            }
+                        }
+                        Err(error) => tracing::warn!(log_group = %self.log_group,
+                            event_id = event.event_id().unwrap_or_default(),
+                            "skipping an unreadable record in the log group: {error}"),
+                    }
                 }
             }
         }

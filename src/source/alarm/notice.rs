@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 use super::AlarmError;
-use crate::rules;
+use crate::rules::{self, Category};
 use crate::stack::names;
 
 /// The parts of a CloudWatch alarm notification the alarm path uses.
@@ -33,31 +33,26 @@ pub(crate) struct AlarmNotice {
     pub evaluation_periods: u64,
 }
 
-/// Which filter pattern of the catalogue an alarm counts.
+/// Which filter patterns of the catalogue an alarm counts: those of one category's metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Pattern {
-    /// IAM calls other than reads (the `IAMChanges` metric, and any metric but tampering's).
-    IamChanges,
-    /// Calls that weaken the monitoring: the trail, metric filters, log groups, alarms, topics
-    /// (the `MonitoringTampering` metric).
-    Tampering,
-}
+pub(crate) struct Pattern(pub(crate) Category);
 
 impl Pattern {
-    /// The CloudWatch Logs filter pattern, as the stack's metric filter has it, to search the
-    /// trail's log group with.
-    pub fn filter_pattern(self) -> String {
-        match self {
-            Pattern::IamChanges => rules::iam_metric_filter_pattern(),
-            Pattern::Tampering => rules::tampering_metric_filter_pattern(),
-        }
+    /// The CloudWatch Logs filter patterns, as the stack's metric filters have them, to search
+    /// the trail's log group with (one for IAM changes, as many as the category needs else).
+    pub fn filter_patterns(self) -> Vec<String> {
+        rules::group_patterns(self.0)
     }
 
-    /// A phrase for messages: `IAM changes` or `tampering with the monitoring`.
+    /// A phrase for messages: `IAM changes`, `tampering with the monitoring`, …
     pub fn describe(self) -> &'static str {
-        match self {
-            Pattern::IamChanges => "IAM changes",
-            Pattern::Tampering => "tampering with the monitoring",
+        match self.0 {
+            Category::IamChange => "IAM changes",
+            Category::Tampering => "tampering with the monitoring",
+            Category::IdentityCenter => "IAM Identity Center changes",
+            Category::Organizations => "Organizations changes",
+            Category::RootUse => "use of the root user",
+            Category::ConsoleSignIn => "console sign-ins without MFA",
         }
     }
 }
@@ -145,13 +140,10 @@ impl AlarmNotice {
         )
     }
 
-    /// The pattern the alarm counts, by its metric name: the tampering metric's, else IAM
+    /// The patterns the alarm counts, by its metric name: that metric's category's, else IAM
     /// changes.
     pub fn pattern(&self) -> Pattern {
-        match self.metric_name.as_deref() {
-            Some(names::metric::TAMPERING) => Pattern::Tampering,
-            _ => Pattern::IamChanges,
-        }
+        Pattern(names::metric::category(self.metric_name.as_deref()))
     }
 
     /// The dedup key of this firing's "nothing found" message: a re-delivered or
@@ -214,7 +206,7 @@ mod tests {
         );
         assert_eq!(notice.period, 300);
         assert_eq!(notice.evaluation_periods, 2, "a string number is read");
-        assert_eq!(notice.pattern(), Pattern::IamChanges);
+        assert_eq!(notice.pattern(), Pattern(Category::IamChange));
     }
 
     #[test]
@@ -244,10 +236,10 @@ mod tests {
         let mut alarm = alarm_json();
         alarm["Trigger"]["MetricName"] = names::metric::TAMPERING.into();
         let notice = parse_notice(&alarm.to_string()).unwrap();
-        assert_eq!(notice.pattern(), Pattern::Tampering);
+        assert_eq!(notice.pattern(), Pattern(Category::Tampering));
         assert_eq!(
-            notice.pattern().filter_pattern(),
-            rules::tampering_metric_filter_pattern()
+            notice.pattern().filter_patterns(),
+            rules::group_patterns(Category::Tampering)
         );
     }
 
@@ -259,7 +251,7 @@ mod tests {
         let notice = parse_notice(&alarm.to_string()).unwrap();
         assert_eq!(notice.period, 300);
         assert_eq!(notice.evaluation_periods, 1);
-        assert_eq!(notice.pattern(), Pattern::IamChanges);
+        assert_eq!(notice.pattern(), Pattern(Category::IamChange));
     }
 
     #[test]

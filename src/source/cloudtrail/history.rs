@@ -9,8 +9,9 @@ use super::budget::Budget;
 use super::lookup::{fetch_window, Lookup, LookupError, Window};
 use crate::event::Record;
 
-/// Every IAM change and tampering record of the last `since` in `region`, oldest first, read
-/// within a budget of `requests_per_second` (for `scan --since`).
+/// Every record of the last `since` in `region` that the catalogue could report (IAM and every
+/// group's lookups), oldest first, read within a budget of `requests_per_second` (for
+/// `scan --since`).
 pub async fn history(
     region: &str,
     since: Duration,
@@ -26,18 +27,20 @@ pub async fn history(
                 .unwrap_or_default(),
         end: now,
     };
-    let lookups = std::iter::once(Lookup::EventSource(crate::rules::IAM_EVENT_SOURCE.into()))
-        .chain(
-            crate::rules::TAMPERING_EVENTS
-                .iter()
-                .map(|(_, name)| Lookup::EventName((*name).into())),
-        );
+    let mut lookups = vec![Lookup::EventSource(crate::rules::IAM_EVENT_SOURCE.into())];
+    for lookup in crate::rules::GROUPS.iter().flat_map(Lookup::of_group) {
+        if !lookups.contains(&lookup) {
+            lookups.push(lookup);
+        }
+    }
     let never = CancellationToken::new();
     let mut records = Vec::new();
     for lookup in lookups {
         let fetched = fetch_window(&client, region, &budget, &lookup, window, &never).await?;
         records.extend(fetched.records);
     }
-    records.sort_by_key(|r| r.event_time);
+    // A record two lookups find (the root user's IAM call) is one record.
+    records.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+    records.dedup_by(|a, b| a.event_id == b.event_id);
     Ok(records)
 }

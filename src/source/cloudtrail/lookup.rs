@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::budget::{Budget, Outcome};
 use crate::aws::errors::{AwsError, Kind};
 use crate::event::Record;
+use crate::rules;
 
 /// The AWS actions this module calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
 /// must allow exactly the union of every module's list; `src/aws/actions.rs` enforces it).
@@ -39,13 +40,29 @@ pub enum Lookup {
     EventSource(String),
     /// Every event of one API call, by its `eventName` (`StopLogging`).
     EventName(String),
+    /// Every event of one user, by LookupEvents' user name (`root` for the root user).
+    Username(String),
 }
 
 impl Lookup {
+    /// The lookups that find every call of the catalogue's `group`.
+    pub fn of_group(group: &rules::Group) -> Vec<Lookup> {
+        group
+            .lookups()
+            .into_iter()
+            .map(|(attribute, value)| match attribute {
+                rules::Attribute::EventSource => Lookup::EventSource(value.to_owned()),
+                rules::Attribute::EventName => Lookup::EventName(value.to_owned()),
+                rules::Attribute::Username => Lookup::Username(value.to_owned()),
+            })
+            .collect()
+    }
+
     fn attribute(&self) -> LookupAttribute {
         let (key, value) = match self {
             Lookup::EventSource(v) => (LookupAttributeKey::EventSource, v),
             Lookup::EventName(v) => (LookupAttributeKey::EventName, v),
+            Lookup::Username(v) => (LookupAttributeKey::Username, v),
         };
         LookupAttribute::builder()
             .attribute_key(key)
@@ -59,6 +76,7 @@ impl Lookup {
         match self {
             Lookup::EventSource(v) => format!("EventSource={v}"),
             Lookup::EventName(v) => format!("EventName={v}"),
+            Lookup::Username(v) => format!("Username={v}"),
         }
     }
 }

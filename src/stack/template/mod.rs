@@ -90,8 +90,8 @@ mod tests {
     use super::*;
     use crate::rules;
     use crate::stack::names::{
-        param, ACCESS_LOG_BUCKET_LOGICAL_ID, CREATED_BUCKET_LOGICAL_ID, CREATED_KEY_LOGICAL_ID,
-        DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, MAX_EMAILS,
+        self, param, ACCESS_LOG_BUCKET_LOGICAL_ID, CREATED_BUCKET_LOGICAL_ID,
+        CREATED_KEY_LOGICAL_ID, DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, MAX_EMAILS,
     };
 
     /// CloudWatch Logs rejects filter patterns longer than this.
@@ -129,11 +129,36 @@ mod tests {
             rules::iam_metric_filter_pattern()
         );
         assert_eq!(pattern("CisFilter"), rules::CIS_4_4_FILTER_PATTERN);
-        assert_eq!(
-            pattern("TamperingFilter"),
-            rules::tampering_metric_filter_pattern()
-        );
-        for id in ["IamChangesFilter", "CisFilter", "TamperingFilter"] {
+        for (category, prefix) in [
+            (rules::Category::Tampering, "Tampering"),
+            (rules::Category::IdentityCenter, "IdentityCenter"),
+            (rules::Category::Organizations, "Organizations"),
+            (rules::Category::RootUse, "RootUse"),
+            (rules::Category::ConsoleSignIn, "ConsoleSignIn"),
+        ] {
+            let patterns = rules::group_patterns(category);
+            for (index, wanted) in patterns.iter().enumerate() {
+                let id = match index {
+                    0 => format!("{prefix}Filter"),
+                    n => format!("{prefix}Filter{}", n + 1),
+                };
+                assert_eq!(&pattern(&id), wanted, "{id}");
+                assert!(pattern(&id).len() <= FILTER_PATTERN_LIMIT, "{id} too long");
+                let metric = &resources[&id]["Properties"]["MetricTransformations"][0];
+                assert_eq!(metric["MetricName"], names::metric::of(category));
+            }
+            assert!(
+                resources
+                    .get(format!("{prefix}Filter{}", patterns.len() + 1))
+                    .is_none(),
+                "no stale filter beyond the group's patterns"
+            );
+            assert_eq!(
+                resources[format!("{prefix}Alarm")]["Properties"]["MetricName"],
+                names::metric::of(category)
+            );
+        }
+        for id in ["IamChangesFilter", "CisFilter"] {
             assert!(pattern(id).len() <= FILTER_PATTERN_LIMIT, "{id} too long");
         }
     }
@@ -264,7 +289,7 @@ mod tests {
             .values()
             .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
             .collect();
-        assert_eq!(alarms.len(), 4);
+        assert_eq!(alarms.len(), 8);
         for alarm in alarms {
             assert_eq!(alarm["Properties"]["TreatMissingData"], "notBreaching");
         }
@@ -274,7 +299,15 @@ mod tests {
     fn daemon_mode_sends_humans_the_daemon_and_the_dead_mans_switch_not_the_bare_alarm() {
         let template = template();
         let resources = &template["Resources"];
-        for id in ["IamChangesAlarm", "CisAlarm", "TamperingAlarm"] {
+        for id in [
+            "IamChangesAlarm",
+            "CisAlarm",
+            "TamperingAlarm",
+            "IdentityCenterAlarm",
+            "OrganizationsAlarm",
+            "RootUseAlarm",
+            "ConsoleSignInAlarm",
+        ] {
             assert_eq!(
                 resources[id]["Properties"]["AlarmActions"],
                 json!([{"Ref": "Topic"}]),

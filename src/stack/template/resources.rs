@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::buckets::bucket_resources;
 use super::key::{key_arn, key_resources};
 use super::{get_att, reference, sub};
-use crate::rules;
+use crate::rules::{self, Category};
 use crate::stack::names::{alarm_suffix, metric, output, param, CREATED_BUCKET_LOGICAL_ID};
 
 /// The metric every filter of the stack counts into lives in a namespace of its own stack, so
@@ -30,18 +30,57 @@ fn trail_bucket_tag() -> Value {
     })
 }
 
-/// A metric filter counting matches of `pattern` into `metric`, and an alarm on that metric
-/// that notifies the topic.
+/// The alarms on the catalogue's groups beside IAM changes: (category, logical-id prefix,
+/// condition, alarm name suffix, description). One metric filter per pattern of the group
+/// ([`rules::group_patterns`]: at most 1,024 characters each), all counting into the group's
+/// metric, and one alarm on it.
+#[rustfmt::skip]
+const GROUP_ALARMS: [(Category, &str, Option<&str>, &str, &str); 5] = [
+    (Category::Tampering, "Tampering", Some("TamperingAlarm"), alarm_suffix::TAMPERING,
+        "Someone changed or removed part of the monitoring (trail, filter, alarm, topic, queue, bucket, key, stack) or of GuardDuty, Security Hub, Config, Access Analyzer, flow logs."),
+    (Category::IdentityCenter, "IdentityCenter", None, alarm_suffix::IDENTITY_CENTER,
+        "Someone changed IAM Identity Center: permission sets, account assignments, users, groups, identity source or MFA."),
+    (Category::Organizations, "Organizations", None, alarm_suffix::ORGANIZATIONS,
+        "Someone changed the organization's policies (SCP, RCP, ...), accounts or delegated administrators."),
+    (Category::RootUse, "RootUse", None, alarm_suffix::ROOT_USE,
+        "The root user was used (CIS 4.3)."),
+    (Category::ConsoleSignIn, "ConsoleSignIn", None, alarm_suffix::CONSOLE_SIGN_IN,
+        "An IAM user signed in to the console without MFA (CIS 4.2)."),
+];
+
+/// Metric filters counting matches of each of `patterns` into `metric` (`{prefix}Filter`,
+/// `{prefix}Filter2`, …), and an alarm on that metric that notifies the topic.
 fn filter_and_alarm(
     resources: &mut Map<String, Value>,
     prefix: &str,
     condition: Option<&str>,
-    pattern: String,
+    patterns: Vec<String>,
     metric: &str,
     suffix: &str,
     description: &str,
 ) {
-    let mut filter = json!({
+    for (index, pattern) in patterns.into_iter().enumerate() {
+        let mut filter = metric_filter(pattern, metric);
+        if let Some(condition) = condition {
+            filter["Condition"] = json!(condition);
+        }
+        let number = if index == 0 {
+            String::new()
+        } else {
+            (index + 1).to_string()
+        };
+        resources.insert(format!("{prefix}Filter{number}"), filter);
+    }
+    let mut alarm = alarm(metric, suffix, description);
+    if let Some(condition) = condition {
+        alarm["Condition"] = json!(condition);
+    }
+    resources.insert(format!("{prefix}Alarm"), alarm);
+}
+
+/// A metric filter counting matches of `pattern` into `metric`.
+fn metric_filter(pattern: String, metric: &str) -> Value {
+    json!({
         "Type": "AWS::Logs::MetricFilter",
         "Properties": {
             "LogGroupName": reference("LogGroup"),
@@ -52,8 +91,12 @@ fn filter_and_alarm(
                 "MetricValue": "1",
             }],
         },
-    });
-    let mut alarm = json!({
+    })
+}
+
+/// An alarm on `metric` that notifies the topic.
+fn alarm(metric: &str, suffix: &str, description: &str) -> Value {
+    json!({
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
             "AlarmName": sub(&format!("${{AWS::StackName}}-{suffix}")),
@@ -69,13 +112,7 @@ fn filter_and_alarm(
             "TreatMissingData": "notBreaching",
             "AlarmActions": [reference("Topic")],
         },
-    });
-    if let Some(condition) = condition {
-        filter["Condition"] = json!(condition);
-        alarm["Condition"] = json!(condition);
-    }
-    resources.insert(format!("{prefix}Filter"), filter);
-    resources.insert(format!("{prefix}Alarm"), alarm);
+    })
 }
 
 pub(super) fn resources() -> Value {
@@ -143,7 +180,7 @@ pub(super) fn resources() -> Value {
         &mut resources,
         "IamChanges",
         None,
-        rules::iam_metric_filter_pattern(),
+        vec![rules::iam_metric_filter_pattern()],
         metric::IAM_CHANGES,
         alarm_suffix::IAM_CHANGES,
         "Someone changed IAM (iamwatchd reports who and what).",
@@ -152,20 +189,22 @@ pub(super) fn resources() -> Value {
         &mut resources,
         "Cis",
         Some("CisFilter"),
-        rules::CIS_4_4_FILTER_PATTERN.to_owned(),
+        vec![rules::CIS_4_4_FILTER_PATTERN.to_owned()],
         metric::CIS,
         alarm_suffix::CIS,
         "CIS 4.4 / Security Hub CloudWatch.4: an IAM policy changed.",
     );
-    filter_and_alarm(
-        &mut resources,
-        "Tampering",
-        Some("TamperingAlarm"),
-        rules::tampering_metric_filter_pattern(),
-        metric::TAMPERING,
-        alarm_suffix::TAMPERING,
-        "Someone changed or removed part of the IAM change monitoring (trail, filter, alarm, topic).",
-    );
+    for (category, prefix, condition, suffix, description) in GROUP_ALARMS {
+        filter_and_alarm(
+            &mut resources,
+            prefix,
+            condition,
+            rules::group_patterns(category),
+            metric::of(category),
+            suffix,
+            description,
+        );
+    }
     resources.insert(
         "Topic".to_owned(),
         json!({

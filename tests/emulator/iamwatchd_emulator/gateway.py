@@ -19,15 +19,30 @@ from urllib.parse import parse_qs
 
 from . import control
 from .lookup import ApiError, lookup_events
-from .records import EVENT_SOURCES, Call, build_record, camel, query_params
+from .records import DATA_EVENTS, EVENT_SOURCES, Call, build_record, camel_keys, query_params
 from .state import EmulatorState, clock
 
 CREDENTIAL = re.compile(r"Credential=([^/\s,]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 
 #: Services answered in a JSON protocol (errors as ``{"__type": …}``); the rest speak query/XML.
-JSON_SERVICES = {"cloudtrail", "logs", "sqs", "dynamodb"}
+JSON_SERVICES = {
+    "cloudtrail", "logs", "sqs", "dynamodb", "config", "organizations", "sso", "identitystore",
+    "kms", "guardduty", "securityhub",
+}
 
 StartResponse = Callable[..., Any]
+
+#: REST-JSON operations recorded by method and path (the path's ids become request parameters,
+#: as CloudTrail records them): GuardDuty's and Security Hub's, the ones the tests use.
+REST_OPERATIONS = [
+    ("guardduty", "POST", re.compile(r"^/detector$"), "CreateDetector"),
+    ("guardduty", "DELETE", re.compile(r"^/detector/(?P<detectorId>[^/]+)$"), "DeleteDetector"),
+    ("guardduty", "POST", re.compile(r"^/detector/(?P<detectorId>[^/]+)$"), "UpdateDetector"),
+    ("guardduty", "GET", re.compile(r"^/detector/(?P<detectorId>[^/]+)$"), "GetDetector"),
+    ("guardduty", "POST", re.compile(r"^/detector/(?P<detectorId>[^/]+)/filter$"), "CreateFilter"),
+    ("securityhub", "POST", re.compile(r"^/accounts$"), "EnableSecurityHub"),
+    ("securityhub", "DELETE", re.compile(r"^/accounts$"), "DisableSecurityHub"),
+]
 
 
 def _credential_scope(environ: dict[str, Any]) -> tuple[str, str, str] | None:
@@ -52,12 +67,22 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return body
 
 
-def _camel_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {camel(k): (v if k.lower() == "tags" else _camel_keys(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_camel_keys(v) for v in value]
-    return value
+def _rest_operation(
+    service: str, environ: dict[str, Any], body: bytes
+) -> tuple[str | None, dict[str, Any]]:
+    """A REST-JSON call's operation (``REST_OPERATIONS``) and its parameters: the path's ids
+    and the JSON body's fields, camelCase."""
+    method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+    for rest_service, rest_method, pattern, action in REST_OPERATIONS:
+        match = pattern.match(path)
+        if rest_service == service and rest_method == method and match:
+            try:
+                params = json.loads(body or b"{}")
+            except ValueError:
+                params = {}
+            params = camel_keys(params) if isinstance(params, dict) else {}
+            return action, {**match.groupdict(), **params}
+    return None, {}
 
 
 def _operation(environ: dict[str, Any], body: bytes) -> tuple[str | None, dict[str, Any]]:
@@ -150,15 +175,16 @@ class Gateway:
         service: str,
     ) -> Iterable[bytes]:
         body = _read_body(environ)
-        action, params = _operation(environ, body)
-        if action is None:
+        rest = service in {s for s, _, _, _ in REST_OPERATIONS}
+        action, params = _rest_operation(service, environ, body) if rest else _operation(environ, body)
+        if action is None or (service, action) in DATA_EVENTS:
             return self.app(environ, start_response)
         call = Call(
             service=service,
             action=action,
             region=region,
             access_key=access_key,
-            params=_camel_keys(params) if environ.get("HTTP_X_AMZ_TARGET") else params,
+            params=camel_keys(params) if environ.get("HTTP_X_AMZ_TARGET") and not rest else params,
             source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
             user_agent=environ.get("HTTP_USER_AGENT", ""),
         )

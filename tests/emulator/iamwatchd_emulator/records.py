@@ -31,10 +31,27 @@ EVENT_SOURCES = {
     "logs": "logs.amazonaws.com",
     "monitoring": "monitoring.amazonaws.com",
     "sns": "sns.amazonaws.com",
+    "config": "config.amazonaws.com",
+    "organizations": "organizations.amazonaws.com",
+    "sso": "sso.amazonaws.com",
+    "identitystore": "identitystore.amazonaws.com",
+    "kms": "kms.amazonaws.com",
+    "guardduty": "guardduty.amazonaws.com",
+    "securityhub": "securityhub.amazonaws.com",
 }
 
 #: Services whose events CloudTrail records in us-east-1 whatever endpoint was called.
-GLOBAL_SERVICES = {"iam"}
+GLOBAL_SERVICES = {"iam", "organizations"}
+
+#: Data events: CloudTrail records them only for trails that select data events, never in the
+#: event history (LookupEvents), so the emulator does not record them at all.
+DATA_EVENTS = {("sns", "Publish"), ("sns", "PublishBatch")}
+
+#: Services whose JSON answers CloudTrail keeps as ``responseElements`` (camelCase); the older
+#: JSON services' records here keep none, as before.
+JSON_RESPONSE_SERVICES = {
+    "config", "organizations", "sso", "identitystore", "kms", "guardduty", "securityhub",
+}
 
 #: Operation-name prefixes CloudTrail marks ``readOnly: true``.
 READ_ONLY_PREFIXES = (
@@ -158,6 +175,24 @@ def xml_result(body: bytes, action: str) -> dict[str, Any] | None:
     return None
 
 
+def json_result(body: bytes) -> dict[str, Any] | None:
+    """A JSON answer as camelCase data (as CloudTrail records it), or None."""
+    try:
+        value = json.loads(body or b"null")
+    except ValueError:
+        return None
+    return camel_keys(value) if isinstance(value, dict) and value else None
+
+
+def camel_keys(value: Any) -> Any:
+    """Every key camelCased, as CloudTrail writes JSON requests and answers (tags kept)."""
+    if isinstance(value, dict):
+        return {camel(k): (v if k.lower() == "tags" else camel_keys(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel_keys(v) for v in value]
+    return value
+
+
 def error_of(call: Call) -> tuple[str, str] | None:
     """(errorCode, errorMessage) of a failed call, from an XML or JSON error body."""
     if call.status < 400:
@@ -260,7 +295,10 @@ def build_record(call: Call, now: float) -> dict[str, Any]:
     record["requestParameters"] = redact(call.params) or None
     response = None
     if not error and not call.read_only:
-        response = xml_result(call.response_body, call.action)
+        if call.service in JSON_RESPONSE_SERVICES:
+            response = json_result(call.response_body)
+        else:
+            response = xml_result(call.response_body, call.action)
     record["responseElements"] = redact(response) if response else None
     record.update(
         {
