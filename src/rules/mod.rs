@@ -84,6 +84,28 @@ impl Category {
             Category::ConsoleSignIn => "console-sign-in",
         }
     }
+
+    /// The stack's metric that counts this category's filter patterns.
+    pub fn metric(self) -> &'static str {
+        use crate::stack::names::metric;
+        match self {
+            Category::IamChange => metric::IAM_CHANGES,
+            Category::Tampering => metric::TAMPERING,
+            Category::IdentityCenter => metric::IDENTITY_CENTER,
+            Category::Organizations => metric::ORGANIZATIONS,
+            Category::RootUse => metric::ROOT_USE,
+            Category::ConsoleSignIn => metric::CONSOLE_SIGN_IN,
+        }
+    }
+
+    /// The category whose patterns `metric` counts; IAM changes for any other metric (the CIS
+    /// filter's counts a subset of them).
+    pub fn of_metric(metric: Option<&str>) -> Category {
+        Category::ALL
+            .into_iter()
+            .find(|category| Some(category.metric()) == metric)
+            .unwrap_or(Category::IamChange)
+    }
 }
 
 /// The catalogue's verdict on one record.

@@ -224,29 +224,6 @@ pub mod metric {
     pub const ROOT_USE: &str = "RootUse";
     /// The metric of the filter on console sign-ins without MFA.
     pub const CONSOLE_SIGN_IN: &str = "ConsoleSignInWithoutMFA";
-
-    use crate::rules::Category;
-
-    /// The metric that counts `category`'s filter patterns.
-    pub fn of(category: Category) -> &'static str {
-        match category {
-            Category::IamChange => IAM_CHANGES,
-            Category::Tampering => TAMPERING,
-            Category::IdentityCenter => IDENTITY_CENTER,
-            Category::Organizations => ORGANIZATIONS,
-            Category::RootUse => ROOT_USE,
-            Category::ConsoleSignIn => CONSOLE_SIGN_IN,
-        }
-    }
-
-    /// The category whose patterns `metric` counts; IAM changes for any other metric (the CIS
-    /// filter's counts a subset of them).
-    pub fn category(metric: Option<&str>) -> Category {
-        Category::ALL
-            .into_iter()
-            .find(|category| Some(of(*category)) == metric)
-            .unwrap_or(Category::IamChange)
-    }
 }
 
 /// Logical id of the bucket the stack creates when no bucket is given; `deploy --delete` looks

@@ -143,7 +143,7 @@ impl AlarmNotice {
     /// The patterns the alarm counts, by its metric name: that metric's category's, else IAM
     /// changes.
     pub fn pattern(&self) -> Pattern {
-        Pattern(names::metric::category(self.metric_name.as_deref()))
+        Pattern(Category::of_metric(self.metric_name.as_deref()))
     }
 
     /// The dedup key of this firing's "nothing found" message: a re-delivered or

@@ -90,8 +90,8 @@ mod tests {
     use super::*;
     use crate::rules;
     use crate::stack::names::{
-        self, param, ACCESS_LOG_BUCKET_LOGICAL_ID, CREATED_BUCKET_LOGICAL_ID,
-        CREATED_KEY_LOGICAL_ID, DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, MAX_EMAILS,
+        param, ACCESS_LOG_BUCKET_LOGICAL_ID, CREATED_BUCKET_LOGICAL_ID, CREATED_KEY_LOGICAL_ID,
+        DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, MAX_EMAILS,
     };
 
     /// CloudWatch Logs rejects filter patterns longer than this.
@@ -145,7 +145,7 @@ mod tests {
                 assert_eq!(&pattern(&id), wanted, "{id}");
                 assert!(pattern(&id).len() <= FILTER_PATTERN_LIMIT, "{id} too long");
                 let metric = &resources[&id]["Properties"]["MetricTransformations"][0];
-                assert_eq!(metric["MetricName"], names::metric::of(category));
+                assert_eq!(metric["MetricName"], category.metric());
             }
             assert!(
                 resources
@@ -155,7 +155,7 @@ mod tests {
             );
             assert_eq!(
                 resources[format!("{prefix}Alarm")]["Properties"]["MetricName"],
-                names::metric::of(category)
+                category.metric()
             );
         }
         for id in ["IamChangesFilter", "CisFilter"] {

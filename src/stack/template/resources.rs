@@ -200,7 +200,7 @@ pub(super) fn resources() -> Value {
             prefix,
             condition,
             rules::group_patterns(category),
-            metric::of(category),
+            category.metric(),
             suffix,
             description,
         );
