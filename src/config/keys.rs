@@ -5,6 +5,7 @@ use super::deploy::RawDeploy;
 pub(crate) use super::fields::fields_of;
 use super::problem::{join, Problem};
 use super::raw::{RawAws, RawLog, RawMetrics};
+use crate::notify::digest::RawDigest;
 use crate::notify::smtp::RawSmtp;
 use crate::notify::sns::RawSns;
 use crate::pipeline::delivery::RawDelivery;
@@ -72,6 +73,7 @@ pub(crate) fn schema() -> Vec<(&'static str, &'static [&'static str])> {
         ("log", fields_of::<RawLog>()),
         ("metrics", fields_of::<RawMetrics>()),
         ("delivery", fields_of::<RawDelivery>()),
+        ("digest", fields_of::<RawDigest>()),
     ]
 }
 

@@ -19,6 +19,7 @@ use super::raw::{RawAws, RawConfig, RawLog, RawMetrics};
 use super::secret::{SecretKey, CREDENTIALS_DIRECTORY, ENV_PREFIX};
 use crate::notify::chat::RawChat;
 use crate::notify::config as notifier_config;
+use crate::notify::digest::RawDigest;
 use crate::notify::pagerduty::RawPagerDuty;
 use crate::notify::route::RawRoute;
 use crate::notify::smtp::{RawSmtp, PASSWORD};
@@ -223,6 +224,7 @@ fn clean_root(root: &mut Map<String, Value>, from_env: &[String], problems: &mut
             "metrics" => clean_table::<RawMetrics>("metrics", &mut table, problems),
             "delivery" => clean_table::<RawDelivery>("delivery", &mut table, problems),
             "notifiers" => clean_notifiers(&mut table, from_env, problems),
+            "digest" => clean_table::<RawDigest>("digest", &mut table, problems),
             other => unreachable!("section {other} is a RawConfig field without a cleaner"),
         }
         root.insert(name, Value::new(None, ValueKind::Table(table)));

@@ -80,6 +80,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .map(|path| tokio::spawn(path.run(stop_polling.clone())));
     let mut delivery = delivery::spawn_workers(
         parts.notifiers,
+        &config.digests(),
         &parts.store,
         &parts.wake,
         &config.delivery,

@@ -25,7 +25,7 @@ pub(crate) mod ruleset;
 pub mod severity;
 
 use crate::event::Record;
-pub use allow::AllowRule;
+pub use allow::{AllowRule, DigestMode};
 pub use catalogue::{is_iam_mutation, is_tampering, CIS_4_4_FILTER_PATTERN};
 pub(crate) use catalogue::{
     is_iam_mutation_name, is_tampering_name, IAM_EVENT_SOURCE, TAMPERING_EVENTS,
