@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from figures.digests import digests
 from figures.drain_latency import drain, latency
 from figures.footprint import footprint, footprint_idle_start
 from figures.scan import scan
@@ -212,15 +213,6 @@ def main() -> int:
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"written: {out.relative_to(ROOT)}")
     return 0
-
-
-def digests(args: argparse.Namespace) -> dict[str, Any]:
-    """Figure 5: a synthetic apply of 1,000 changes in 3 minutes, 10 of them CRITICAL, through
-    the library's store and digest code on a simulated clock (deterministic: no daemon)."""
-    log("figure 5: digests of a synthetic 1,000-change apply")
-    out = subprocess.run([str(args.digest_sim), "1000", "180", "10"], check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out)
 
 
 if __name__ == "__main__":

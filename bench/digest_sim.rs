@@ -29,7 +29,10 @@ fn message(i: usize, critical: bool, at: DateTime<Utc>) -> Message {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let [changes, seconds, critical] = args[..] else {
         eprintln!("usage: digest_sim CHANGES SECONDS CRITICAL");
         return ExitCode::from(2);
@@ -48,11 +51,23 @@ fn main() -> ExitCode {
         let now = start + TimeDelta::seconds(tick as i64);
         while next < changes && (next as f64 * step) as usize <= tick {
             let critical = critical > 0 && next % (changes / every) == changes / every / 2;
-            record(&mut store, &config, message(next, critical, now), "role/ci", now);
+            record(
+                &mut store,
+                &config,
+                message(next, critical, now),
+                "role/ci",
+                now,
+            );
             next += 1;
         }
         if tick == 1 {
-            record(&mut store, &config, message(changes, false, now), "user/alice", now);
+            record(
+                &mut store,
+                &config,
+                message(changes, false, now),
+                "user/alice",
+                now,
+            );
         }
         let ready = store
             .ready_bursts("mail", now, config.window, config.max_delay)
@@ -66,12 +81,22 @@ fn main() -> ExitCode {
             }
             let ids: Vec<i64> = burst.held.iter().map(|(id, _)| *id).collect();
             let payload = serde_json::to_vec(&digest).expect("json");
-            if store.commit_digest(burst.id, &ids, &payload).expect("commit").is_some() {
+            if store
+                .commit_digest(burst.id, &ids, &payload)
+                .expect("commit")
+                .is_some()
+            {
                 digests += 1;
             }
         }
     }
-    let messages = store.stats().expect("stats").pending.get("mail").copied().unwrap_or(0);
+    let messages = store
+        .stats()
+        .expect("stats")
+        .pending
+        .get("mail")
+        .copied()
+        .unwrap_or(0);
     delays.sort_by(f64::total_cmp);
     let p99 = delays
         .get((delays.len() * 99 / 100).min(delays.len().saturating_sub(1)))
@@ -91,7 +116,13 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn record(store: &mut Store, config: &DigestConfig, message: Message, who: &str, now: DateTime<Utc>) {
+fn record(
+    store: &mut Store,
+    config: &DigestConfig,
+    message: Message,
+    who: &str,
+    now: DateTime<Utc>,
+) {
     let key = burst_key("111122223333", &format!("arn:aws:iam::111122223333:{who}"));
     let notification = Notification {
         notifier: "mail".to_owned(),

@@ -86,7 +86,10 @@ pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), Sc
         let in_time = options
             .until
             .is_none_or(|until| record.event_time.is_none_or(|t| t <= until));
-        in_time && by_principal.as_ref().is_none_or(|rule| rule.matches(record))
+        in_time
+            && by_principal
+                .as_ref()
+                .is_none_or(|rule| rule.matches(record))
     };
     let mut tally = Tally::default();
     let mut failed_inputs = 0;

@@ -35,7 +35,13 @@ async fn tag(ci: &Iam, from: usize, to: usize) {
     for i in from..to {
         ci.tag_role()
             .role_name("app")
-            .tags(Tag::builder().key(format!("k{i}")).value("v").build().unwrap())
+            .tags(
+                Tag::builder()
+                    .key(format!("k{i}"))
+                    .value("v")
+                    .build()
+                    .unwrap(),
+            )
             .send()
             .await
             .unwrap();
@@ -57,8 +63,12 @@ fn slack_titles(emulator: &Emulator) -> Vec<String> {
         .iter()
         .filter(|r| r["path"] == "/slack/ops" && r["status"] == 200)
         .map(|r| {
-            let body: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
-            body["blocks"][0]["text"]["text"].as_str().unwrap().to_owned()
+            let body: serde_json::Value =
+                serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+            body["blocks"][0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         })
         .collect()
 }
@@ -87,7 +97,11 @@ async fn a_200_change_apply_is_three_messages_two_critical_and_one_digest_across
     let mut daemon = Daemon::spawn_with_env(&emulator, dir.path(), &config, &env);
     daemon.ready().await;
     // Another principal's change, in the middle of nothing: its own message.
-    root.create_group().group_name("auditors").send().await.unwrap();
+    root.create_group()
+        .group_name("auditors")
+        .send()
+        .await
+        .unwrap();
     // The first half of the apply, with one CRITICAL change in it.
     tag(&ci, 0, 99).await;
     ci.attach_role_policy()
@@ -131,19 +145,28 @@ async fn a_200_change_apply_is_three_messages_two_critical_and_one_digest_across
     assert_eq!(daemon.stop().code(), Some(0), "{}", daemon.log());
 
     let subject = header(&digest, "Subject").unwrap();
-    assert!(subject.contains("DIGEST 195 changes by role/ci"), "{subject}");
-    assert!(digest.contains("2 changes in this burst were sent separately"), "{digest}");
+    assert!(
+        subject.contains("DIGEST 195 changes by role/ci"),
+        "{subject}"
+    );
+    assert!(
+        digest.contains("2 changes in this burst were sent separately"),
+        "{digest}"
+    );
     assert!(digest.contains("--principal arn:aws:iam::123456789012:role/ci"));
     let csv_rows = digest.matches("\"TagRole\"").count();
-    assert!(csv_rows >= 195, "the CSV lists every held change: {csv_rows}");
+    assert!(
+        csv_rows >= 195,
+        "the CSV lists every held change: {csv_rows}"
+    );
     assert!(digest.contains("Content-Type: text/csv"), "{digest}");
 
-    for titles in [
-        subjects(&emulator, "iamwatchd"),
-        slack_titles(&emulator),
-    ] {
+    for titles in [subjects(&emulator, "iamwatchd"), slack_titles(&emulator)] {
         let count = |needle: &str| titles.iter().filter(|t| t.contains(needle)).count();
-        let by_ci = titles.iter().filter(|t| t.contains("by ci/apply-1") || t.contains("role/ci")).count();
+        let by_ci = titles
+            .iter()
+            .filter(|t| t.contains("by ci/apply-1") || t.contains("role/ci"))
+            .count();
         assert_eq!(count("DIGEST"), 1, "{titles:#?}");
         assert_eq!(count("TagRole"), 3, "{titles:#?}");
         assert_eq!(count("AttachRolePolicy"), 1, "{titles:#?}");
