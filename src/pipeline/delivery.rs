@@ -174,6 +174,14 @@ async fn build_digests(name: &str, digest: DigestConfig, store: &SharedStore) {
         }
     };
     for burst in ready {
+        if let [(held, _)] = burst.held[..] {
+            // One held finding: sent as itself, not as a digest of one.
+            let id = burst.id;
+            if let Err(error) = store.with(move |s| s.release_held(id, held)).await {
+                tracing::error!(notifier = %name, %error, "cannot release a held finding");
+            }
+            continue;
+        }
         let message = digest::render(&burst);
         let payload = serde_json::to_vec(&message).expect("a message serialises");
         let ids: Vec<i64> = burst.held.iter().map(|(id, _)| *id).collect();

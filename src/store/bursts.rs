@@ -258,6 +258,32 @@ impl Store {
         Ok(Some(digest))
     }
 
+    /// Lets go of burst `burst`'s one held row `id` as it is: a digest of one finding would
+    /// only be that finding, later and in other words.
+    pub fn release_held(&mut self, burst: i64, id: i64) -> Result<bool> {
+        let path = self.path.clone();
+        let err = move |source| StoreError::Sqlite {
+            path: path.clone(),
+            op: "releasing a held finding",
+            source,
+        };
+        let tx = self.write()?;
+        let released = tx
+            .execute(
+                "UPDATE outbox SET held = 0 WHERE id = ?1 AND burst_id = ?2 AND held = 1",
+                params![id, burst],
+            )
+            .map_err(&err)?;
+        tx.execute(
+            "UPDATE burst SET first_held_at = (SELECT min(created_at) FROM outbox \
+             WHERE burst_id = ?1 AND held = 1) WHERE id = ?1",
+            [burst],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(released == 1)
+    }
+
     /// Rows waiting for a digest, per notifier.
     pub(crate) fn held_counts(&self) -> Result<std::collections::BTreeMap<String, u64>> {
         self.counts(
@@ -341,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_longer_than_the_window_starts_a_new_burst() {
+    fn a_gap_longer_than_the_window_starts_a_new_burst_so_a_slow_trickle_is_never_held() {
         let (_dir, mut store) = open();
         for (id, at) in [("a", 0), ("b", 60), ("c", 120), ("d", 181), ("e", 182)] {
             find(&mut store, id, at, Hold::Normal);
@@ -382,7 +408,11 @@ mod tests {
         let (_dir, mut store) = open();
         find(&mut store, "ci-1", 0, Hold::Always);
         assert!(due_ids(&store, 1).is_empty());
-        assert_eq!(ready(&store, 60)[0].held.len(), 1);
+        let burst = ready(&store, 60).remove(0);
+        assert_eq!(burst.held.len(), 1);
+        assert!(store.release_held(burst.id, burst.held[0].0).unwrap());
+        assert_eq!(due_ids(&store, 61), ["ci-1"], "one held finding goes out as itself");
+        assert!(ready(&store, 62).is_empty());
     }
 
     #[test]
