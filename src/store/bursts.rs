@@ -411,7 +411,11 @@ mod tests {
         let burst = ready(&store, 60).remove(0);
         assert_eq!(burst.held.len(), 1);
         assert!(store.release_held(burst.id, burst.held[0].0).unwrap());
-        assert_eq!(due_ids(&store, 61), ["ci-1"], "one held finding goes out as itself");
+        assert_eq!(
+            due_ids(&store, 61),
+            ["ci-1"],
+            "one held finding goes out as itself"
+        );
         assert!(ready(&store, 62).is_empty());
     }
 

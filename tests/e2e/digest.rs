@@ -80,11 +80,9 @@ async fn a_200_change_apply_is_three_messages_two_critical_and_one_digest_across
     let sink = emulator.http_url.clone().expect("HTTP sink");
     // A window long enough that the kill -9 and restart, on a loaded machine, stay inside the
     // burst (the burst is what the test is about).
-    let extra = format!(
-        "[digest]\nwindow = \"30s\"\nmax_delay = \"3m\"\n\
-         [notifiers.ops]\ntype = \"slack\"\n"
-    );
-    let config = write_config(dir.path(), &emulator, &extra);
+    let extra = "[digest]\nwindow = \"30s\"\nmax_delay = \"3m\"\n\
+                 [notifiers.ops]\ntype = \"slack\"\n";
+    let config = write_config(dir.path(), &emulator, extra);
     let url = format!("{sink}/slack/ops");
     let env = [("IAMWATCHD__NOTIFIERS__OPS__WEBHOOK_URL", url.as_str())];
     let root = Iam::new(&emulator.sdk_config().await);
