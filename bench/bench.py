@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from figures.digests import digests
 from figures.drain_latency import drain, latency
 from figures.footprint import footprint, footprint_idle_start
 from figures.scan import scan
@@ -118,6 +119,20 @@ def table(r: dict[str, Any]) -> list[list[str]]:
             [f"4 RSS with {store['seen_events']:,} seen ids", f"{store['rss_mb']} MB", "", "", ""],
             ["4 store on disk", f"{store['disk_mb']} MB", "", f"{store['bytes_per_event']} B/event", ""],
         ]
+    g = r.get("digests")
+    if g:
+        # Goal: at most 1 % of the changes as messages, plus the CRITICAL ones (sent at once),
+        # plus the other principal's one change.
+        goal = g["changes"] // 100 + g["critical"] + 1
+        per_1000 = 1000 * g["messages"] / g["changes"]
+        rows += [
+            [f"5 messages for a {g['changes']:,}-change apply ({g['critical']} CRITICAL)",
+             f"{g['messages']} ({g['digests']} digests)", f"<= {goal}",
+             f"{per_1000:.0f} per 1,000 changes", verdict(g["messages"] <= goal)],
+            ["5 added delay of held findings p99/max", f"{g['held_delay_p99_s']:.0f}/{g['held_delay_max_s']:.0f} s",
+             f"p99 <= {g['max_delay_s']} s (max_delay)", f"{g['held']} held",
+             verdict(g["held_delay_p99_s"] <= g["max_delay_s"])],
+        ]
     return rows
 
 
@@ -136,7 +151,8 @@ def main() -> int:
     parser.add_argument("--fill-store", type=Path, required=True, help="release fill_store tool (bench/fill_store.rs)")
     parser.add_argument("--records", type=Path, default=DEFAULT_RECORDS,
                         help="public CloudTrail records to resample (default: %(default)s)")
-    parser.add_argument("--only", choices=["drain", "latency", "scan", "footprint"], action="append",
+    parser.add_argument("--digest-sim", type=Path, help="release digest_sim tool (bench/digest_sim.rs)")
+    parser.add_argument("--only", choices=["drain", "latency", "scan", "footprint", "digests"], action="append",
                         help="run only these figures (repeatable; the result file name says which)")
     parser.add_argument("--mutations", type=int, help="figure 1's N (default: 200 quick, 3000 full)")
     parser.add_argument("--corpus-mb", type=int, help="figure 3's corpus size (default: 200 / 1024)")
@@ -148,7 +164,7 @@ def main() -> int:
         mode = dataclasses.replace(mode, mutations=args.mutations)
     if args.corpus_mb:
         mode = dataclasses.replace(mode, corpus_bytes=args.corpus_mb << 20)
-    only = set(args.only or ["drain", "latency", "scan", "footprint"])
+    only = set(args.only or ["drain", "latency", "scan", "footprint", "digests"])
     rules = catalogue()
     templates = load_templates(args.records, rules["iam"]["readPrefixes"])
     WORK.mkdir(parents=True, exist_ok=True)
@@ -171,6 +187,8 @@ def main() -> int:
             result["latency"] = latency(args, mode, templates)
         if "scan" in only:
             result["scan"] = scan(args, mode, rules)
+        if "digests" in only and args.digest_sim:
+            result["digests"] = digests(args)
         if idle:
             result["footprint"] = footprint(args, mode, *idle, warmed_at, cpu_at_warm)
     finally:

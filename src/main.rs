@@ -81,9 +81,17 @@ struct ConfigArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["since", "files"])))]
 struct ScanArgs {
-    /// Look back this far in LookupEvents (e.g. 24h, 7d; at most 90d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+    /// Look back this far in LookupEvents (e.g. 24h, 7d; at most 90d), or from this time
+    /// (RFC 3339, e.g. 2026-12-02T10:00:00Z).
+    #[arg(long, value_name = "DURATION|TIME", value_parser = parse_since)]
     since: Option<Duration>,
+    /// Only events up to this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only events by this principal (an ARN or a glob of one; a role's sessions count as the
+    /// role), e.g. the one a digest names.
+    #[arg(long, value_name = "ARN")]
+    principal: Option<String>,
     /// CloudTrail log files (.json, .json.gz) or directories of them.
     #[arg(long, value_name = "PATH", num_args = 1..)]
     files: Vec<PathBuf>,
@@ -106,6 +114,8 @@ impl ScanArgs {
     fn options(&self) -> ScanOptions {
         ScanOptions {
             since: self.since,
+            until: self.until,
+            principal: self.principal.clone(),
             files: self.files.clone(),
             json: self.json,
             region: self.region.clone(),
@@ -114,8 +124,21 @@ impl ScanArgs {
     }
 }
 
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e}); write e.g. 2026-12-02T10:00:00Z"))
+}
+
 fn parse_since(text: &str) -> Result<Duration, String> {
-    let since = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let since = match parse_time(text) {
+        Ok(time) => (chrono::Utc::now() - time)
+            .to_std()
+            .map_err(|_| format!("{text} is in the future"))?,
+        Err(_) => humantime::parse_duration(text).map_err(|e| {
+            format!("{e}; write a duration (24h, 7d) or an RFC 3339 time (2026-12-02T10:00:00Z)")
+        })?,
+    };
     if since > iamwatchd::aws::LOOKUP_EVENTS_RETENTION {
         return Err(
             "LookupEvents keeps 90 days: use at most 90d, or --files for older logs".into(),

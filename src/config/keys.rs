@@ -5,6 +5,7 @@ use super::deploy::RawDeploy;
 pub(crate) use super::fields::fields_of;
 use super::problem::{join, Problem};
 use super::raw::{RawAws, RawIdentityCenter, RawLog, RawMetrics};
+use crate::notify::digest::RawDigest;
 use crate::notify::smtp::RawSmtp;
 use crate::notify::sns::RawSns;
 use crate::pipeline::delivery::RawDelivery;
@@ -73,6 +74,7 @@ pub(crate) fn schema() -> Vec<(&'static str, &'static [&'static str])> {
         ("metrics", fields_of::<RawMetrics>()),
         ("delivery", fields_of::<RawDelivery>()),
         ("identity_center", fields_of::<RawIdentityCenter>()),
+        ("digest", fields_of::<RawDigest>()),
     ]
 }
 

@@ -19,6 +19,7 @@ use super::raw::{RawAws, RawConfig, RawIdentityCenter, RawLog, RawMetrics};
 use super::secret::{SecretKey, CREDENTIALS_DIRECTORY, ENV_PREFIX};
 use crate::notify::chat::RawChat;
 use crate::notify::config as notifier_config;
+use crate::notify::digest::RawDigest;
 use crate::notify::pagerduty::RawPagerDuty;
 use crate::notify::route::RawRoute;
 use crate::notify::smtp::{RawSmtp, PASSWORD};
@@ -226,6 +227,7 @@ fn clean_root(root: &mut Map<String, Value>, from_env: &[String], problems: &mut
             "identity_center" => {
                 clean_table::<RawIdentityCenter>("identity_center", &mut table, problems)
             }
+            "digest" => clean_table::<RawDigest>("digest", &mut table, problems),
             other => unreachable!("section {other} is a RawConfig field without a cleaner"),
         }
         root.insert(name, Value::new(None, ValueKind::Table(table)));

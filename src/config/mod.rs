@@ -123,6 +123,16 @@ impl Config {
         }
     }
 
+    /// Each notifier's digest settings, by name.
+    pub fn digests(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::notify::digest::DigestConfig> {
+        self.notifiers
+            .iter()
+            .map(|n| (n.name.clone(), n.digest))
+            .collect()
+    }
+
     /// The notifier called `name`.
     pub fn notifier(&self, name: &str) -> Option<&NotifierConfig> {
         self.notifiers.iter().find(|n| n.name == name)

@@ -12,6 +12,7 @@ use super::defaults;
 use super::deploy::RawDeploy;
 use super::values;
 use crate::notify::config::RawInstance;
+use crate::notify::digest::RawDigest;
 use crate::notify::smtp::RawSmtp;
 use crate::notify::sns::RawSns;
 use crate::pipeline::delivery::RawDelivery;
@@ -46,6 +47,8 @@ pub(crate) struct RawConfig {
     pub(crate) metrics: RawMetrics,
     /// Notification retries.
     pub(crate) delivery: RawDelivery,
+    /// Burst digests, for every notifier (each may override).
+    pub(crate) digest: RawDigest,
     /// `[notifiers.NAME]`: any number of notifiers of any type.
     pub(crate) notifiers: BTreeMap<String, RawInstance>,
     /// systemd's `$CREDENTIALS_DIRECTORY`, where `LoadCredential=` puts secrets (from the

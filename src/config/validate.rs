@@ -12,6 +12,7 @@ use super::raw::{LogFormat, RawAws, RawConfig, RawLog, RawMetrics};
 use super::shapes::{check_region, check_stack_name};
 use super::{defaults, Config};
 use crate::notify::config::validate_all;
+use crate::notify::digest::DigestConfig;
 
 /// AWS account and region settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +80,11 @@ impl RawConfig {
         let poller = self.poller.validate(&mut problems);
         self.rules.check("rules", &mut problems);
         let store = self.store.validate(poller.sweep_horizon, &mut problems);
+        let digest = self
+            .digest
+            .validate("digest", &DigestConfig::default(), &mut problems);
         let notifiers = validate_all(
+            &digest,
             self.smtp.as_ref(),
             self.sns.as_ref(),
             &self.notifiers,

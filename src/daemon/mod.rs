@@ -85,6 +85,7 @@ pub async fn run(
         .map(|path| tokio::spawn(path.run(stop_polling.clone())));
     let mut delivery = delivery::spawn_workers(
         parts.notifiers,
+        &config.digests(),
         &parts.store,
         &parts.wake,
         &config.delivery,

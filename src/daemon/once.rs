@@ -27,6 +27,7 @@ pub(crate) async fn report_once(
     let stop = CancellationToken::new();
     let mut workers = delivery::spawn_workers(
         parts.notifiers,
+        &config.digests(),
         &parts.store,
         &parts.wake,
         &config.delivery,

@@ -55,7 +55,7 @@ impl Parts {
         let reporter = Reporter::new(
             store.clone(),
             config.rules.clone(),
-            config.notifiers().routes(),
+            config.notifiers().outlets(),
             wake.clone(),
             metrics.clone(),
         );

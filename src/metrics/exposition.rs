@@ -102,7 +102,7 @@ impl Metrics {
         }
 
         type Pick = fn(&NotifierCounters) -> &AtomicU64;
-        let per_notifier: [(&str, &str, Pick); 2] = [
+        let per_notifier: [(&str, &str, Pick); 4] = [
             (
                 "iamwatchd_notifications_sent_total",
                 "Notifications a notifier accepted.",
@@ -112,6 +112,16 @@ impl Metrics {
                 "iamwatchd_notifications_failed_total",
                 "Delivery attempts that failed (retried with backoff).",
                 |c| &c.failed,
+            ),
+            (
+                "iamwatchd_digests_sent_total",
+                "Digests of a burst a notifier accepted.",
+                |c| &c.digests,
+            ),
+            (
+                "iamwatchd_findings_digested_total",
+                "Findings carried by the digests a notifier accepted.",
+                |c| &c.digested,
             ),
         ];
         for (name, help, pick) in per_notifier {
@@ -154,6 +164,12 @@ impl Metrics {
                 "Notifications queued and not yet sent.",
                 "gauge",
                 &stats.pending,
+            ),
+            (
+                "iamwatchd_findings_held",
+                "Findings held for their burst's digest (at most digest.max_delay).",
+                "gauge",
+                &stats.held,
             ),
             (
                 "iamwatchd_notifications_given_up_total",
@@ -272,6 +288,7 @@ mod tests {
             confirmed_by_alarm: 1,
             pending: [("smtp".to_owned(), 4)].into(),
             given_up: [("gone".to_owned(), 1)].into(),
+            held: [("smtp".to_owned(), 2)].into(),
             db_size_bytes: 4096,
         };
         let text = m.render(Some(&stats));

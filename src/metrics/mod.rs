@@ -60,6 +60,8 @@ impl Histogram {
 struct NotifierCounters {
     sent: AtomicU64,
     failed: AtomicU64,
+    digests: AtomicU64,
+    digested: AtomicU64,
 }
 
 /// Per-path counters of the pipeline's reporter.
@@ -107,6 +109,16 @@ impl Metrics {
     pub(crate) fn notification_sent(&self, notifier: &str) {
         if let Some(counters) = self.notifiers.get(notifier) {
             counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A notifier accepted a digest carrying `findings` findings.
+    pub(crate) fn digest_sent(&self, notifier: &str, findings: usize) {
+        if let Some(counters) = self.notifiers.get(notifier) {
+            counters.digests.fetch_add(1, Ordering::Relaxed);
+            counters
+                .digested
+                .fetch_add(findings as u64, Ordering::Relaxed);
         }
     }
 

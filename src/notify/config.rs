@@ -13,6 +13,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::chat::{ChatConfig, Platform, RawChat};
+use super::digest::DigestConfig;
 use super::pagerduty::{PagerDutyConfig, RawPagerDuty};
 use super::route::{RawRoute, Route};
 use super::smtp::{RawSmtp, SmtpConfig};
@@ -102,6 +103,8 @@ pub struct NotifierConfig {
     pub name: String,
     /// Which findings it takes.
     pub route: Route,
+    /// How it digests bursts.
+    pub digest: DigestConfig,
     /// Its settings.
     pub kind: NotifierKind,
 }
@@ -111,11 +114,16 @@ impl RawInstance {
     pub(crate) fn validate(
         &self,
         name: &str,
+        digest: &DigestConfig,
         credentials: Option<&Path>,
         problems: &mut Problems,
     ) -> Option<NotifierConfig> {
         let section = format!("notifiers.{name}");
         let route = self.route.validate(&section, problems);
+        let digest = match &self.route.digest {
+            Some(raw) => raw.validate(&format!("{section}.digest"), digest, problems),
+            None => *digest,
+        };
         let kind = match self.route.kind.as_deref() {
             Some("smtp") => NotifierKind::Smtp(self.smtp.as_ref()?.validate(
                 &section,
@@ -158,6 +166,7 @@ impl RawInstance {
         Some(NotifierConfig {
             name: name.to_owned(),
             route,
+            digest,
             kind,
         })
     }
@@ -166,6 +175,7 @@ impl RawInstance {
 /// Every notifier of the configuration: `[smtp]` and `[sns]` (named `smtp` and `sns`, taking
 /// everything) and each `[notifiers.NAME]`, in that order; a name used twice is an error.
 pub(crate) fn validate_all<'a>(
+    digest: &DigestConfig,
     smtp: Option<&RawSmtp>,
     sns: Option<&RawSns>,
     instances: impl IntoIterator<Item = (&'a String, &'a RawInstance)>,
@@ -177,6 +187,7 @@ pub(crate) fn validate_all<'a>(
         notifiers.push(NotifierConfig {
             name: "smtp".to_owned(),
             route: Route::everything(),
+            digest: *digest,
             kind: NotifierKind::Smtp(smtp.validate("smtp", credentials, problems)),
         });
     }
@@ -184,6 +195,7 @@ pub(crate) fn validate_all<'a>(
         notifiers.push(NotifierConfig {
             name: "sns".to_owned(),
             route: Route::everything(),
+            digest: *digest,
             kind: NotifierKind::Sns(sns.validate("sns", problems)),
         });
     }
@@ -198,7 +210,7 @@ pub(crate) fn validate_all<'a>(
             );
             continue;
         }
-        if let Some(notifier) = raw.validate(name, credentials, problems) {
+        if let Some(notifier) = raw.validate(name, digest, credentials, problems) {
             notifiers.push(notifier);
         }
     }

@@ -8,6 +8,7 @@
 
 pub mod chat;
 pub mod config;
+pub mod digest;
 pub mod http;
 pub mod pagerduty;
 pub(crate) mod registry;
@@ -82,6 +83,29 @@ pub struct Message {
     /// about itself.
     #[serde(default)]
     pub time: Option<DateTime<Utc>>,
+    /// What was acted on (`role/app`), when the record says.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Who acted, as a policy would name them (a session as its role), when the record says.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// For a digest: how many findings it carries.
+    #[serde(default)]
+    pub digest_of: usize,
+    /// A file for notifiers that can attach one (mail): a digest's whole list as CSV.
+    #[serde(default)]
+    pub attachment: Option<Attachment>,
+}
+
+/// A file attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The file name (`burst-….csv`): ASCII letters, digits, `-`, `_` and `.`.
+    pub name: String,
+    /// Its media type (`text/csv`).
+    pub content_type: String,
+    /// Its content.
+    pub text: String,
 }
 
 impl Message {
@@ -117,6 +141,10 @@ impl Message {
             sections: Vec::new(),
             link: None,
             time: None,
+            target: None,
+            principal: None,
+            digest_of: 0,
+            attachment: None,
         }
     }
 

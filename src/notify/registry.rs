@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::chat::ChatNotifier;
 use super::config::{NotifierConfig, NotifierKind};
 use super::pagerduty::PagerDutyNotifier;
-use super::route::Route;
+use super::route::Outlet;
 use super::smtp::SmtpNotifier;
 use super::sns::SnsNotifier;
 use super::webhook::WebhookNotifier;
@@ -24,11 +24,15 @@ pub struct Sections<'a> {
 }
 
 impl Sections<'_> {
-    /// Each notifier's name and route, for the reporter.
-    pub fn routes(&self) -> Vec<(String, Route)> {
+    /// Each notifier's name, route and digest settings, for the reporter.
+    pub fn outlets(&self) -> Vec<Outlet> {
         self.notifiers
             .iter()
-            .map(|n| (n.name.clone(), n.route.clone()))
+            .map(|n| Outlet {
+                name: n.name.clone(),
+                route: n.route.clone(),
+                digest: n.digest,
+            })
             .collect()
     }
 }

@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use super::digest::RawDigest;
 use super::Message;
 use crate::config::problem::Problems;
 use crate::config::shapes::is_account_id;
@@ -15,6 +16,29 @@ use crate::rules::Severity;
 
 /// The categories a route can name: the rules' two, and the daemon's own health messages.
 const CATEGORIES: &[&str] = &["iam-change", "tampering", "pipeline"];
+
+/// What the reporter needs of one notifier: its name, its route and how it digests bursts.
+#[derive(Debug, Clone)]
+pub struct Outlet {
+    /// The notifier's name.
+    pub name: String,
+    /// Which findings it takes.
+    pub route: Route,
+    /// How it digests bursts.
+    pub digest: super::digest::DigestConfig,
+}
+
+impl Outlet {
+    /// An outlet taking everything with the default digests, for tests.
+    #[cfg(test)]
+    pub(crate) fn everything(name: &str) -> Outlet {
+        Outlet {
+            name: name.to_owned(),
+            route: Route::everything(),
+            digest: super::digest::DigestConfig::default(),
+        }
+    }
+}
 
 /// A notifier's filters, validated; the default takes everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,6 +151,8 @@ pub(crate) struct RawRoute {
     events: Option<Vec<String>>,
     /// Whether failed attempts are sent here (default true).
     attempts: Option<bool>,
+    /// This notifier's burst digests, over `[digest]`.
+    pub(crate) digest: Option<RawDigest>,
 }
 
 impl RawRoute {
@@ -277,6 +303,7 @@ mod tests {
             accounts: Some(vec!["12".into()]),
             events: Some(vec!["Attach Role".into()]),
             attempts: None,
+            digest: None,
         };
         let mut problems = Problems::default();
         raw.validate("notifiers.ops", &mut problems);

@@ -3,6 +3,7 @@
 //! with backoff (a permanent one at the longest delay: it needs a human). Each notifier has its
 //! own worker and backoff, so one dead notifier never blocks another.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::problem::Problems;
 use crate::config::{defaults, values};
 use crate::metrics::Metrics;
+use crate::notify::digest::{self, DigestConfig};
 use crate::notify::{Message, Notifier, NotifyError};
 use crate::store::{OutboxRow, SharedStore};
 
@@ -99,6 +101,7 @@ pub(crate) const DELIVERY_TICK: Duration = Duration::from_secs(1);
 /// Returns when `stop` fires and the rows in hand are done.
 async fn deliver(
     notifier: Arc<dyn Notifier>,
+    digest: Option<DigestConfig>,
     store: SharedStore,
     wake: Arc<Notify>,
     backoff: (Duration, Duration),
@@ -107,6 +110,9 @@ async fn deliver(
 ) {
     let name = notifier.name().to_owned();
     loop {
+        if let Some(digest) = digest.filter(|d| d.enabled) {
+            build_digests(&name, digest, &store).await;
+        }
         // Listening before reading the outbox: rows queued while this round sends wake the
         // next round at once instead of after the tick (every worker shares one `Notify`,
         // woken with `notify_waiters`, which only reaches those already listening).
@@ -151,6 +157,47 @@ async fn deliver(
     }
 }
 
+/// Turns the notifier's bursts that are due into their digests: each digest and the held
+/// rows it carries are one transaction, so a crash leaves either the held rows or the digest,
+/// never both and never neither.
+async fn build_digests(name: &str, digest: DigestConfig, store: &SharedStore) {
+    let now = Utc::now();
+    let owned = name.to_owned();
+    let ready = store
+        .with(move |s| s.ready_bursts(&owned, now, digest.window, digest.max_delay))
+        .await;
+    let ready = match ready {
+        Ok(ready) => ready,
+        Err(error) => {
+            tracing::error!(notifier = %name, %error, "cannot read the held findings");
+            return;
+        }
+    };
+    for burst in ready {
+        if let [(held, _)] = burst.held[..] {
+            // One held finding: sent as itself, not as a digest of one.
+            let id = burst.id;
+            if let Err(error) = store.with(move |s| s.release_held(id, held)).await {
+                tracing::error!(notifier = %name, %error, "cannot release a held finding");
+            }
+            continue;
+        }
+        let message = digest::render(&burst);
+        let payload = serde_json::to_vec(&message).expect("a message serialises");
+        let ids: Vec<i64> = burst.held.iter().map(|(id, _)| *id).collect();
+        let id = burst.id;
+        match store
+            .with(move |s| s.commit_digest(id, &ids, &payload))
+            .await
+        {
+            Ok(Some(_)) => tracing::info!(notifier = %name, findings = message.digest_of,
+                event_id = %message.event_id, "digest of a burst queued"),
+            Ok(None) => {}
+            Err(error) => tracing::error!(notifier = %name, %error, "cannot queue a digest"),
+        }
+    }
+}
+
 /// Sends one outbox row and records the outcome.
 async fn deliver_row(
     notifier: &dyn Notifier,
@@ -160,8 +207,12 @@ async fn deliver_row(
     row: OutboxRow,
 ) {
     let name = notifier.name();
+    let mut digest_of = 0;
     let outcome = match serde_json::from_slice::<Message>(&row.payload) {
-        Ok(message) => notifier.send(&message).await,
+        Ok(message) => {
+            digest_of = message.digest_of;
+            notifier.send(&message).await
+        }
         Err(error) => Err(NotifyError::Permanent {
             notifier: name.to_owned(),
             problem: format!("queued message is unreadable: {error}"),
@@ -172,6 +223,9 @@ async fn deliver_row(
     let result = match outcome {
         Ok(()) => {
             metrics.notification_sent(name);
+            if digest_of > 0 {
+                metrics.digest_sent(name, digest_of);
+            }
             tracing::info!(notifier = %name, event_id = %row.event_id, "notification sent");
             store.with(move |s| s.mark_sent(id, Utc::now())).await
         }
@@ -219,9 +273,11 @@ pub(crate) fn backoff_with(attempts: u32, base: Duration, cap: Duration) -> Dura
     base.saturating_mul(1u32 << doublings).min(cap)
 }
 
-/// One delivery worker per notifier, all stopping on `stop`.
+/// One delivery worker per notifier (digesting its bursts as `digests` says), all stopping on
+/// `stop`.
 pub(crate) fn spawn_workers(
     notifiers: Vec<Arc<dyn Notifier>>,
+    digests: &BTreeMap<String, DigestConfig>,
     store: &SharedStore,
     wake: &Arc<Notify>,
     delivery: &DeliveryConfig,
@@ -230,8 +286,10 @@ pub(crate) fn spawn_workers(
 ) -> tokio::task::JoinSet<()> {
     let mut workers = tokio::task::JoinSet::new();
     for notifier in notifiers {
+        let digest = digests.get(notifier.name()).copied();
         workers.spawn(deliver(
             notifier,
+            digest,
             store.clone(),
             wake.clone(),
             (delivery.initial_backoff, delivery.max_backoff),

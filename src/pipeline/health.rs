@@ -148,8 +148,13 @@ mod tests {
         let mut health = Health::new(Duration::from_secs(600), true);
         // Reported 11 minutes ago, never confirmed: an incident.
         let message = Message::for_test("MEDIUM", "iam-change", "CreateUser");
-        let old = reporter.message_item(&message, seen("e-1", SeenBy::Poller, now - minute * 11));
-        let fresh = reporter.message_item(&message, seen("e-2", SeenBy::Poller, now - minute));
+        let old = reporter.message_item(
+            &message,
+            seen("e-1", SeenBy::Poller, now - minute * 11),
+            None,
+        );
+        let fresh =
+            reporter.message_item(&message, seen("e-2", SeenBy::Poller, now - minute), None);
         reporter.record(vec![old, fresh], None).await.unwrap();
         health.check(&reporter, now).await.unwrap();
         health
@@ -171,8 +176,8 @@ mod tests {
 
         // The alarm confirms both: the incident ends.
         let confirm = vec![
-            reporter.message_item(&message, seen("e-1", SeenBy::Alarm, now)),
-            reporter.message_item(&message, seen("e-2", SeenBy::Alarm, now)),
+            reporter.message_item(&message, seen("e-1", SeenBy::Alarm, now), None),
+            reporter.message_item(&message, seen("e-2", SeenBy::Alarm, now), None),
         ];
         let results = reporter.record(confirm, None).await.unwrap();
         assert!(results

@@ -34,9 +34,11 @@ use tokio::sync::Notify;
 
 use crate::event::{Record, SeenBy};
 use crate::metrics::Metrics;
+use crate::notify::digest;
 use crate::notify::render;
-use crate::notify::route::Route;
+use crate::notify::route::Outlet;
 use crate::notify::{Alert, Message};
+use crate::rules::DigestMode;
 use crate::rules::Ruleset;
 use crate::source::{Accepted, Batch, CursorUpdate, EmptyAlarm, Intake, IntakeError};
 use crate::store::{NewEvent, Notification, Recorded, SetCursor, SharedStore, StoreError};
@@ -49,7 +51,7 @@ use crate::store::{NewEvent, Notification, Recorded, SetCursor, SharedStore, Sto
 pub(crate) struct Reporter {
     store: SharedStore,
     ruleset: Arc<Ruleset>,
-    routes: Arc<[(String, Route)]>,
+    outlets: Arc<[Outlet]>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
@@ -61,14 +63,14 @@ impl Reporter {
     pub fn new(
         store: SharedStore,
         ruleset: Ruleset,
-        routes: Vec<(String, Route)>,
+        outlets: Vec<Outlet>,
         wake: Arc<Notify>,
         metrics: Arc<Metrics>,
     ) -> Reporter {
         Reporter {
             store,
             ruleset: Arc::new(ruleset),
-            routes: routes.into(),
+            outlets: outlets.into(),
             wake,
             metrics,
         }
@@ -95,10 +97,32 @@ impl Reporter {
         cursor: Option<CursorUpdate>,
     ) -> Result<Vec<Recorded>, StoreError> {
         let now = Utc::now();
+        let mut silenced = Vec::new();
         let items = records
             .into_iter()
-            .filter_map(|record| self.alert_item(record, seen_by, now))
+            .filter_map(|record| {
+                if self.ruleset.silenced(&record) {
+                    if let Some(key) = burst_key_of(&record) {
+                        silenced.push((record.event_id.clone(), key));
+                    }
+                }
+                self.alert_item(record, seen_by, now)
+            })
             .collect();
+        if !silenced.is_empty() {
+            // Only counted for digests: a failure to count is logged, never fatal.
+            let counted = self
+                .store
+                .with(move |s| {
+                    silenced
+                        .iter()
+                        .try_for_each(|(id, key)| s.record_silenced(id, key, now))
+                })
+                .await;
+            if let Err(error) = counted {
+                tracing::warn!(%error, "cannot count events the allow-list silenced");
+            }
+        }
         self.record(items, cursor).await
     }
 
@@ -118,6 +142,8 @@ impl Reporter {
             record,
         };
         let message = alert.render();
+        let burst =
+            burst_key_of(&alert.record).map(|key| (key, self.ruleset.digest_mode(&alert.record)));
         let event = NewEvent {
             event_id: alert.record.event_id.clone(),
             event_time: alert.record.event_time.unwrap_or(now),
@@ -126,20 +152,30 @@ impl Reporter {
             seen_by,
             seen_at: now,
         };
-        Some(self.message_item(&message, event))
+        Some(self.message_item(&message, event, burst))
     }
 
     /// `event` with `message` queued for every notifier whose route takes it: also used for
     /// messages about the pipeline itself, under a synthetic event ID.
-    fn message_item(&self, message: &Message, event: NewEvent) -> (NewEvent, Vec<Notification>) {
+    /// `burst` is the finding's burst key and the allow-list's digest mode for it (none for
+    /// messages about the pipeline).
+    fn message_item(
+        &self,
+        message: &Message,
+        event: NewEvent,
+        burst: Option<(String, Option<DigestMode>)>,
+    ) -> (NewEvent, Vec<Notification>) {
         let payload = serde_json::to_vec(message).expect("a message serialises");
         let notifications = self
-            .routes
+            .outlets
             .iter()
-            .filter(|(_, route)| route.accepts(message))
-            .map(|(name, _)| Notification {
-                notifier: name.clone(),
+            .filter(|outlet| outlet.route.accepts(message))
+            .map(|outlet| Notification {
+                notifier: outlet.name.clone(),
                 payload: payload.clone(),
+                burst: burst.as_ref().and_then(|(key, mode)| {
+                    digest::plan(&outlet.digest, message, Some(key), *mode)
+                }),
             })
             .collect();
         (event, notifications)
@@ -164,7 +200,7 @@ impl Reporter {
             seen_at: now,
         };
         let recorded = self
-            .record(vec![self.message_item(message, event)], None)
+            .record(vec![self.message_item(message, event, None)], None)
             .await?;
         Ok(recorded.contains(&Recorded::New))
     }
@@ -201,7 +237,7 @@ impl Reporter {
             if *result == Recorded::New {
                 let lag = (now - event.event_time).to_std().unwrap_or_default();
                 self.metrics.new_event(event.seen_by, lag);
-                if notifications.is_empty() && !self.routes.is_empty() {
+                if notifications.is_empty() && !self.outlets.is_empty() {
                     // Recorded (so not reported again), but nobody told: say so, loudly.
                     self.metrics.finding_unrouted();
                     tracing::warn!(event_id = %event.event_id, event_name = %event.event_name,
@@ -217,6 +253,15 @@ impl Reporter {
         }
         Ok(results)
     }
+}
+
+/// A record's burst key (account and principal), when the record names its principal.
+fn burst_key_of(record: &Record) -> Option<String> {
+    let principal = record.identity.principal()?;
+    Some(digest::burst_key(
+        record.account().unwrap_or("unknown"),
+        &principal,
+    ))
 }
 
 fn intake_error(error: StoreError) -> IntakeError {
@@ -287,7 +332,7 @@ pub(crate) mod testing {
         let dir = tempfile::tempdir().unwrap();
         let store = SharedStore::new(Store::open(dir.path()).unwrap());
         let names = vec!["smtp".to_owned()];
-        let routes = vec![("smtp".to_owned(), Route::everything())];
+        let routes = vec![Outlet::everything("smtp")];
         let metrics = Arc::new(Metrics::new(
             Arc::new(Counters::default()),
             &names,

@@ -26,6 +26,31 @@ pub struct AllowRule {
     pub account: Option<String>,
     /// Why the entry exists (for humans; logged when it suppresses an event).
     pub comment: Option<String>,
+    /// With `"always"` or `"never"`, the entry silences nothing: it says how the principal's
+    /// findings are digested (a known CI role: everything into digests, CRITICAL still at
+    /// once; or never digested).
+    pub digest: Option<DigestMode>,
+}
+
+/// How an allow-list entry's findings are digested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum DigestMode {
+    /// Every finding waits for a digest (CRITICAL and tampering still go at once).
+    Always,
+    /// Never digested: one message per finding.
+    Never,
+}
+
+impl TryFrom<String> for DigestMode {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        crate::config::values::choose(
+            &text,
+            &[("always", DigestMode::Always), ("never", DigestMode::Never)],
+        )
+    }
 }
 
 impl AllowRule {
@@ -169,6 +194,7 @@ mod tests {
                 event: event.map(str::to_owned),
                 account: account.map(str::to_owned),
                 comment: None,
+                digest: None,
             };
         let build_42 = session("", "build-42", "111122223333");
         let build_43_with_path = session("deploy/", "build-43", "111122223333");

@@ -30,7 +30,7 @@ use serde_json::Value;
 use crate::analysis::policy;
 use crate::aws::arn;
 use crate::event::Record;
-pub use allow::AllowRule;
+pub use allow::{AllowRule, DigestMode};
 use catalogue::Rule;
 pub use catalogue::{
     group, is_iam_mutation, is_tampering, Attribute, Group, LookupBy, Ours, Recorded,

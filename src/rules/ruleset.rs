@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::allow::AllowRule;
+use super::allow::{AllowRule, DigestMode};
 use super::catalogue::Ours;
 use super::severity::Severity;
 use super::{classify, Classification};
@@ -64,6 +64,17 @@ impl Ruleset {
 
     /// The verdict on a record, or `None` when it must not be reported.
     pub fn judge(&self, record: &Record) -> Option<Classification> {
+        let classification = self.judge_unsilenced(record)?;
+        if let Some(rule) = self.silencer(record) {
+            tracing::debug!(event_id = %record.event_id, event = %record.event_name, ?rule,
+                "allowed by the allow-list; not reported");
+            return None;
+        }
+        Some(classification)
+    }
+
+    /// The verdict without the allow-list.
+    fn judge_unsilenced(&self, record: &Record) -> Option<Classification> {
         let classification = classify(record, &self.ours)?;
         if classification.attempt && self.failed_calls == FailedCalls::Ignore {
             return None;
@@ -71,12 +82,29 @@ impl Ruleset {
         if classification.severity < self.min_severity {
             return None;
         }
-        if let Some(rule) = self.allow.iter().find(|rule| rule.matches(record)) {
-            tracing::debug!(event_id = %record.event_id, event = %record.event_name, ?rule,
-                "allowed by the allow-list; not reported");
-            return None;
-        }
         Some(classification)
+    }
+
+    /// The allow-list entry that silences `record`, if any (entries with a `digest` mode
+    /// silence nothing).
+    fn silencer(&self, record: &Record) -> Option<&AllowRule> {
+        self.allow
+            .iter()
+            .find(|rule| rule.digest.is_none() && rule.matches(record))
+    }
+
+    /// Whether the allow-list silenced `record`, a change that would otherwise be reported.
+    pub fn silenced(&self, record: &Record) -> bool {
+        self.silencer(record).is_some() && self.judge_unsilenced(record).is_some()
+    }
+
+    /// How `record`'s findings are digested, by the first allow-list entry with a `digest`
+    /// mode that matches it.
+    pub fn digest_mode(&self, record: &Record) -> Option<DigestMode> {
+        self.allow
+            .iter()
+            .find(|rule| rule.digest.is_some() && rule.matches(record))
+            .and_then(|rule| rule.digest)
     }
 }
 
@@ -108,6 +136,7 @@ mod tests {
                 event: Some("Tag*".into()),
                 account: None,
                 comment: Some("CI tags what it deploys".into()),
+                digest: None,
             }],
             failed_calls: FailedCalls::Report,
             min_severity: Severity::Info,

@@ -161,13 +161,14 @@ fn may_matter(head: &Head<'_>) -> bool {
 }
 
 /// Scans the records of one trail file's text, calling `found` for each finding (with its
-/// record, for callers that go on to report it).
+/// record, for callers that go on to report it); `found` says whether the finding counts (a
+/// filter of the caller's may leave it out).
 pub(crate) fn scan_text(
     text: &str,
     path: &Path,
     ruleset: &Ruleset,
     tally: &mut Tally,
-    found: &mut impl FnMut(&Record, Finding),
+    found: &mut impl FnMut(&Record, Finding) -> bool,
 ) -> Result<(), ScanError> {
     let file: TrailFile<'_> = serde_json::from_str(text).map_err(|e| ScanError::NotATrailFile {
         path: path.to_owned(),
@@ -194,9 +195,10 @@ pub(crate) fn scan_text(
             }
         };
         if let Some(verdict) = ruleset.judge(&record) {
-            tally.findings += 1;
             let finding = Finding::new(&record, &verdict);
-            found(&record, finding);
+            if found(&record, finding) {
+                tally.findings += 1;
+            }
         }
     }
     Ok(())
@@ -225,7 +227,10 @@ mod tests {
             Path::new("t.json"),
             &ruleset(),
             &mut tally,
-            &mut |_, f| findings.push(f),
+            &mut |_, f| {
+                findings.push(f);
+                true
+            },
         )
         .unwrap();
         (findings, tally)
@@ -265,7 +270,7 @@ mod tests {
             Path::new("x.json"),
             &ruleset(),
             &mut Tally::default(),
-            &mut |_, _| {},
+            &mut |_, _| true,
         )
         .unwrap_err();
         assert!(error.to_string().contains("x.json"), "{error}");
@@ -288,7 +293,7 @@ mod tests {
                     continue;
                 }
             };
-            match scan_text(&text, file, &ruleset(), &mut tally, &mut |_, _| {}) {
+            match scan_text(&text, file, &ruleset(), &mut tally, &mut |_, _| true) {
                 Ok(()) => ok += 1,
                 Err(ScanError::NotATrailFile { .. }) => bad += 1,
                 Err(other) => panic!("{other}"),

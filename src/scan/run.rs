@@ -6,12 +6,14 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::{read_trail_file, scan_text, table_header, table_row, trail_files, Finding};
 use super::{ScanError, Tally};
 use crate::config::Config;
 use crate::daemon::{report_once, DaemonError};
 use crate::event::Record;
-use crate::rules::Ruleset;
+use crate::rules::{AllowRule, Ruleset};
 use crate::source::cloudtrail::{self, lookup::LookupError};
 
 /// How long `--notify` waits for the notifiers before leaving the rest to the daemon.
@@ -22,6 +24,10 @@ const NOTIFY_DEADLINE: Duration = Duration::from_secs(60);
 pub struct ScanOptions {
     /// Look back this far in LookupEvents (at most its retention).
     pub since: Option<Duration>,
+    /// Only events up to this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Only events by this principal (a glob; sessions count as their role).
+    pub principal: Option<String>,
     /// CloudTrail log files or directories of them (when `since` is not given).
     pub files: Vec<PathBuf>,
     /// One JSON object per finding even on a terminal.
@@ -72,6 +78,19 @@ pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), Sc
             )
         }
     };
+    let by_principal = options.principal.clone().map(|principal| AllowRule {
+        principal: Some(principal),
+        ..AllowRule::default()
+    });
+    let wanted = |record: &Record| {
+        let in_time = options
+            .until
+            .is_none_or(|until| record.event_time.is_none_or(|t| t <= until));
+        in_time
+            && by_principal
+                .as_ref()
+                .is_none_or(|rule| rule.matches(record))
+    };
     let mut tally = Tally::default();
     let mut failed_inputs = 0;
     let mut records: Vec<Record> = Vec::new();
@@ -85,6 +104,7 @@ pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), Sc
             c.poller.requests_per_second
         });
         records = cloudtrail::history(&region, since, rate).await?;
+        records.retain(|record| wanted(record));
         tally.records = records.len();
         for record in &records {
             if let Some(verdict) = ruleset.judge(record) {
@@ -102,12 +122,16 @@ pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), Sc
                     &ruleset,
                     &mut tally,
                     &mut |record, finding| {
+                        if !wanted(record) {
+                            return false;
+                        }
                         if options.notify {
                             records.push(record.clone());
                         }
                         if let Err(error) = emit(finding) {
                             write_error.get_or_insert(error);
                         }
+                        true
                     },
                 )?;
                 Ok(write_error)

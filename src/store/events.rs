@@ -161,16 +161,27 @@ fn record_one(
                     event.severity,
                 ],
             )?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO outbox (event_id, notifier, payload, created_at, next_attempt_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?4)",
-            )?;
             for n in notifications {
-                insert.execute(params![
+                let (burst, held, kind) = match &n.burst {
+                    Some(plan) => {
+                        let (id, held, kind) =
+                            super::bursts::place(tx, &n.notifier, plan, event.seen_at)?;
+                        (Some(id), held, kind)
+                    }
+                    None => (None, false, "single"),
+                };
+                tx.prepare_cached(
+                    "INSERT INTO outbox (event_id, notifier, payload, created_at, \
+                     next_attempt_at, burst_id, held, kind) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
                     event.event_id,
                     n.notifier,
                     n.payload,
-                    millis(event.seen_at)
+                    millis(event.seen_at),
+                    burst,
+                    held,
+                    kind
                 ])?;
             }
             Ok(Recorded::New)

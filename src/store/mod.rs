@@ -38,6 +38,7 @@
 //! - `shared`: the async face ([`SharedStore`]) the daemon's tasks use;
 //! - `error`: what went wrong and what the operator can do about it.
 
+mod bursts;
 mod config;
 mod error;
 mod events;
@@ -54,6 +55,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::event::SeenBy;
+pub use bursts::{BurstPlan, Hold, ReadyBurst};
 pub(crate) use config::RawStore;
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
@@ -93,6 +95,8 @@ pub struct Notification {
     pub notifier: String,
     /// What the notifier layer will send; opaque to the store.
     pub payload: Vec<u8>,
+    /// Its burst, when the notifier digests bursts.
+    pub burst: Option<BurstPlan>,
 }
 
 /// What [`Store::record_batch`] did with one sighting.
@@ -203,6 +207,8 @@ pub struct Stats {
     pub pending: BTreeMap<String, u64>,
     /// Notifications given up by [`Store::expire`], per notifier.
     pub given_up: BTreeMap<String, u64>,
+    /// Notifications held for their burst's digest, per notifier.
+    pub held: BTreeMap<String, u64>,
     /// The database file plus its write-ahead log, in bytes.
     pub db_size_bytes: u64,
 }
@@ -388,6 +394,7 @@ pub(crate) mod testing {
             .map(|n| Notification {
                 notifier: (*n).to_owned(),
                 payload: format!("payload for {n}").into_bytes(),
+                burst: None,
             })
             .collect()
     }

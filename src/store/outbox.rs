@@ -27,6 +27,7 @@ impl Store {
                  last_error FROM outbox \
                  WHERE notifier = ?1 AND next_attempt_at <= ?2 \
                    AND sent_at IS NULL AND given_up_at IS NULL \
+                   AND held = 0 AND covered_by IS NULL \
                  ORDER BY created_at, id LIMIT ?3",
             )
             .map_err(self.err("reading the outbox"))?;
@@ -55,7 +56,8 @@ impl Store {
         let changed = self
             .conn
             .execute(
-                "UPDATE outbox SET sent_at = ?2, given_up_at = NULL WHERE id = ?1",
+                "UPDATE outbox SET sent_at = ?2, given_up_at = NULL \
+                 WHERE id = ?1 OR covered_by = ?1",
                 params![id, millis(now)],
             )
             .map_err(self.err("marking a notification sent"))?;
@@ -93,7 +95,7 @@ impl Store {
             .conn
             .execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, given_up_at = ?3 \
-                 WHERE id = ?1 AND sent_at IS NULL",
+                 WHERE (id = ?1 OR covered_by = ?1) AND sent_at IS NULL",
                 params![id, error, millis(now)],
             )
             .map_err(self.err("giving up a notification"))?;
@@ -120,6 +122,7 @@ impl Store {
             .prepare_cached(
                 "UPDATE outbox SET given_up_at = ?2 \
                  WHERE sent_at IS NULL AND given_up_at IS NULL AND created_at < ?1 \
+                   AND held = 0 AND covered_by IS NULL \
                  RETURNING id, event_id, notifier, created_at, attempts, last_error",
             )
             .map_err(self.err("expiring old notifications"))?;
@@ -137,6 +140,19 @@ impl Store {
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(self.err("expiring old notifications"))?;
         rows.sort_by_key(|e| (e.created_at, e.id));
+        drop(stmt);
+        // The findings a given-up digest carried are given up with it.
+        let mut cover = self
+            .conn
+            .prepare_cached(
+                "UPDATE outbox SET given_up_at = ?2 WHERE covered_by = ?1 AND sent_at IS NULL",
+            )
+            .map_err(self.err("expiring old notifications"))?;
+        for row in &rows {
+            cover
+                .execute(params![row.id, millis(now)])
+                .map_err(self.err("expiring old notifications"))?;
+        }
         Ok(rows)
     }
 
@@ -144,11 +160,12 @@ impl Store {
     pub(crate) fn pending_counts(&self) -> Result<BTreeMap<String, u64>> {
         self.counts(
             "SELECT notifier, count(*) FROM outbox \
-             WHERE sent_at IS NULL AND given_up_at IS NULL GROUP BY notifier",
+             WHERE sent_at IS NULL AND given_up_at IS NULL AND covered_by IS NULL \
+             GROUP BY notifier",
         )
     }
 
-    fn counts(&self, sql: &str) -> Result<BTreeMap<String, u64>> {
+    pub(super) fn counts(&self, sql: &str) -> Result<BTreeMap<String, u64>> {
         let mut stmt = self
             .conn
             .prepare_cached(sql)
@@ -189,6 +206,7 @@ impl Store {
             .map_err(self.err("counting confirmed events"))?;
         stats.confirmed_by_alarm = confirmed.max(0) as u64;
         stats.pending = self.pending_counts()?;
+        stats.held = self.held_counts()?;
         stats.given_up = self.counts(
             "SELECT notifier, count(*) FROM outbox \
              WHERE sent_at IS NULL AND given_up_at IS NOT NULL GROUP BY notifier",

@@ -50,6 +50,39 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_pending_age ON outbox (created_at)
         WHERE sent_at IS NULL AND given_up_at IS NULL;
     "#,
+    // 1 → 2: bursts. A run of findings from one principal in one account, per notifier; past
+    // its first few, its rows are held and then carried by one digest row (see bursts.rs).
+    r#"
+    CREATE TABLE burst (
+        id            INTEGER PRIMARY KEY,
+        notifier      TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        started_at    INTEGER NOT NULL,
+        last_at       INTEGER NOT NULL,
+        findings      INTEGER NOT NULL,
+        first_held_at INTEGER
+    ) STRICT;
+    CREATE INDEX burst_open ON burst (notifier, key, last_at);
+    CREATE INDEX burst_holding ON burst (notifier, first_held_at) WHERE first_held_at IS NOT NULL;
+
+    -- held: 1 while the row waits for its burst's digest; covered_by: the digest row that
+    -- carries it; kind: 'single', 'separate' (never held, inside a burst) or 'digest'.
+    ALTER TABLE outbox ADD COLUMN burst_id INTEGER;
+    ALTER TABLE outbox ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN covered_by INTEGER;
+    ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'single';
+    CREATE INDEX outbox_burst ON outbox (burst_id) WHERE burst_id IS NOT NULL;
+    CREATE INDEX outbox_covered ON outbox (covered_by) WHERE covered_by IS NOT NULL;
+
+    -- Events the allow-list silenced, by principal and account: a digest says how many fell
+    -- in its span.
+    CREATE TABLE silenced (
+        event_id TEXT PRIMARY KEY,
+        key      TEXT NOT NULL,
+        seen_at  INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX silenced_key ON silenced (key, seen_at);
+    "#,
 ];
 
 /// The schema version this build writes and understands.

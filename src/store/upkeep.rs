@@ -72,6 +72,14 @@ impl Store {
                 [cutoff],
             )
             .map_err(&err)?;
+        tx.execute(
+            "DELETE FROM burst WHERE last_at < ?1 AND NOT EXISTS ( \
+                 SELECT 1 FROM outbox o WHERE o.burst_id = burst.id)",
+            [cutoff],
+        )
+        .map_err(&err)?;
+        tx.execute("DELETE FROM silenced WHERE seen_at < ?1", [cutoff])
+            .map_err(&err)?;
         tx.commit().map_err(&err)?;
         Ok(n)
     }

@@ -12,6 +12,7 @@ mod cli;
 mod daemon;
 mod deploy;
 mod deploy_settings;
+mod digest;
 mod emulator;
 mod encryption;
 mod foundation;

@@ -71,6 +71,9 @@ to = ["security@example.com"]
 type = "slack"
 min_severity = "HIGH"
 
+[digest]                # bursts of one principal's changes become digests; a short window for
+window = "10s"          # the demo (default 60s): alice's failed call is held that long
+
 [alarm]                 # the safety net: the stack's alarm reaches the daemon through this queue
 queue_url = "{outputs['QueueUrl']}"
 log_group = "{outputs['LogGroupName']}"

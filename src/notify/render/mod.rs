@@ -28,9 +28,8 @@ use crate::aws::arn;
 use crate::event::Record;
 use crate::rules::Category;
 use safe::part;
-use sections::{
-    account_of, console_link, html_body, text_body, what, when, where_, who, why_and_link,
-};
+use sections::{account_of, console_link, what, when, where_, who, why_and_link};
+pub(crate) use sections::{html_body, text_body};
 
 pub use pipeline::empty_alarm;
 pub use sections::{Field, Section};
@@ -112,6 +111,10 @@ pub fn render(alert: &Alert) -> Message {
         sections: sections.to_vec(),
         link,
         time: Some(record.event_time.unwrap_or(alert.detected_at)),
+        target: record.target().map(|t| part(&t)),
+        principal: record.identity.principal().map(|p| part(&p)),
+        digest_of: 0,
+        attachment: None,
     }
 }
 

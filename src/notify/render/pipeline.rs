@@ -147,6 +147,10 @@ fn synthetic(
         sections: sections.to_vec(),
         link: None,
         time: Some(Utc::now()),
+        target: None,
+        principal: None,
+        digest_of: 0,
+        attachment: None,
     }
 }
 
@@ -185,6 +189,10 @@ pub(crate) fn test_message(account: &str) -> Message {
         }],
         link: None,
         time: Some(now),
+        target: None,
+        principal: None,
+        digest_of: 0,
+        attachment: None,
     }
 }
 

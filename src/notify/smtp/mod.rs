@@ -17,6 +17,7 @@ mod config;
 mod transport;
 
 use async_trait::async_trait;
+use lettre::message::header::ContentType;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -186,18 +187,30 @@ impl<T> SmtpNotifier<T> {
         for to in &self.to {
             builder = builder.to(to.clone());
         }
-        builder
-            .multipart(MultiPart::alternative_plain_html(
-                message.text.clone(),
-                message.html.clone(),
-            ))
-            .map_err(|error| {
-                NotifyError::permanent(
-                    &self.name,
-                    format!("could not build the mail: {error}"),
-                    "check the from/to addresses",
+        let body = MultiPart::alternative_plain_html(message.text.clone(), message.html.clone());
+        let body = match &message.attachment {
+            // A digest's whole list, as a file beside the text.
+            Some(file) => {
+                let name: String = file
+                    .name
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                    .collect();
+                let kind =
+                    ContentType::parse(&file.content_type).unwrap_or(ContentType::TEXT_PLAIN);
+                MultiPart::mixed().multipart(body).singlepart(
+                    lettre::message::Attachment::new(name).body(file.text.clone(), kind),
                 )
-            })
+            }
+            None => body,
+        };
+        builder.multipart(body).map_err(|error| {
+            NotifyError::permanent(
+                &self.name,
+                format!("could not build the mail: {error}"),
+                "check the from/to addresses",
+            )
+        })
     }
 }
 
