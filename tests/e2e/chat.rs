@@ -123,7 +123,9 @@ async fn each_notifier_gets_what_its_route_takes_exactly_once_across_a_429_storm
     let config = write_config(dir.path(), &emulator, &notifiers(&emulator, dir.path()));
     let env = env(dir.path());
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let iam = Iam::new(&emulator.sdk_config().await);
+    // The changes are an IAM user's: root's own calls are root use (HIGH), which would lift
+    // the LOW tag change above every route's minimum.
+    let iam = Iam::new(&emulator.sdk_config_of_new_user("alice").await);
 
     let mut daemon = Daemon::spawn_with_env(&emulator, dir.path(), &config, &env);
     iam.create_user().user_name("bob").send().await.unwrap(); // HIGH
@@ -223,6 +225,10 @@ async fn each_notifier_gets_what_its_route_takes_exactly_once_across_a_429_storm
     let webhooks: Vec<&Value> = requests
         .iter()
         .filter(|r| r["path"] == "/webhook/soar" && r["status"] == 200)
+        .filter(|r| {
+            all.iter()
+                .any(|id| r["body"].as_str().unwrap_or("").contains(id))
+        })
         .collect();
     assert!(webhooks.iter().all(|r| r["signature_verified"] == true));
     assert!(webhooks
