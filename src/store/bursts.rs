@@ -112,6 +112,16 @@ pub(super) fn place(
     Ok((id, held, kind))
 }
 
+/// Burst `burst`'s hold period starts again at its oldest row still held (none: not holding):
+/// rows held after a digest, or after a release, wait their own `max_delay`.
+fn restart_hold(tx: &Transaction<'_>, burst: i64) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE burst SET first_held_at = (SELECT min(created_at) FROM outbox \
+         WHERE burst_id = ?1 AND held = 1) WHERE id = ?1",
+        [burst],
+    )
+}
+
 impl Store {
     /// Notes that the allow-list silenced event `event_id` of `key` at `now` (a digest counts
     /// them; an event seen again by a sweep is counted once).
@@ -248,12 +258,7 @@ impl Store {
             }
         }
         // Rows held after these start the next hold period of the same burst.
-        tx.execute(
-            "UPDATE burst SET first_held_at = (SELECT min(created_at) FROM outbox \
-             WHERE burst_id = ?1 AND held = 1) WHERE id = ?1",
-            [burst],
-        )
-        .map_err(&err)?;
+        restart_hold(&tx, burst).map_err(&err)?;
         tx.commit().map_err(&err)?;
         Ok(Some(digest))
     }
@@ -274,12 +279,7 @@ impl Store {
                 params![id, burst],
             )
             .map_err(&err)?;
-        tx.execute(
-            "UPDATE burst SET first_held_at = (SELECT min(created_at) FROM outbox \
-             WHERE burst_id = ?1 AND held = 1) WHERE id = ?1",
-            [burst],
-        )
-        .map_err(&err)?;
+        restart_hold(&tx, burst).map_err(&err)?;
         tx.commit().map_err(&err)?;
         Ok(released == 1)
     }

@@ -170,9 +170,7 @@ impl Notifier for ChatNotifier {
     /// Webhooks have no call that posts nothing: the check is that the host accepts a
     /// connection.
     async fn healthcheck(&self) -> Result<(), NotifyError> {
-        http::reachable(&self.config.endpoint, self.config.timeout)
-            .await
-            .map_err(|problem| NotifyError::transient(&self.name, problem))
+        http::reachable(&self.name, &self.config.endpoint, self.config.timeout).await
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 pub use endpoint::Endpoint;
 
 use super::render::one_line;
+use super::NotifyError;
 
 /// The longest `Retry-After` honoured; a longer one (or a hostile one) waits this long.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
@@ -136,19 +137,33 @@ fn snippet(bytes: &[u8]) -> String {
     text
 }
 
-/// Whether a TCP connection to the endpoint's host opens within `timeout`: what a health
-/// check can learn without posting anything (chat webhooks have no test call).
-pub(crate) async fn reachable(endpoint: &Endpoint, timeout: Duration) -> Result<(), String> {
+/// Whether a TCP connection to the endpoint's host opens within `timeout`: what the health
+/// check of notifier `name` can learn without posting anything (chat webhooks, PagerDuty and
+/// webhook receivers have no call that delivers nothing).
+pub(crate) async fn reachable(
+    name: &str,
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<(), NotifyError> {
     let (host, port) = endpoint.address();
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", endpoint.host())),
-        Err(_) => Err(format!(
-            "no connection to {} within {}",
-            endpoint.host(),
-            humantime::format_duration(timeout)
-        )),
-    }
+    let problem =
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => format!("cannot connect to {}: {e}", endpoint.host()),
+            Err(_) => format!(
+                "no connection to {} within {}",
+                endpoint.host(),
+                humantime::format_duration(timeout)
+            ),
+        };
+    Err(NotifyError::transient(name, problem))
+}
+
+/// The SHA-256 of `text` in hex: a stable stand-in for an ID too long or too odd for a
+/// platform's key (PagerDuty's dedup_key, a webhook-id).
+pub(crate) fn sha256_hex(text: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An error with its causes, `a: b: c` (reqwest's own message is often just "error sending

@@ -42,9 +42,7 @@ fn dedup_key(event_id: &str) -> String {
     if event_id.len() <= DEDUP_KEY_MAX {
         return event_id.to_owned();
     }
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, event_id.as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("iamwatchd-sha256-{hex}")
+    format!("iamwatchd-sha256-{}", http::sha256_hex(event_id))
 }
 
 /// The sections as `custom_details`: `{"Who": {"Principal": "…"}, …}`. A label that repeats
@@ -197,9 +195,7 @@ impl Notifier for PagerDutyNotifier {
     /// The Events API has no call that pages nobody: the check is that the host accepts a
     /// connection.
     async fn healthcheck(&self) -> Result<(), NotifyError> {
-        http::reachable(&self.config.endpoint, self.config.timeout)
-            .await
-            .map_err(|problem| NotifyError::transient(&self.name, problem))
+        http::reachable(&self.name, &self.config.endpoint, self.config.timeout).await
     }
 }
 

@@ -53,9 +53,7 @@ fn message_id(event_id: &str) -> String {
     if plain {
         return event_id.to_owned();
     }
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, event_id.as_bytes());
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("iamwatchd-{hex}")
+    format!("iamwatchd-{}", http::sha256_hex(event_id))
 }
 
 /// The body for `message`.
@@ -191,9 +189,7 @@ impl Notifier for WebhookNotifier {
     /// A receiver has no call that delivers nothing: the check is that the host accepts a
     /// connection.
     async fn healthcheck(&self) -> Result<(), NotifyError> {
-        http::reachable(&self.config.endpoint, self.config.timeout)
-            .await
-            .map_err(|problem| NotifyError::transient(&self.name, problem))
+        http::reachable(&self.name, &self.config.endpoint, self.config.timeout).await
     }
 }
 
