@@ -14,6 +14,7 @@ mod deploy_settings;
 mod emulator;
 mod encryption;
 mod foundation;
+mod install;
 mod notify;
 mod poller;
 mod rules;
