@@ -12,10 +12,20 @@ use iamwatchd::scan::ScanOptions;
 use iamwatchd::stack::deploy::{self, DeployRequest};
 use iamwatchd::stack::template;
 
+/// `iamwatchd --version`: the release, the git commit and the build date (see build.rs).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("IAMWATCHD_GIT_COMMIT"),
+    ", built ",
+    env!("IAMWATCHD_BUILD_DATE"),
+    ")"
+);
+
 /// Tells you, fast and exactly once, whenever anyone changes IAM in your AWS account, and
 /// whenever someone tampers with the monitoring itself.
 #[derive(Debug, Parser)]
-#[command(name = "iamwatchd", version, about, long_about = None)]
+#[command(name = "iamwatchd", version = VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,9 +61,11 @@ enum Command {
     ///
     /// Exit status: 0 healthy, 1 unhealthy or unreachable.
     Health {
-        /// The daemon's health URL (`[metrics] listen` plus /healthz).
-        #[arg(long, default_value = config::defaults::HEALTH_URL)]
-        url: String,
+        /// The daemon's health URL (`[metrics] listen` plus /healthz) [default:
+        /// http://$IAMWATCHD__METRICS__LISTEN/healthz when that variable is set, as it then
+        /// moves the daemon's listener too; else http://127.0.0.1:9847/healthz].
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Print a shell completion script, e.g. `iamwatchd completions bash >
     /// /etc/bash_completion.d/iamwatchd`.
@@ -69,6 +81,14 @@ enum Command {
     /// Exit status: 0 ready, 78 configuration invalid (EX_CONFIG), 69 environment not ready
     /// (EX_UNAVAILABLE: credentials, stack or a notifier).
     Check(CheckArgs),
+    /// Write the man pages (iamwatchd.1 and iamwatchd-SUBCOMMAND.1) into a directory, for
+    /// packagers.
+    #[command(hide = true)]
+    Man {
+        /// Where to write them (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -310,7 +330,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 &mut std::io::stdout(),
             );
         }
+        Command::Man { dir } => {
+            for path in write_man_pages(&dir)? {
+                println!("{}", path.display());
+            }
+        }
         Command::Health { url } => {
+            let url = url.unwrap_or_else(|| {
+                health_url(std::env::var("IAMWATCHD__METRICS__LISTEN").ok().as_deref())
+            });
             let body = iamwatchd::probe::probe(&url, Duration::from_secs(5))?;
             println!("{body}");
         }
@@ -352,6 +380,46 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `iamwatchd health`'s URL without `--url`: on the listener an `IAMWATCHD__METRICS__LISTEN`
+/// override gives the daemon (a container's one knob for both), else the suggested one.
+fn health_url(listen_override: Option<&str>) -> String {
+    match listen_override.map(str::trim).filter(|l| !l.is_empty()) {
+        Some(listen) => format!("http://{listen}/healthz"),
+        None => config::defaults::HEALTH_URL.to_owned(),
+    }
+}
+
+/// Writes `iamwatchd.1` and one `iamwatchd-NAME.1` per visible subcommand; returns their paths.
+/// The pages carry the release only (not the commit), so the same release gives the same pages.
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let source = concat!("iamwatchd ", env!("CARGO_PKG_VERSION"));
+    let root = Cli::command().version(env!("CARGO_PKG_VERSION"));
+    let mut pages = vec![(String::from("iamwatchd"), root.clone())];
+    for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("iamwatchd-{}", sub.get_name());
+        // clap names are 'static; a one-shot command can leak the handful it makes.
+        let command = sub
+            .clone()
+            .name(&*name.clone().leak())
+            .bin_name(format!("iamwatchd {}", sub.get_name()));
+        pages.push((name, command));
+    }
+    let mut written = Vec::new();
+    for (name, command) in pages {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command)
+            .source(source)
+            .manual("iamwatchd manual")
+            .render(&mut page)?;
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, page).with_context(|| format!("write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 /// Tokio worker threads (see `main`).
@@ -422,6 +490,50 @@ mod tests {
                 "{sub} missing from the bash completions"
             );
         }
+    }
+
+    #[test]
+    fn version_names_the_commit_and_the_build_date() {
+        let version = Cli::command().render_version();
+        assert!(version.starts_with(concat!(
+            "iamwatchd ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        )));
+        assert!(version.contains(", built 2"), "{version}");
+    }
+
+    #[test]
+    fn health_follows_the_listener_override() {
+        assert_eq!(health_url(None), config::defaults::HEALTH_URL);
+        assert_eq!(health_url(Some(" ")), config::defaults::HEALTH_URL);
+        assert_eq!(
+            health_url(Some("127.0.0.1:40001")),
+            "http://127.0.0.1:40001/healthz"
+        );
+    }
+
+    #[test]
+    fn man_pages_cover_every_subcommand() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_man_pages(dir.path()).unwrap();
+        let names: Vec<_> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let expected: Vec<String> = std::iter::once("iamwatchd.1".to_owned())
+            .chain(
+                Cli::command()
+                    .get_subcommands()
+                    .filter(|s| !s.is_hide_set())
+                    .map(|s| format!("iamwatchd-{}.1", s.get_name())),
+            )
+            .collect();
+        assert_eq!(names, expected);
+        assert!(names.contains(&"iamwatchd-run.1".to_owned()));
+        let run = std::fs::read_to_string(dir.path().join("iamwatchd-run.1")).unwrap();
+        assert!(run.contains(".TH iamwatchd-run 1"), "{run}");
+        assert!(run.contains("SIGTERM"), "the long help is in the page");
     }
 
     #[test]

@@ -21,7 +21,16 @@ pub(crate) struct Daemon {
 pub(crate) fn write_config(dir: &Path, emulator: &Emulator, extra: &str) -> PathBuf {
     let state = dir.join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let config = format!(
+    let config = config_text(&state.display().to_string(), emulator, extra);
+    let path = dir.join("iamwatchd.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// [`write_config`]'s text, with the state directory as the daemon will see it (the container
+/// test's is a volume inside the container).
+pub(crate) fn config_text(state: &str, emulator: &Emulator, extra: &str) -> String {
+    format!(
         r#"
 [aws]
 region = "us-east-1"
@@ -54,12 +63,8 @@ max_backoff = "1s"
 level = "iamwatchd=debug,info"
 {extra}
 "#,
-        state = state.display(),
         port = emulator.smtp_port.expect("SMTP sink"),
-    );
-    let path = dir.join("iamwatchd.toml");
-    std::fs::write(&path, config).unwrap();
-    path
+    )
 }
 
 impl Daemon {

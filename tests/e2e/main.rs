@@ -16,6 +16,7 @@ mod digest;
 mod emulator;
 mod encryption;
 mod foundation;
+mod install;
 mod notify;
 mod poller;
 mod rules;

@@ -10,7 +10,8 @@
 | POST /_iamwatchd/events    | inject recorded CloudTrail records (see ``inject``)              |
 | GET  /_iamwatchd/events    | every stored record with its account, region and visibility      |
 | POST /_iamwatchd/tick      | run one delivery and alarm-evaluation step now                   |
-| POST /_iamwatchd/smtp      | ``{"paused": true}`` refuses SMTP connections until ``false``     |
+| POST /_iamwatchd/smtp      | ``{"paused": true}`` refuses SMTP connections until ``false``;    |
+|                            | ``{"data_delay": 3}`` holds each DATA 3 s (``holding``: how many) |
 | POST /_iamwatchd/reset     | forget all records, counters, faults and every moto resource     |
 | POST /_iamwatchd/confirm   | ``{"subscription_arn": ARN}``: the recipient clicks the e-mail's  |
 |                            | confirmation link                                                |
@@ -169,14 +170,25 @@ def smtp_control(gateway: "Gateway", environ: dict[str, Any], method: str) -> di
     if gateway.smtp is None:
         raise BadRequest("the emulator runs without an SMTP sink (--no-smtp)")
     if method == "POST":
-        paused = _object(environ).get("paused")
-        if not isinstance(paused, bool):
+        body = _object(environ)
+        paused = body.get("paused")
+        delay = body.get("data_delay")
+        if paused is None and delay is None:
+            raise BadRequest('expected {"paused": true|false} and/or {"data_delay": seconds}')
+        if paused is not None and not isinstance(paused, bool):
             raise BadRequest('expected {"paused": true} or {"paused": false}')
+        if delay is not None and (
+            isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0
+        ):
+            raise BadRequest('expected {"data_delay": seconds >= 0}')
+        if delay is not None:
+            gateway.smtp.slow_data(float(delay))
         if paused and not gateway.smtp.paused:
             gateway.smtp.pause()
-        elif not paused and gateway.smtp.paused:
+        elif paused is False and gateway.smtp.paused:
             gateway.smtp.resume()
-    return {"paused": gateway.smtp.paused, "port": gateway.smtp.port}
+    return {"paused": gateway.smtp.paused, "port": gateway.smtp.port,
+            "holding": gateway.smtp.holding}
 
 
 def reset(gateway: "Gateway") -> dict[str, Any]:

@@ -101,13 +101,39 @@ def test_smtp_can_be_taken_down_and_brought_back_on_the_same_port(emulator):
     import smtplib
 
     status, answer = emulator.control("POST", "smtp", {"paused": True})
-    assert status == 200 and answer == {"paused": True, "port": emulator.smtp_port}
+    assert status == 200 and answer == {"paused": True, "port": emulator.smtp_port, "holding": 0}
     with pytest.raises(ConnectionRefusedError):
         smtplib.SMTP("127.0.0.1", emulator.smtp_port, timeout=5)
     assert emulator.control("POST", "smtp", {"paused": False})[1]["paused"] is False
     with smtplib.SMTP("127.0.0.1", emulator.smtp_port, timeout=5) as client:
         client.sendmail("a@example.com", ["b@example.com"], b"Subject: back\r\n\r\nhello\r\n")
     assert emulator.control("POST", "smtp", {"paused": "yes"})[0] == 400
+
+
+def test_smtp_data_delay_holds_each_message_in_flight(emulator):
+    import smtplib
+    import threading
+    import time
+
+    assert emulator.control("POST", "smtp", {"data_delay": 1.5})[0] == 200
+
+    def send():
+        with smtplib.SMTP("127.0.0.1", emulator.smtp_port, timeout=10) as client:
+            client.sendmail("a@example.com", ["b@example.com"], b"Subject: slow\r\n\r\nhi\r\n")
+
+    started = time.monotonic()
+    sender = threading.Thread(target=send)
+    sender.start()
+    deadline = started + 5
+    while emulator.control("GET", "smtp")[1]["holding"] != 1:
+        assert time.monotonic() < deadline, "the message is never held"
+        time.sleep(0.05)
+    sender.join()
+    assert time.monotonic() - started >= 1.5, "answered only after the delay"
+    assert emulator.control("GET", "smtp")[1]["holding"] == 0
+    assert emulator.control("POST", "smtp", {"data_delay": 0})[0] == 200
+    assert emulator.control("POST", "smtp", {"data_delay": -1})[0] == 400
+    assert emulator.control("POST", "smtp", {})[0] == 400
 
 
 def test_confirm_refuses_unknown_subscriptions_and_bad_bodies(emulator):

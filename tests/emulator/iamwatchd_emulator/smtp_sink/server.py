@@ -146,6 +146,18 @@ class SmtpSink:
             if self._server is None:
                 self._run_step(self._listen)
 
+    def slow_data(self, seconds: float) -> None:
+        """Hold every DATA this long before storing and answering it (0: answer at once)."""
+        with self._lock:
+            self._require_started()
+            assert self._handler is not None
+            self._handler.data_delay = seconds
+
+    @property
+    def holding(self) -> int:
+        """Messages held by ``slow_data`` right now (received, not yet answered)."""
+        return 0 if self._handler is None else self._handler.holding
+
     @property
     def paused(self) -> bool:
         """True between ``pause()`` and ``resume()``."""

@@ -84,6 +84,10 @@ class _SinkHandler:
     ):
         self._maildir = maildir
         self._require_tls = require_tls
+        self.data_delay = 0.0
+        """Seconds each DATA is held before it is stored and answered (a slow server)."""
+        self.holding = 0
+        """Messages received and being held by ``data_delay``: mail in flight."""
         self._credentials = (
             None
             if credentials is None
@@ -140,6 +144,12 @@ class _SinkHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert envelope.mail_from is not None and envelope.original_content is not None
+        if self.data_delay > 0:
+            self.holding += 1
+            try:
+                await asyncio.sleep(self.data_delay)
+            finally:
+                self.holding -= 1
         try:
             path = self._maildir.deliver(
                 envelope.mail_from, envelope.rcpt_tos, envelope.original_content
