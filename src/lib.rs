@@ -23,7 +23,8 @@
 //! - [`config`]'s kit (`problem`, `values`, `shapes`, `secret`, `defaults`): how every
 //!   section reports problems and checks its values; each component's own section lives with
 //!   the component.
-//! - [`analysis`]: what an IAM policy document says, one parser for the whole crate.
+//! - [`analysis`]: what an IAM policy document says (one parser for the whole crate) and what a
+//!   change to one grants: the grants added and removed and the verdicts on them.
 //! - [`rules`]: the one rule catalogue (which records are IAM changes or tampering, how severe,
 //!   the filter patterns generated from it), the allow-list, and the configured [`rules::Ruleset`].
 //! - [`stack`]`::names`: the names and limits the stack's template shares with everything else.
@@ -57,7 +58,7 @@
 // module, and the overviews link to the private items they explain.
 #![allow(rustdoc::private_intra_doc_links)]
 
-pub(crate) mod analysis;
+pub mod analysis;
 pub mod aws;
 pub mod check;
 pub mod config;

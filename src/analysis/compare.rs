@@ -299,10 +299,6 @@ fn escalations(old: Option<&Document>, new: &Document) -> Vec<Verdict> {
         .collect()
 }
 
-fn account_of_arn(arn: &str) -> Option<&str> {
-    arn.split(':').nth(4).filter(|a| !a.is_empty())
-}
-
 /// The trust verdicts: principals an Allow newly admits that are anyone, another account,
 /// or a federated provider with no audience or subject condition.
 fn trust_widened(
@@ -336,7 +332,7 @@ fn trust_widened(
         }
         let reason = match kind.as_str() {
             "*" => Some("the role now trusts anyone (Principal \"*\", or NotPrincipal with Allow)".to_owned()),
-            "AWS" => match (account_of_arn(&value), own_account) {
+            "AWS" => match (super::account_in_arn(&value), own_account) {
                 (Some(theirs), Some(ours)) if theirs != ours => {
                     Some(format!("the role now trusts another account, {theirs} ({value})"))
                 }

@@ -10,6 +10,7 @@
 //! is "previous version unknown", never a lost finding.
 
 pub(crate) mod compare;
+pub mod config;
 pub(crate) mod document;
 pub(crate) mod escalation;
 pub(crate) mod lookup;
@@ -173,6 +174,15 @@ pub(crate) struct Plan {
     pub note: Option<String>,
 }
 
+/// A boolean request parameter, as CloudTrail writes it (`true`) or as a string (`"true"`).
+pub(crate) fn flag(params: &Value, key: &str) -> bool {
+    match params.get(key) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
 fn text(params: &Value, key: &str) -> Option<String> {
     params
         .get(key)
@@ -285,10 +295,7 @@ pub(crate) fn plan(record: &Record) -> Option<Plan> {
         "CreatePolicyVersion" => {
             let arn = text(params, "policyArn")?;
             plan.after = Source::Request(params.get("policyDocument")?.clone());
-            let default = params
-                .get("setAsDefault")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let default = flag(params, "setAsDefault");
             if default {
                 plan.before = Source::Managed {
                     arn: arn.clone(),
@@ -395,6 +402,23 @@ impl Plan {
         analysis.verdicts.sort_by_key(|v| v.kind);
         analysis
     }
+}
+
+/// The analysis of `record` from the documents it carries alone (for `iamwatchd scan`,
+/// which reads no snapshots and no IAM): the other sides are "unknown".
+pub(crate) fn from_record(record: &Record) -> Option<Analysis> {
+    let plan = plan(record)?;
+    let side = |source: &Source| match source {
+        Source::Nothing => Side::Nothing,
+        Source::Request(value) => side_of(value),
+        _ => Side::Unknown("`iamwatchd scan` reads no stored snapshots or IAM versions".to_owned()),
+    };
+    Some(plan.analyse(&side(&plan.before), &side(&plan.after)))
+}
+
+/// The account in an ARN (`arn:aws:iam::111122223333:role/x` → `111122223333`).
+pub(crate) fn account_in_arn(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
 /// A side read from a document held in the request or the store.

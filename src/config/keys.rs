@@ -72,6 +72,10 @@ pub(crate) fn schema() -> Vec<(&'static str, &'static [&'static str])> {
         ("log", fields_of::<RawLog>()),
         ("metrics", fields_of::<RawMetrics>()),
         ("delivery", fields_of::<RawDelivery>()),
+        (
+            "analysis",
+            fields_of::<crate::analysis::config::RawAnalysis>(),
+        ),
     ]
 }
 

@@ -20,6 +20,7 @@ pub mod webhook;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::Analysis;
 use crate::event::{Record, SeenBy};
 use crate::rules::Classification;
 pub use render::{Field, Section};
@@ -35,6 +36,9 @@ pub struct Alert {
     pub detected_at: DateTime<Utc>,
     /// Which watcher saw it.
     pub seen_by: SeenBy,
+    /// What the change grants, for changes to policies: the grants added and removed and the
+    /// verdicts (the severity in `classification` already reflects them).
+    pub analysis: Option<Analysis>,
 }
 
 impl Alert {
@@ -82,6 +86,13 @@ pub struct Message {
     /// about itself.
     #[serde(default)]
     pub time: Option<DateTime<Utc>>,
+    /// The plain sentence a person reads first ("alice attached AdministratorAccess to user
+    /// bob: bob can now do anything"). Empty in rows queued by an older version.
+    #[serde(default)]
+    pub summary: String,
+    /// What the change grants (policy changes only), every string one bounded line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
 }
 
 impl Message {
@@ -117,6 +128,8 @@ impl Message {
             sections: Vec::new(),
             link: None,
             time: None,
+            summary: String::new(),
+            analysis: None,
         }
     }
 

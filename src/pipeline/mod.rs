@@ -23,6 +23,7 @@
 //!   Message-ID derived from the eventID so mail systems can drop even those);
 //! - **one dead notifier never blocks another**: each has its own worker and backoff.
 
+pub(crate) mod analyst;
 pub mod delivery;
 pub mod health;
 pub(crate) mod housekeeping;
@@ -40,6 +41,7 @@ use crate::notify::{Alert, Message};
 use crate::rules::Ruleset;
 use crate::source::{Accepted, Batch, CursorUpdate, EmptyAlarm, Intake, IntakeError};
 use crate::store::{NewEvent, Notification, Recorded, SetCursor, SharedStore, StoreError};
+use analyst::Analyst;
 
 /// Turns records into stored events with their queued messages, for every source: judges each
 /// record, renders it once, and records it with one outbox row per notifier in one
@@ -52,6 +54,7 @@ pub(crate) struct Reporter {
     routes: Arc<[(String, Route)]>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    analyst: Analyst,
 }
 
 impl Reporter {
@@ -71,7 +74,15 @@ impl Reporter {
             routes: routes.into(),
             wake,
             metrics,
+            analyst: Analyst::offline(),
         }
+    }
+
+    /// The reporter with `analyst` analysing policy changes (the default looks nothing up in
+    /// IAM: managed policy versions are "unknown").
+    pub fn with_analyst(mut self, analyst: Analyst) -> Reporter {
+        self.analyst = analyst;
+        self
     }
 
     /// The store it records into.
@@ -95,11 +106,29 @@ impl Reporter {
         cursor: Option<CursorUpdate>,
     ) -> Result<Vec<Recorded>, StoreError> {
         let now = Utc::now();
+        // The lookups first, asynchronously and within their budget: judging, rendering and
+        // recording stay one synchronous step.
+        let analysed = self.analyst.analyse(&self.store, &records).await;
         let items = records
             .into_iter()
-            .filter_map(|record| self.alert_item(record, seen_by, now))
+            .zip(analysed.analyses)
+            .filter_map(|(record, analysis)| self.alert_item(record, analysis, seen_by, now))
             .collect();
-        self.record(items, cursor).await
+        let results = self.record(items, cursor).await?;
+        // After the findings: a crash in between leaves a snapshot older than the change,
+        // so the change is compared with more than it changed, never with itself.
+        if !analysed.writes.is_empty() {
+            let writes = analysed.writes;
+            let written = self
+                .store
+                .with(move |store| store.write_snapshots(&writes, None, now))
+                .await;
+            if let Err(error) = written {
+                tracing::warn!(%error, "could not record the policy snapshots; the next change \
+                    to these policies will say \"previous version unknown\"");
+            }
+        }
+        Ok(results)
     }
 
     /// The stored event and its queued messages for `record`, or `None` when the rules say it
@@ -107,15 +136,17 @@ impl Reporter {
     fn alert_item(
         &self,
         record: Record,
+        analysis: Option<crate::analysis::Analysis>,
         seen_by: SeenBy,
         now: DateTime<Utc>,
     ) -> Option<(NewEvent, Vec<Notification>)> {
-        let classification = self.ruleset.judge(&record)?;
+        let classification = self.ruleset.judge_with(&record, analysis.as_ref())?;
         let alert = Alert {
             classification,
             detected_at: now,
             seen_by,
             record,
+            analysis,
         };
         let message = alert.render();
         let event = NewEvent {

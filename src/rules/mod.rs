@@ -23,6 +23,7 @@ pub mod catalogue;
 pub mod patterns;
 pub(crate) mod ruleset;
 pub mod severity;
+pub(crate) mod verdicts;
 
 use crate::event::Record;
 pub use allow::AllowRule;

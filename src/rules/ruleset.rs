@@ -59,7 +59,21 @@ impl Ruleset {
 
     /// The verdict on a record, or `None` when it must not be reported.
     pub fn judge(&self, record: &Record) -> Option<Classification> {
+        self.judge_with(record, None)
+    }
+
+    /// [`Ruleset::judge`] with the analysis of what the change grants, which may raise or
+    /// lower the severity before the minimum severity applies.
+    pub(crate) fn judge_with(
+        &self,
+        record: &Record,
+        analysis: Option<&crate::analysis::Analysis>,
+    ) -> Option<Classification> {
         let classification = classify(record)?;
+        let classification = match analysis {
+            Some(analysis) => super::verdicts::with_analysis(classification, analysis),
+            None => classification,
+        };
         if classification.attempt && self.failed_calls == FailedCalls::Ignore {
             return None;
         }

@@ -87,9 +87,9 @@ pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), Sc
         records = cloudtrail::history(&region, since, rate).await?;
         tally.records = records.len();
         for record in &records {
-            if let Some(verdict) = ruleset.judge(record) {
+            if let Some(finding) = Finding::judged(record, &ruleset) {
                 tally.findings += 1;
-                emit(Finding::new(record, &verdict))?;
+                emit(finding)?;
             }
         }
     } else {

@@ -5,6 +5,7 @@
 //! behind.
 
 mod alarm;
+mod analysis;
 mod chat;
 mod check;
 mod cli;

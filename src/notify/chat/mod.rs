@@ -248,6 +248,8 @@ pub(crate) mod testing {
             sections: vec![section],
             link: Some("https://us-east-1.console.aws.amazon.com/cloudtrailv2/home".to_owned()),
             time: None,
+            summary: HOSTILE.to_owned(),
+            analysis: None,
         }
     }
 

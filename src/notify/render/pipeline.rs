@@ -143,10 +143,13 @@ fn synthetic(
         attempt: false,
         event_name: event_name.to_owned(),
         account,
+        // The headline is already the plain sentence the text opens with.
+        summary: headline.clone(),
         headline,
         sections: sections.to_vec(),
         link: None,
         time: Some(Utc::now()),
+        analysis: None,
     }
 }
 
@@ -185,6 +188,8 @@ pub(crate) fn test_message(account: &str) -> Message {
         }],
         link: None,
         time: Some(now),
+        summary: "TEST MESSAGE — nothing changed.".to_owned(),
+        analysis: None,
     }
 }
 
