@@ -412,7 +412,7 @@ pub(crate) fn compare(
     match kind {
         Kind::Identity => {
             let newly_admin = admin_shape(new)
-                .filter(|_| !old.is_some_and(|old| admin_shape(old).is_some()));
+                .filter(|_| old.is_none_or(|old| admin_shape(old).is_none()));
             if let Some((reason, source)) = newly_admin {
                 analysis.verdicts.push(Verdict {
                     kind: VerdictKind::AdminEquivalent,
