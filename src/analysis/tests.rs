@@ -311,3 +311,143 @@ mod properties {
         }
     }
 }
+
+mod plans {
+    use super::*;
+    use crate::analysis::{from_record, plan, Source, Update, Version};
+    use crate::event::Record;
+
+    fn record(name: &str, params: Value, response: Value) -> Record {
+        Record::from_json(json!({
+            "eventID": "p-1", "eventName": name, "eventSource": "iam.amazonaws.com",
+            "recipientAccountId": "111122223333", "requestParameters": params,
+            "responseElements": response,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_event_family_compares_the_right_documents() {
+        let arn = "arn:aws:iam::111122223333:policy/deploy";
+        let version = plan(&record(
+            "CreatePolicyVersion",
+            json!({"policyArn": arn, "policyDocument": "{}", "setAsDefault": "true"}),
+            json!({"policyVersion": {"versionId": "v3"}}),
+        ))
+        .unwrap();
+        assert_eq!(
+            version.before,
+            Source::Managed {
+                arn: arn.into(),
+                version: Version::PreviousDefault
+            }
+        );
+        assert!(
+            matches!(&version.updates[0], Update::Put(k, v) if k.kind == "managed-default" && v == "v3")
+        );
+        let not_default = plan(&record(
+            "CreatePolicyVersion",
+            json!({"policyArn": arn, "policyDocument": "{}", "setAsDefault": false}),
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(
+            not_default.before,
+            Source::Managed {
+                arn: arn.into(),
+                version: Version::Default
+            }
+        );
+        assert!(not_default.updates.is_empty());
+        let switch = plan(&record(
+            "SetDefaultPolicyVersion",
+            json!({"policyArn": arn, "versionId": "v1"}),
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(
+            switch.after,
+            Source::Managed {
+                arn: arn.into(),
+                version: Version::Id("v1".into())
+            }
+        );
+        let detach = plan(&record(
+            "DetachRolePolicy",
+            json!({"policyArn": arn, "roleName": "app"}),
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(
+            (detach.before.clone(), detach.after.clone()),
+            (
+                Source::Managed {
+                    arn: arn.into(),
+                    version: Version::Default
+                },
+                Source::Nothing
+            )
+        );
+        let create_role = plan(&record(
+            "CreateRole",
+            json!({"roleName": "app", "assumeRolePolicyDocument": "{}"}),
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(
+            (create_role.kind, create_role.before),
+            (Kind::Trust, Source::Nothing)
+        );
+        let put = plan(&record(
+            "PutGroupPolicy",
+            json!({"groupName": "ops", "policyName": "p", "policyDocument": "{}"}),
+            Value::Null,
+        ))
+        .unwrap();
+        assert!(
+            matches!(&put.before, Source::Snapshot(k) if k.kind == "group-policy" && k.entity == "ops" && k.name == "p")
+        );
+        let boundary = plan(&record(
+            "PutUserPermissionsBoundary",
+            json!({"userName": "bob", "permissionsBoundary": arn}),
+            Value::Null,
+        ))
+        .unwrap();
+        assert!(
+            matches!(&boundary.updates[0], Update::Put(k, v) if k.entity == "user/bob" && v == arn)
+        );
+        assert!(plan(&record("CreateUser", json!({"userName": "x"}), Value::Null)).is_none());
+    }
+
+    #[test]
+    fn a_removed_boundary_is_a_verdict_even_when_its_policy_is_unknown() {
+        let analysis = from_record(&record(
+            "DeleteRolePermissionsBoundary",
+            json!({"roleName": "app"}),
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(analysis.verdicts[0].kind, VerdictKind::BoundaryRemoved);
+        assert!(
+            analysis
+                .notes
+                .iter()
+                .any(|n| n.contains("previous version unknown")),
+            "{analysis:?}"
+        );
+    }
+
+    #[test]
+    fn a_url_encoded_inline_policy_in_a_record_is_analysed() {
+        let encoded = "%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22iam%3ACreatePolicyVersion%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D";
+        let analysis = from_record(&record(
+            "PutUserPolicy",
+            json!({"userName": "bob", "policyName": "p", "policyDocument": encoded}),
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(analysis.added, ["+ Allow iam:CreatePolicyVersion on *"]);
+        assert_eq!(analysis.verdicts[0].kind, VerdictKind::PrivilegeEscalation);
+        assert!(analysis.verdicts[0].source.contains("Rhino #1"));
+    }
+}
