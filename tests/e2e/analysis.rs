@@ -248,3 +248,116 @@ async fn each_policy_change_says_what_it_grants_against_the_seeded_or_looked_up_
     assert!(tag.starts_with("root added a tag to role app"), "{tag}");
     drop(daemon);
 }
+
+#[tokio::test]
+async fn boundaries_detachments_group_policies_and_new_policies_are_analysed() {
+    let emulator = Emulator::start();
+    let (topic_arn, queue_url) = emulator.topic_with_queue("alerts", true).await;
+    let iam = Iam::new(&emulator.sdk_config().await);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &emulator,
+        dir.path(),
+        &format!("[sns]\ntopic_arn = \"{topic_arn}\"\nregion = \"us-east-1\"\n"),
+    );
+    wait_until("the seed", || {
+        daemon
+            .log()
+            .contains("seeded the policy snapshots")
+            .then_some(())
+    })
+    .await;
+    iam.create_role()
+        .role_name("app")
+        .assume_role_policy_document(TRUST_OWN)
+        .send()
+        .await
+        .unwrap();
+    let created = iam
+        .create_policy()
+        .policy_name("cap")
+        .policy_document(READ_LOGS)
+        .send()
+        .await
+        .unwrap();
+    let cap = created.policy().unwrap().arn().unwrap().to_owned();
+    iam.put_role_permissions_boundary()
+        .role_name("app")
+        .permissions_boundary(&cap)
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role_permissions_boundary()
+        .role_name("app")
+        .send()
+        .await
+        .unwrap();
+    iam.attach_role_policy()
+        .role_name("app")
+        .policy_arn(&cap)
+        .send()
+        .await
+        .unwrap();
+    iam.detach_role_policy()
+        .role_name("app")
+        .policy_arn(&cap)
+        .send()
+        .await
+        .unwrap();
+    iam.create_group().group_name("ops").send().await.unwrap();
+    iam.put_group_policy()
+        .group_name("ops")
+        .policy_name("admin")
+        .policy_document(EVERYTHING)
+        .send()
+        .await
+        .unwrap();
+
+    let names = [
+        "CreatePolicy",
+        "PutRolePermissionsBoundary",
+        "DeleteRolePermissionsBoundary",
+        "DetachRolePolicy",
+        "PutGroupPolicy",
+    ];
+    let by_name = messages(&emulator, &queue_url, &names).await;
+    assert_has(
+        one(&by_name, "CreatePolicy"),
+        &[
+            "+ Allow s3:GetObject on arn:aws:s3:::logs/*",
+            "grants nothing until it is attached",
+        ],
+    );
+    assert_has(
+        one(&by_name, "PutRolePermissionsBoundary"),
+        &[
+            "root set the permissions boundary cap on role app",
+            "+ Allow s3:GetObject",
+            "caps what the entity's policies can grant",
+        ],
+    );
+    assert_has(
+        one(&by_name, "DeleteRolePermissionsBoundary"),
+        &[
+            "boundary-removed",
+            "- Allow s3:GetObject on arn:aws:s3:::logs/*",
+            "app's policies now apply without a cap",
+        ],
+    );
+    assert_has(
+        one(&by_name, "DetachRolePolicy"),
+        &[
+            "- Allow s3:GetObject on arn:aws:s3:::logs/*",
+            "only removes permissions",
+        ],
+    );
+    assert_has(
+        one(&by_name, "PutGroupPolicy"),
+        &[
+            "CRITICAL admin-equivalent: PutGroupPolicy",
+            "ops can now do anything",
+            "previous version unknown",
+        ],
+    );
+    drop(daemon);
+}
