@@ -25,7 +25,8 @@
 //! - [`config`]'s kit (`problem`, `values`, `shapes`, `secret`, `defaults`): how every
 //!   section reports problems and checks its values; each component's own section lives with
 //!   the component.
-//! - [`analysis`]: what an IAM policy document says, one parser for the whole crate.
+//! - [`analysis`]: what an IAM policy document says (one parser for the whole crate) and what a
+//!   change to one grants: the grants added and removed and the verdicts on them.
 //! - [`rules`]: the one rule catalogue (which records are IAM changes, tampering, Identity
 //!   Center or Organizations changes, root use, console sign-ins without MFA; how severe; the
 //!   filter patterns generated from it), the allow-list, and the configured [`rules::Ruleset`].
@@ -60,7 +61,7 @@
 // module, and the overviews link to the private items they explain.
 #![allow(rustdoc::private_intra_doc_links)]
 
-pub(crate) mod analysis;
+pub mod analysis;
 pub mod aws;
 pub mod check;
 pub mod config;

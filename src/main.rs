@@ -89,6 +89,18 @@ enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// The analysis of policy changes.
+    #[command(subcommand)]
+    Analysis(AnalysisCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AnalysisCommand {
+    /// Record the account's inline policies, trust policies, permissions boundaries and
+    /// managed policies' default versions (IAM GetAccountAuthorizationDetails, paged, within
+    /// [analysis] seed_requests_per_second and seed_max_requests) as the previous versions the
+    /// next changes are compared with. The daemon does this once on its first start.
+    Seed(ConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -358,6 +370,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_UNAVAILABLE));
             }
             println!("ready");
+        }
+        Command::Analysis(AnalysisCommand::Seed(args)) => {
+            let config = load_config(&args.config)?;
+            init_logging(&config.log);
+            let done = iamwatchd::daemon::seed_analysis(&config)
+                .await
+                .context("iamwatchd analysis seed")?;
+            println!("{done}");
         }
         Command::Template => {
             print!("{}", template::template_json());

@@ -29,6 +29,8 @@ enum ShippedPolicy {
 fn registry() -> Vec<(&'static [&'static str], ShippedPolicy)> {
     use ShippedPolicy::{Daemon, Deploy};
     vec![
+        (crate::analysis::lookup::ACTIONS, Daemon),
+        (crate::analysis::seed::ACTIONS, Daemon),
         (crate::check::ACTIONS, Daemon),
         (crate::check::stack::ACTIONS, Daemon),
         (crate::check::encryption::ACTIONS, Daemon),

@@ -75,6 +75,10 @@ pub(crate) fn schema() -> Vec<(&'static str, &'static [&'static str])> {
         ("delivery", fields_of::<RawDelivery>()),
         ("identity_center", fields_of::<RawIdentityCenter>()),
         ("digest", fields_of::<RawDigest>()),
+        (
+            "analysis",
+            fields_of::<crate::analysis::config::RawAnalysis>(),
+        ),
     ]
 }
 

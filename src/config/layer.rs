@@ -223,6 +223,9 @@ fn clean_root(root: &mut Map<String, Value>, from_env: &[String], problems: &mut
             "log" => clean_table::<RawLog>("log", &mut table, problems),
             "metrics" => clean_table::<RawMetrics>("metrics", &mut table, problems),
             "delivery" => clean_table::<RawDelivery>("delivery", &mut table, problems),
+            "analysis" => clean_table::<crate::analysis::config::RawAnalysis>(
+                "analysis", &mut table, problems,
+            ),
             "notifiers" => clean_notifiers(&mut table, from_env, problems),
             "identity_center" => {
                 clean_table::<RawIdentityCenter>("identity_center", &mut table, problems)

@@ -73,6 +73,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Notification retries.
     pub delivery: DeliveryConfig,
+    /// The analysis of policy changes.
+    pub analysis: crate::analysis::config::AnalysisConfig,
     /// Things that work but deserve a second look (e.g. a metrics listener on a public address).
     pub warnings: Vec<Problem>,
 }

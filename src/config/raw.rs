@@ -35,6 +35,8 @@ pub(crate) struct RawConfig {
     pub(crate) rules: Ruleset,
     /// Durable state.
     pub(crate) store: RawStore,
+    /// The analysis of policy changes.
+    pub(crate) analysis: crate::analysis::config::RawAnalysis,
     /// SMTP notifier; absent = not used.
     pub(crate) smtp: Option<RawSmtp>,
     /// SNS notifier; absent = not used.

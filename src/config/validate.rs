@@ -103,6 +103,7 @@ impl RawConfig {
         let log = validate_log(&self.log, &mut problems);
         let metrics = validate_metrics(&self.metrics, &mut problems);
         let delivery = self.delivery.validate(&mut problems);
+        let analysis = self.analysis.validate(&mut problems);
 
         if !problems.errors.is_empty() {
             return Err((problems.errors, problems.warnings));
@@ -126,6 +127,7 @@ impl RawConfig {
             log,
             metrics,
             delivery,
+            analysis,
             warnings: problems.warnings,
         })
     }

@@ -41,6 +41,39 @@ pub enum DaemonError {
     /// The metrics listener.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::ListenError),
+    /// `iamwatchd analysis seed` could not read IAM or record what it read.
+    #[error("seeding the policy snapshots: {0}")]
+    Seed(String),
+}
+
+/// `iamwatchd analysis seed`: records the account's inline policies, trust policies,
+/// permissions boundaries and managed policies' default versions as the previous versions the
+/// analysis compares the next changes with. Returns what it did, in words.
+pub async fn seed_analysis(config: &Config) -> Result<String, DaemonError> {
+    let store =
+        crate::store::SharedStore::new(crate::store::Store::open(&config.store.state_directory)?);
+    let iam = wiring::iam_client(config).await;
+    let report = crate::pipeline::analyst::seed(&store, &iam, &config.analysis)
+        .await
+        .map_err(DaemonError::Seed)?;
+    Ok(format!(
+        "recorded {} policy snapshots of account(s) {} in {} request(s){}",
+        report.snapshots,
+        if report.accounts.is_empty() {
+            "none".to_owned()
+        } else {
+            report.accounts.join(", ")
+        },
+        report.requests,
+        if report.complete {
+            String::new()
+        } else {
+            format!(
+                "; stopped at analysis.seed_max_requests = {}: the rest of the account is not seeded",
+                config.analysis.seed_max_requests
+            )
+        }
+    ))
 }
 
 /// Runs the daemon until `shutdown` completes.
@@ -80,6 +113,7 @@ pub async fn run(
         .start(parts.reporter.clone())
         .await?;
     let polling = tokio::spawn(poller.run(Arc::new(parts.reporter.clone()), stop_polling.clone()));
+    wiring::seed_on_first_start(&config, parts.store.clone(), parts.iam.clone());
     let alarm_path = wiring::alarm_path(&config, parts.reporter.clone())
         .await
         .map(|path| tokio::spawn(path.run(stop_polling.clone())));

@@ -9,9 +9,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::DaemonError;
+use crate::analysis::lookup::Iam;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::notify::{registry, Notifier};
+use crate::pipeline::analyst::{self, Analyst};
 use crate::pipeline::housekeeping::Housekeeping;
 use crate::pipeline::Reporter;
 use crate::rules::{self, Recorded};
@@ -34,6 +36,8 @@ pub(crate) struct Parts {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) wake: Arc<Notify>,
     pub(crate) reporter: Reporter,
+    /// The IAM client the analysis reads managed policies and the seed with.
+    pub(crate) iam: aws_sdk_iam::Client,
 }
 
 impl Parts {
@@ -52,21 +56,60 @@ impl Parts {
             config.poller.health_max_age(),
         ));
         let wake = Arc::new(Notify::new());
+        let iam = iam_client(config).await;
+        let analyst = Analyst::new(Some(Iam::new(iam.clone())), &config.analysis);
         let reporter = Reporter::new(
             store.clone(),
             config.rules.clone(),
             config.notifiers().outlets(),
             wake.clone(),
             metrics.clone(),
-        );
+        )
+        .with_analyst(analyst);
         Ok(Parts {
             store,
             notifiers,
             metrics,
             wake,
             reporter,
+            iam,
         })
     }
+}
+
+/// The IAM client (IAM is global: its endpoint is in the configured region's partition).
+pub(crate) async fn iam_client(config: &Config) -> aws_sdk_iam::Client {
+    let sdk = crate::aws::loader(&config.aws.region, config.aws.max_attempts)
+        .load()
+        .await;
+    aws_sdk_iam::Client::new(&sdk)
+}
+
+/// On the first start (no seed recorded) and when `analysis.seed_on_start` is set, seeds the
+/// policy snapshots in the background: the poller never waits for it.
+pub(crate) fn seed_on_first_start(config: &Config, store: SharedStore, iam: aws_sdk_iam::Client) {
+    if !config.analysis.enabled || !config.analysis.seed_on_start {
+        return;
+    }
+    let analysis = config.analysis.clone();
+    tokio::spawn(async move {
+        match store.with(|s| s.any_seed()).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot tell whether the policy snapshots were seeded");
+                return;
+            }
+        }
+        match analyst::seed(&store, &iam, &analysis).await {
+            Ok(report) => tracing::info!(snapshots = report.snapshots, requests = report.requests,
+                complete = report.complete, accounts = ?report.accounts,
+                "seeded the policy snapshots from IAM"),
+            Err(error) => tracing::warn!(%error, "could not seed the policy snapshots: changes to \
+                inline and trust policies say \"previous version unknown\" until each has changed \
+                once; `iamwatchd analysis seed` retries (it needs iam:GetAccountAuthorizationDetails)"),
+        }
+    });
 }
 
 /// The poller: IAM in the configured region (us-east-1), and each group of the catalogue where

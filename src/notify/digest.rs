@@ -335,6 +335,8 @@ pub fn render(burst: &ReadyBurst) -> Message {
         attempt: false,
         event_name: "Digest".to_owned(),
         account,
+        // The headline is already the plain sentence a reader needs first.
+        summary: headline.clone(),
         headline,
         sections,
         link: None,
@@ -347,6 +349,7 @@ pub fn render(burst: &ReadyBurst) -> Message {
             content_type: "text/csv".to_owned(),
             text: table,
         }),
+        analysis: None,
     }
 }
 

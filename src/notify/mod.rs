@@ -21,6 +21,7 @@ pub mod webhook;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::Analysis;
 use crate::event::{Record, SeenBy};
 use crate::rules::Classification;
 pub use render::{Field, Section};
@@ -36,6 +37,9 @@ pub struct Alert {
     pub detected_at: DateTime<Utc>,
     /// Which watcher saw it.
     pub seen_by: SeenBy,
+    /// What the change grants, for changes to policies: the grants added and removed and the
+    /// verdicts (the severity in `classification` already reflects them).
+    pub analysis: Option<Analysis>,
 }
 
 impl Alert {
@@ -95,6 +99,13 @@ pub struct Message {
     /// A file for notifiers that can attach one (mail): a digest's whole list as CSV.
     #[serde(default)]
     pub attachment: Option<Attachment>,
+    /// The plain sentence a person reads first ("alice attached AdministratorAccess to user
+    /// bob: bob can now do anything"). Empty in rows queued by an older version.
+    #[serde(default)]
+    pub summary: String,
+    /// What the change grants (policy changes only), every string one bounded line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
 }
 
 /// A file attached to a message.
@@ -145,6 +156,8 @@ impl Message {
             principal: None,
             digest_of: 0,
             attachment: None,
+            summary: String::new(),
+            analysis: None,
         }
     }
 

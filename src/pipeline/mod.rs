@@ -23,6 +23,7 @@
 //!   Message-ID derived from the eventID so mail systems can drop even those);
 //! - **one dead notifier never blocks another**: each has its own worker and backoff.
 
+pub(crate) mod analyst;
 pub mod delivery;
 pub mod health;
 pub(crate) mod housekeeping;
@@ -42,6 +43,7 @@ use crate::rules::DigestMode;
 use crate::rules::Ruleset;
 use crate::source::{Accepted, Batch, CursorUpdate, EmptyAlarm, Intake, IntakeError};
 use crate::store::{NewEvent, Notification, Recorded, SetCursor, SharedStore, StoreError};
+use analyst::Analyst;
 
 /// Turns records into stored events with their queued messages, for every source: judges each
 /// record, renders it once, and records it with one outbox row per notifier in one
@@ -54,6 +56,7 @@ pub(crate) struct Reporter {
     outlets: Arc<[Outlet]>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
+    analyst: Analyst,
 }
 
 impl Reporter {
@@ -73,7 +76,15 @@ impl Reporter {
             outlets: outlets.into(),
             wake,
             metrics,
+            analyst: Analyst::offline(),
         }
+    }
+
+    /// The reporter with `analyst` analysing policy changes (the default looks nothing up in
+    /// IAM: managed policy versions are "unknown").
+    pub fn with_analyst(mut self, analyst: Analyst) -> Reporter {
+        self.analyst = analyst;
+        self
     }
 
     /// The store it records into.
@@ -98,15 +109,19 @@ impl Reporter {
     ) -> Result<Vec<Recorded>, StoreError> {
         let now = Utc::now();
         let mut silenced = Vec::new();
+        // The lookups first, asynchronously and within their budget: judging, rendering and
+        // recording stay one synchronous step.
+        let analysed = self.analyst.analyse(&self.store, &records).await;
         let items = records
             .into_iter()
-            .filter_map(|record| {
+            .zip(analysed.analyses)
+            .filter_map(|(record, analysis)| {
                 if self.ruleset.silenced(&record) {
                     if let Some(key) = burst_key_of(&record) {
                         silenced.push((record.event_id.clone(), key));
                     }
                 }
-                self.alert_item(record, seen_by, now)
+                self.alert_item(record, analysis, seen_by, now)
             })
             .collect();
         if !silenced.is_empty() {
@@ -123,7 +138,21 @@ impl Reporter {
                 tracing::warn!(%error, "cannot count events the allow-list silenced");
             }
         }
-        self.record(items, cursor).await
+        let results = self.record(items, cursor).await?;
+        // After the findings: a crash in between leaves a snapshot older than the change,
+        // so the change is compared with more than it changed, never with itself.
+        if !analysed.writes.is_empty() {
+            let writes = analysed.writes;
+            let written = self
+                .store
+                .with(move |store| store.write_snapshots(&writes, None, now))
+                .await;
+            if let Err(error) = written {
+                tracing::warn!(%error, "could not record the policy snapshots; the next change \
+                    to these policies will say \"previous version unknown\"");
+            }
+        }
+        Ok(results)
     }
 
     /// The stored event and its queued messages for `record`, or `None` when the rules say it
@@ -131,15 +160,17 @@ impl Reporter {
     fn alert_item(
         &self,
         record: Record,
+        analysis: Option<crate::analysis::Analysis>,
         seen_by: SeenBy,
         now: DateTime<Utc>,
     ) -> Option<(NewEvent, Vec<Notification>)> {
-        let classification = self.ruleset.judge(&record)?;
+        let classification = self.ruleset.judge_with(&record, analysis.as_ref())?;
         let alert = Alert {
             classification,
             detected_at: now,
             seen_by,
             record,
+            analysis,
         };
         let message = alert.render();
         let burst =

@@ -24,6 +24,7 @@ pub mod catalogue;
 pub mod patterns;
 pub(crate) mod ruleset;
 pub mod severity;
+pub(crate) mod verdicts;
 
 use serde_json::Value;
 

@@ -64,7 +64,17 @@ impl Ruleset {
 
     /// The verdict on a record, or `None` when it must not be reported.
     pub fn judge(&self, record: &Record) -> Option<Classification> {
-        let classification = self.judge_unsilenced(record)?;
+        self.judge_with(record, None)
+    }
+
+    /// [`Ruleset::judge`] with the analysis of what the change grants, which may raise or
+    /// lower the severity before the minimum severity applies.
+    pub(crate) fn judge_with(
+        &self,
+        record: &Record,
+        analysis: Option<&crate::analysis::Analysis>,
+    ) -> Option<Classification> {
+        let classification = self.judge_unsilenced(record, analysis)?;
         if let Some(rule) = self.silencer(record) {
             tracing::debug!(event_id = %record.event_id, event = %record.event_name, ?rule,
                 "allowed by the allow-list; not reported");
@@ -74,8 +84,16 @@ impl Ruleset {
     }
 
     /// The verdict without the allow-list.
-    fn judge_unsilenced(&self, record: &Record) -> Option<Classification> {
+    fn judge_unsilenced(
+        &self,
+        record: &Record,
+        analysis: Option<&crate::analysis::Analysis>,
+    ) -> Option<Classification> {
         let classification = classify(record, &self.ours)?;
+        let classification = match analysis {
+            Some(analysis) => super::verdicts::with_analysis(classification, analysis),
+            None => classification,
+        };
         if classification.attempt && self.failed_calls == FailedCalls::Ignore {
             return None;
         }
@@ -95,7 +113,7 @@ impl Ruleset {
 
     /// Whether the allow-list silenced `record`, a change that would otherwise be reported.
     pub fn silenced(&self, record: &Record) -> bool {
-        self.silencer(record).is_some() && self.judge_unsilenced(record).is_some()
+        self.silencer(record).is_some() && self.judge_unsilenced(record, None).is_some()
     }
 
     /// How `record`'s findings are digested, by the first allow-list entry with a `digest`

@@ -88,6 +88,10 @@ pub(crate) struct Finding {
     pub error_code: Option<String>,
     /// Why the rules gave this severity.
     pub reason: String,
+    /// What a policy change grants (from the documents in the record: a scan reads no
+    /// snapshots and no managed policies, so those sides are "unknown").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::Analysis>,
 }
 
 impl Finding {
@@ -108,7 +112,19 @@ impl Finding {
             source_ip: record.source_ip.clone(),
             error_code: record.error_code.clone(),
             reason: verdict.reason.clone(),
+            analysis: None,
         }
+    }
+
+    /// The finding for `record` with the analysis of the documents it carries, the severity
+    /// adjusted by it; `None` when the rules do not report it.
+    pub(crate) fn judged(record: &Record, ruleset: &Ruleset) -> Option<Finding> {
+        let analysis = crate::analysis::from_record(record);
+        let verdict = ruleset.judge_with(record, analysis.as_ref())?;
+        Some(Finding {
+            analysis,
+            ..Finding::new(record, &verdict)
+        })
     }
 }
 
@@ -194,8 +210,7 @@ pub(crate) fn scan_text(
                 continue;
             }
         };
-        if let Some(verdict) = ruleset.judge(&record) {
-            let finding = Finding::new(&record, &verdict);
+        if let Some(finding) = Finding::judged(&record, ruleset) {
             if found(&record, finding) {
                 tally.findings += 1;
             }

@@ -107,9 +107,9 @@ pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), Sc
         records.retain(|record| wanted(record));
         tally.records = records.len();
         for record in &records {
-            if let Some(verdict) = ruleset.judge(record) {
+            if let Some(finding) = Finding::judged(record, &ruleset) {
                 tally.findings += 1;
-                emit(Finding::new(record, &verdict))?;
+                emit(finding)?;
             }
         }
     } else {

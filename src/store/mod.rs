@@ -34,6 +34,7 @@
 //! - `schema`: the migrations, applied when a store is opened;
 //! - `events`: cursors, seen events, confirmations by the alarm path;
 //! - `outbox`: the per-notifier queue: due rows, sent, failed, given up, counts;
+//! - `snapshots`: the policy snapshots the analysis compares changes with;
 //! - `upkeep`: what the alarm path has not confirmed, and pruning;
 //! - `shared`: the async face ([`SharedStore`]) the daemon's tasks use;
 //! - `error`: what went wrong and what the operator can do about it.
@@ -45,6 +46,7 @@ mod events;
 mod outbox;
 mod schema;
 mod shared;
+mod snapshots;
 mod upkeep;
 
 use std::collections::BTreeMap;
@@ -60,6 +62,7 @@ pub(crate) use config::RawStore;
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub(crate) use shared::SharedStore;
+pub(crate) use snapshots::SnapshotWrite;
 
 /// The database's file name inside the state directory.
 pub(crate) const FILE_NAME: &str = "iamwatchd.sqlite3";

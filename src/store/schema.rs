@@ -83,6 +83,25 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX silenced_key ON silenced (key, seen_at);
     "#,
+    // 2 → 3: the policy snapshots the analysis compares changes with, and the seed record.
+    r#"
+    CREATE TABLE policy_snapshot (
+        account  TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        entity   TEXT NOT NULL,
+        name     TEXT NOT NULL,
+        document TEXT NOT NULL,
+        as_of    INTEGER NOT NULL,
+        source   TEXT NOT NULL CHECK (source IN ('event', 'seed')),
+        PRIMARY KEY (account, kind, entity, name)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE policy_seed (
+        account   TEXT PRIMARY KEY,
+        seeded_at INTEGER NOT NULL,
+        complete  INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes and understands.

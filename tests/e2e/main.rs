@@ -6,6 +6,7 @@
 
 mod access;
 mod alarm;
+mod analysis;
 mod chat;
 mod check;
 mod cli;

@@ -36,6 +36,7 @@ fn hostile_admin_grant() -> Message {
             reason: "AdministratorAccess attached to a user".to_owned(),
         },
         seen_by: SeenBy::Poller,
+        analysis: None,
     }
     .render()
 }

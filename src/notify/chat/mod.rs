@@ -245,6 +245,7 @@ pub(crate) mod testing {
             headline: format!("CRITICAL PutRolePolicy {HOSTILE} {}", "y".repeat(300)),
             sections: vec![section],
             link: Some("https://us-east-1.console.aws.amazon.com/cloudtrailv2/home".to_owned()),
+            summary: HOSTILE.to_owned(),
             ..Message::for_test("CRITICAL", "iam-change", "PutRolePolicy")
         }
     }

@@ -20,6 +20,7 @@
 mod pipeline;
 mod safe;
 mod sections;
+mod summary;
 
 use serde_json::Value;
 
@@ -71,6 +72,11 @@ fn subject(alert: &Alert) -> String {
         Category::RootUse => subject.push_str(" ROOT"),
         _ => {}
     }
+    if let Some(verdict) = alert.analysis.as_ref().and_then(|a| a.strongest()) {
+        subject.push(' ');
+        subject.push_str(verdict.kind.as_str());
+        subject.push(':');
+    }
     subject.push(' ');
     subject.push_str(&part(&record.event_name));
     if let Some(object) = object_phrase(record) {
@@ -89,16 +95,26 @@ pub fn render(alert: &Alert) -> Message {
     let subject = subject(alert);
     let severity = alert.classification.severity.to_string();
     let link = console_link(record);
-    let sections = [
+    let summary = summary::sentence(alert);
+    let analysis = alert.analysis.as_ref().map(summary::safe_analysis);
+    let mut sections = vec![Section {
+        title: "In short".to_owned(),
+        fields: vec![Field::new("Summary", &summary)],
+    }];
+    sections.extend(analysis.as_ref().map(summary::analysis_section));
+    sections.extend([
         who(record),
         what(alert),
         where_(record),
         when(alert),
         why_and_link(alert, link.as_deref()),
-    ];
+    ]);
     let headline = subject.trim_start_matches("[iamwatchd] ").to_owned();
     Message {
-        text: text_body(&headline, &sections),
+        text: safe::cut_bytes(
+            &format!("{summary}\n\n{}", text_body(&headline, &sections)),
+            safe::TEXT_MAX_BYTES,
+        ),
         html: html_body(&headline, &severity, &sections, link.as_deref()),
         subject,
         event_id: part(&record.event_id),
@@ -108,13 +124,15 @@ pub fn render(alert: &Alert) -> Message {
         event_name: part(&record.event_name),
         account: account_of(record),
         headline,
-        sections: sections.to_vec(),
+        sections,
         link,
         time: Some(record.event_time.unwrap_or(alert.detected_at)),
         target: record.target().map(|t| part(&t)),
         principal: record.identity.principal().map(|p| part(&p)),
         digest_of: 0,
         attachment: None,
+        summary,
+        analysis,
     }
 }
 
@@ -176,6 +194,7 @@ mod tests {
                 attempt: record.failed(),
                 reason: "test reason".to_owned(),
             },
+            analysis: None,
             record,
             detected_at,
             seen_by: SeenBy::Poller,

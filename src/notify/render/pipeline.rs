@@ -143,6 +143,8 @@ fn synthetic(
         attempt: false,
         event_name: event_name.to_owned(),
         account,
+        // The headline is already the plain sentence the text opens with.
+        summary: headline.clone(),
         headline,
         sections: sections.to_vec(),
         link: None,
@@ -151,6 +153,7 @@ fn synthetic(
         principal: None,
         digest_of: 0,
         attachment: None,
+        analysis: None,
     }
 }
 
@@ -193,6 +196,8 @@ pub(crate) fn test_message(account: &str) -> Message {
         principal: None,
         digest_of: 0,
         attachment: None,
+        summary: "TEST MESSAGE — nothing changed.".to_owned(),
+        analysis: None,
     }
 }
 

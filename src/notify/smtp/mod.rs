@@ -292,6 +292,7 @@ mod tests {
             },
             detected_at: "2024-01-01T00:01:00Z".parse().unwrap(),
             seen_by: SeenBy::Poller,
+            analysis: None,
         }
         .render()
     }

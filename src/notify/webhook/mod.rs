@@ -75,6 +75,8 @@ pub fn payload(message: &Message) -> Value {
             "account": message.account,
             "subject": message.subject,
             "headline": message.title(),
+            "summary": message.summary,
+            "analysis": message.analysis,
             "console_link": message.link,
             "sections": message.sections,
             "text": message.text,
