@@ -231,3 +231,22 @@ pub(crate) fn seen_in_store(dir: &Path, event_id: &str) -> bool {
     let store = iamwatchd::store::Store::open(&dir.join("state")).expect("open the store");
     store.seen(event_id).expect("read the store").is_some()
 }
+
+/// How many of `notifier`'s messages the daemon's store has marked sent (read beside the
+/// running daemon, read-only): a test that kills the daemon after seeing messages arrive waits
+/// for this first, or the kill may land between the sink's accepting one and the daemon's
+/// recording it, and the restart sends it again (a duplicate the test did not set out to make).
+pub(crate) fn sent_in_store(dir: &Path, notifier: &str) -> usize {
+    let db = dir.join("state").join("iamwatchd.sqlite3");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the store read-only");
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM outbox WHERE notifier = ?1 AND sent_at IS NOT NULL",
+        [notifier],
+        |r| r.get::<_, i64>(0),
+    )
+    .expect("count the sent messages") as usize
+}

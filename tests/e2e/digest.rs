@@ -6,7 +6,7 @@
 use aws_sdk_iam::types::Tag;
 use aws_sdk_iam::Client as Iam;
 
-use crate::daemon::{header, mails_about, wait_until, write_config, Daemon};
+use crate::daemon::{header, mails_about, sent_in_store, wait_until, write_config, Daemon};
 use crate::emulator::Emulator;
 
 /// The role `ci`, assumed: an IAM client acting as its session `apply-1`.
@@ -116,6 +116,14 @@ async fn a_200_change_apply_is_three_messages_two_critical_and_one_digest_across
             .filter(|s| s.contains("TagRole"))
             .count();
         (tags == 3 && subjects(&emulator, "AttachRolePolicy").len() == 1).then_some(())
+    })
+    .await;
+    // The kill comes once the store has recorded every message the sinks took: this test is
+    // about the burst across a crash, not about the crash window of one send.
+    wait_until("the store to record every message the sinks took", || {
+        (sent_in_store(dir.path(), "smtp") == subjects(&emulator, "iamwatchd").len()
+            && sent_in_store(dir.path(), "ops") == slack_titles(&emulator).len())
+        .then_some(())
     })
     .await;
     daemon.kill();
