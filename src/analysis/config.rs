@@ -1,6 +1,7 @@
 //! `[analysis]`: whether policy changes are analysed, how long the daemon may spend looking
 //! managed policies up in IAM before it reports a change with "previous version unknown", and
-//! the seed of the policy snapshots from IAM.
+//! the seed of the policy snapshots from IAM, and whether IAM Access Analyzer is asked for a
+//! second opinion (billed per call, so off unless asked for).
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct AnalysisConfig {
     pub seed_requests_per_second: f64,
     /// The seed's requests per run at most (pages of 100 entities).
     pub seed_max_requests: u32,
+    /// Ask IAM Access Analyzer for a second opinion on each change (billed per call by AWS).
+    pub access_analyzer: bool,
 }
 
 impl Default for AnalysisConfig {
@@ -44,6 +47,7 @@ pub(crate) struct RawAnalysis {
     seed_on_start: bool,
     seed_requests_per_second: f64,
     seed_max_requests: u32,
+    access_analyzer: bool,
 }
 
 impl Default for RawAnalysis {
@@ -55,6 +59,7 @@ impl Default for RawAnalysis {
             seed_on_start: true,
             seed_requests_per_second: 2.0,
             seed_max_requests: 100,
+            access_analyzer: false,
         }
     }
 }
@@ -90,6 +95,7 @@ impl RawAnalysis {
             seed_on_start: self.seed_on_start,
             seed_requests_per_second: self.seed_requests_per_second,
             seed_max_requests: self.seed_max_requests,
+            access_analyzer: self.access_analyzer,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub(crate) mod compare;
 pub mod config;
+pub mod cross_check;
 pub(crate) mod document;
 pub(crate) mod escalation;
 pub(crate) mod lookup;
@@ -93,6 +94,9 @@ pub struct Analysis {
     /// Whether the previous version was known (so `removed` is complete).
     #[serde(default)]
     pub previous_known: bool,
+    /// IAM Access Analyzer's answer, when `analysis.access_analyzer` asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_analyzer: Option<cross_check::CrossCheck>,
 }
 
 impl Analysis {

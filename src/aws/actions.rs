@@ -29,6 +29,7 @@ enum ShippedPolicy {
 fn registry() -> Vec<(&'static [&'static str], ShippedPolicy)> {
     use ShippedPolicy::{Daemon, Deploy};
     vec![
+        (crate::analysis::cross_check::ACTIONS, Daemon),
         (crate::analysis::lookup::ACTIONS, Daemon),
         (crate::analysis::seed::ACTIONS, Daemon),
         (crate::check::ACTIONS, Daemon),

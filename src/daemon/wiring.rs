@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::DaemonError;
+use crate::analysis::cross_check::AccessAnalyzer;
 use crate::analysis::lookup::Iam;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -57,7 +58,11 @@ impl Parts {
         ));
         let wake = Arc::new(Notify::new());
         let iam = iam_client(config).await;
-        let analyst = Analyst::new(Some(Iam::new(iam.clone())), &config.analysis);
+        let analyst = Analyst::new(
+            Some(Iam::new(iam.clone())),
+            access_analyzer(config).await,
+            &config.analysis,
+        );
         let reporter = Reporter::new(
             store.clone(),
             config.rules.clone(),
@@ -83,6 +88,20 @@ pub(crate) async fn iam_client(config: &Config) -> aws_sdk_iam::Client {
         .load()
         .await;
     aws_sdk_iam::Client::new(&sdk)
+}
+
+/// IAM Access Analyzer, when `analysis.access_analyzer` asks for its second opinion (in the
+/// configured region: its policy checks are regional and read no account data).
+async fn access_analyzer(config: &Config) -> Option<AccessAnalyzer> {
+    if !config.analysis.enabled || !config.analysis.access_analyzer {
+        return None;
+    }
+    let sdk = crate::aws::loader(&config.aws.region, config.aws.max_attempts)
+        .load()
+        .await;
+    Some(AccessAnalyzer::new(aws_sdk_accessanalyzer::Client::new(
+        &sdk,
+    )))
 }
 
 /// On the first start (no seed recorded) and when `analysis.seed_on_start` is set, seeds the

@@ -4,7 +4,7 @@
 //! time leaves that side "unknown": the finding is reported all the same, never delayed past
 //! the budget and never lost.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use chrono::Utc;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::analysis::cross_check::{AccessAnalyzer, CrossCheck, Question};
 use crate::analysis::lookup::Iam;
 use crate::analysis::{self, Analysis, Side, SnapshotKey, Source, Update, Version};
 use crate::event::Record;
@@ -21,6 +22,8 @@ use crate::store::{SharedStore, SnapshotWrite};
 #[derive(Clone)]
 pub(crate) struct Analyst {
     iam: Option<Arc<Iam>>,
+    /// The optional second opinion (`analysis.access_analyzer`).
+    access_analyzer: Option<Arc<AccessAnalyzer>>,
     /// Longest wait for one record's IAM lookups.
     lookup_timeout: Duration,
     /// Longest time all lookups of one batch may take together.
@@ -39,24 +42,37 @@ impl Analyst {
     pub(crate) fn offline() -> Analyst {
         Analyst {
             iam: None,
+            access_analyzer: None,
             lookup_timeout: Duration::from_secs(5),
             batch_budget: Duration::from_secs(10),
             enabled: true,
         }
     }
 
-    /// An analyst looking managed policies up through `iam`.
-    pub(crate) fn new(iam: Option<Iam>, config: &analysis::config::AnalysisConfig) -> Analyst {
+    /// An analyst looking managed policies up through `iam`, and asking `access_analyzer`
+    /// for a second opinion when there is one.
+    pub(crate) fn new(
+        iam: Option<Iam>,
+        access_analyzer: Option<AccessAnalyzer>,
+        config: &analysis::config::AnalysisConfig,
+    ) -> Analyst {
         Analyst {
             iam: iam.map(Arc::new),
+            access_analyzer: access_analyzer.map(Arc::new),
             lookup_timeout: config.lookup_timeout,
             batch_budget: config.batch_budget,
             enabled: config.enabled,
         }
     }
 
-    /// Analyses every policy change among `records`, reading snapshots from `store`.
-    pub(crate) async fn analyse(&self, store: &SharedStore, records: &[Record]) -> Analysed {
+    /// Analyses every policy change among `records` but those in `seen`, reading snapshots
+    /// from `store`.
+    pub(crate) async fn analyse(
+        &self,
+        store: &SharedStore,
+        records: &[Record],
+        seen: &HashSet<String>,
+    ) -> Analysed {
         let mut analysed = Analysed {
             analyses: Vec::with_capacity(records.len()),
             writes: Vec::new(),
@@ -66,7 +82,7 @@ impl Analyst {
         // with the first one's document, not with the store's older one.
         let mut overlay: HashMap<SnapshotKey, Option<String>> = HashMap::new();
         for record in records {
-            let plan = if self.enabled {
+            let plan = if self.enabled && !seen.contains(&record.event_id) {
                 analysis::plan(record)
             } else {
                 None
@@ -81,9 +97,11 @@ impl Analyst {
                 overlay: &overlay,
                 deadline,
             };
-            let before = fetch.side(&plan.before).await;
-            let after = fetch.side(&plan.after).await;
-            analysed.analyses.push(Some(plan.analyse(&before, &after)));
+            let before = fetch.fetch(&plan.before).await;
+            let after = fetch.fetch(&plan.after).await;
+            let mut analysis = plan.analyse(&before.side(), &after.side());
+            analysis.access_analyzer = fetch.cross_check(plan.kind, &before, &after).await;
+            analysed.analyses.push(Some(analysis));
             if record.failed() {
                 continue;
             }
@@ -178,12 +196,13 @@ impl Fetch<'_> {
         .await
     }
 
-    async fn side(&self, source: &Source) -> Side {
+    /// One side's document as fetched (the store, the request or IAM).
+    async fn fetch(&self, source: &Source) -> Fetched {
         let result = match source {
-            Source::Nothing => return Side::Nothing,
-            Source::Request(value) => return analysis::side_of(value),
+            Source::Nothing => return Fetched::Nothing,
+            Source::Request(value) => return Fetched::Document(value.clone()),
             Source::Snapshot(key) => match self.snapshot(key).await {
-                Ok(Some(text)) => return analysis::side_of(&Value::String(text)),
+                Ok(Some(text)) => return Fetched::Document(Value::String(text)),
                 Ok(None) => Err(
                     "no snapshot of it was recorded (`iamwatchd analysis seed` records one)"
                         .to_owned(),
@@ -201,8 +220,58 @@ impl Fetch<'_> {
             },
         };
         match result {
-            Ok(document) => analysis::side_of(&document),
-            Err(why) => Side::Unknown(why),
+            Ok(document) => Fetched::Document(document),
+            Err(why) => Fetched::Unknown(why),
+        }
+    }
+
+    /// Access Analyzer's answer on the change, when it is to be asked and there is a question
+    /// it can answer; within the same time budget as the lookups.
+    async fn cross_check(
+        &self,
+        kind: analysis::Kind,
+        before: &Fetched,
+        after: &Fetched,
+    ) -> Option<CrossCheck> {
+        let checker = self.analyst.access_analyzer.as_deref()?;
+        let question = Question::for_change(kind, before.known(), after.document())?;
+        let asked = self.timed(async { Ok(checker.ask(&question).await) }).await;
+        Some(asked.unwrap_or_else(|why| CrossCheck::timed_out(question.check(), &why)))
+    }
+}
+
+/// One side as fetched, before it is read as a policy.
+enum Fetched {
+    /// No policy (not yet, or no longer).
+    Nothing,
+    /// The document as it came (JSON, or a string of JSON or URL-encoded JSON).
+    Document(Value),
+    /// Not known, and why.
+    Unknown(String),
+}
+
+impl Fetched {
+    fn side(&self) -> Side {
+        match self {
+            Fetched::Nothing => Side::Nothing,
+            Fetched::Document(value) => analysis::side_of(value),
+            Fetched::Unknown(why) => Side::Unknown(why.clone()),
+        }
+    }
+
+    fn document(&self) -> Option<&Value> {
+        match self {
+            Fetched::Document(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// `None` when unknown; `Some(None)` when there was no policy.
+    fn known(&self) -> Option<Option<&Value>> {
+        match self {
+            Fetched::Nothing => Some(None),
+            Fetched::Document(value) => Some(Some(value)),
+            Fetched::Unknown(_) => None,
         }
     }
 }

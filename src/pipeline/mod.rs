@@ -28,6 +28,7 @@ pub mod delivery;
 pub mod health;
 pub(crate) mod housekeeping;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -110,8 +111,18 @@ impl Reporter {
         let now = Utc::now();
         let mut silenced = Vec::new();
         // The lookups first, asynchronously and within their budget: judging, rendering and
-        // recording stay one synchronous step.
-        let analysed = self.analyst.analyse(&self.store, &records).await;
+        // recording stay one synchronous step. Records already seen (the poller's overlapping
+        // windows, the alarm path's confirmations) queue nothing, so they are not analysed: no
+        // IAM lookup and no billed Access Analyzer call for them.
+        let ids: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
+        let seen = match self.store.with(move |s| s.already_seen(&ids)).await {
+            Ok(seen) => seen,
+            Err(error) => {
+                tracing::warn!(%error, "cannot tell which records were seen; analysing them all");
+                HashSet::new()
+            }
+        };
+        let analysed = self.analyst.analyse(&self.store, &records, &seen).await;
         let items = records
             .into_iter()
             .zip(analysed.analyses)

@@ -1,6 +1,8 @@
 //! Cursors, seen events and the alarm path's confirmations: the dedup decision, made in the
 //! same transaction that queues an event's notifications and moves the poller's cursor.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -50,6 +52,21 @@ impl Store {
             )
             .optional()
             .map_err(self.err("reading a seen event"))
+    }
+
+    /// Which of `event_ids` the store has seen already (one indexed lookup each).
+    pub(crate) fn already_seen(&self, event_ids: &[String]) -> Result<HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM seen_event WHERE event_id = ?1")
+            .map_err(self.err("reading seen events"))?;
+        let mut seen = HashSet::new();
+        for id in event_ids {
+            if stmt.exists([id]).map_err(self.err("reading seen events"))? {
+                seen.insert(id.clone());
+            }
+        }
+        Ok(seen)
     }
 
     /// One sighting through [`Store::record_batch`] (the tests' shorthand).
@@ -211,6 +228,18 @@ mod tests {
         assert_eq!(smtp[0].payload, b"payload for smtp");
         assert_eq!(smtp[0].attempts, 0);
         assert_eq!(store.due("sns", t(0), 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn already_seen_names_exactly_the_recorded_ids() {
+        let (_dir, mut store) = open();
+        store
+            .record_event(&event("e1", SeenBy::Poller, 0), &notes(&["smtp"]))
+            .unwrap();
+        let ids = ["e1", "e2"].map(str::to_owned);
+        let seen = store.already_seen(&ids).unwrap();
+        assert_eq!(seen, HashSet::from(["e1".to_owned()]));
+        assert!(store.already_seen(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -359,5 +359,183 @@ async fn boundaries_detachments_group_policies_and_new_policies_are_analysed() {
             "previous version unknown",
         ],
     );
+    // Off by default: AWS bills each Access Analyzer call.
+    assert_eq!(emulator.counter("access_analyzer_calls"), 0);
+    drop(daemon);
+}
+
+/// The accepted posts to `path` whose body carries Access Analyzer's answer.
+fn cross_checked(emulator: &Emulator, path: &str) -> Vec<serde_json::Value> {
+    emulator
+        .http_requests()
+        .into_iter()
+        .filter(|r| {
+            r["path"].as_str().is_some_and(|p| p.starts_with(path))
+                && r["status"].as_u64().is_some_and(|s| s < 300)
+                && r["body"].as_str().is_some_and(|b| {
+                    b.contains("IAM Access Analyzer") || b.contains("access_analyzer")
+                })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn access_analyzer_answers_beside_our_verdicts_in_every_notifier_and_only_when_asked() {
+    const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let emulator = Emulator::start();
+    let sink = emulator.http_url.clone().expect("HTTP sink");
+    emulator.http_secret("/webhook/soar", SECRET);
+    let (topic_arn, queue_url) = emulator.topic_with_queue("alerts", true).await;
+    let iam = Iam::new(&emulator.sdk_config().await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::daemon::write_config(
+        dir.path(),
+        &emulator,
+        &format!(
+            r#"
+[sns]
+topic_arn = "{topic_arn}"
+region = "us-east-1"
+
+[analysis]
+access_analyzer = true
+
+[notifiers.chat]
+type = "slack"
+
+[notifiers.pager]
+type = "pagerduty"
+events_url = "{sink}/pagerduty/enqueue"
+
+[notifiers.soar]
+type = "webhook"
+url = "{sink}/webhook/soar"
+"#
+        ),
+    );
+    let slack = format!("{sink}/slack/chat");
+    let env = [
+        ("IAMWATCHD__NOTIFIERS__CHAT__WEBHOOK_URL", slack.as_str()),
+        (
+            "IAMWATCHD__NOTIFIERS__PAGER__ROUTING_KEY",
+            "abcdefghijklmnopqrstuvwxyz012345",
+        ),
+        ("IAMWATCHD__NOTIFIERS__SOAR__SECRET", SECRET),
+    ];
+    let daemon = Daemon::spawn_with_env(&emulator, dir.path(), &config, &env);
+    wait_until("the seed", || {
+        daemon
+            .log()
+            .contains("seeded the policy snapshots")
+            .then_some(())
+    })
+    .await;
+    // A new trust policy (compared with none), an inline policy first seen by the daemon
+    // (previous version unknown: the escalation actions are asked about), the same inline
+    // policy widened (compared with the first), the trust policy set to itself (nothing new).
+    iam.create_role()
+        .role_name("app")
+        .assume_role_policy_document(TRUST_OWN)
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_policy()
+        .role_name("app")
+        .policy_name("base")
+        .policy_document(READ_LOGS)
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_policy()
+        .role_name("app")
+        .policy_name("base")
+        .policy_document(PASS_AND_RUN)
+        .send()
+        .await
+        .unwrap();
+    iam.update_assume_role_policy()
+        .role_name("app")
+        .policy_document(TRUST_OWN)
+        .send()
+        .await
+        .unwrap();
+
+    let names = ["CreateRole", "PutRolePolicy", "UpdateAssumeRolePolicy"];
+    let mut by_name = messages(&emulator, &queue_url, &names).await;
+    while by_name["PutRolePolicy"].len() < 2 {
+        let more = messages(&emulator, &queue_url, &["PutRolePolicy"]).await;
+        for (name, texts) in more {
+            by_name.entry(name).or_default().extend(texts);
+        }
+    }
+    assert_has(
+        one(&by_name, "CreateRole"),
+        &["IAM Access Analyzer CheckNoNewAccess: FAIL"],
+    );
+    let puts = &by_name["PutRolePolicy"];
+    let put_first = puts
+        .iter()
+        .find(|t| !t.contains("ec2:RunInstances"))
+        .expect("the first PutRolePolicy");
+    assert_has(
+        put_first,
+        &[
+            "previous version unknown",
+            "IAM Access Analyzer CheckAccessNotGranted: PASS",
+        ],
+    );
+    let widened = puts
+        .iter()
+        .find(|t| t.contains("ec2:RunInstances"))
+        .expect("the second PutRolePolicy");
+    // Our verdict stands on its own; Access Analyzer's answer is beside it.
+    assert_has(
+        widened,
+        &[
+            "CRITICAL privilege-escalation: PutRolePolicy",
+            "IAM Access Analyzer CheckNoNewAccess: FAIL",
+        ],
+    );
+    assert_has(
+        one(&by_name, "UpdateAssumeRolePolicy"),
+        &["IAM Access Analyzer CheckNoNewAccess: PASS"],
+    );
+
+    // Every notifier carries it, and every payload passes the platform's documented rules.
+    let webhook = wait_until("four cross-checked posts on each HTTP notifier", || {
+        let posts = |path| cross_checked(&emulator, path);
+        (posts("/slack/chat").len() == 4 && posts("/pagerduty").len() == 4)
+            .then_some(())
+            .and_then(|_| Some(posts("/webhook/soar")).filter(|w| w.len() == 4))
+    })
+    .await;
+    for request in emulator.http_requests() {
+        assert_eq!(request["problems"], serde_json::json!([]), "{request:#}");
+    }
+    let mut results: Vec<String> = webhook
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value =
+                serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+            let check = &body["data"]["analysis"]["access_analyzer"];
+            format!(
+                "{} {}",
+                check["check"].as_str().unwrap(),
+                check["result"].as_str().unwrap()
+            )
+        })
+        .collect();
+    results.sort();
+    assert_eq!(
+        results,
+        [
+            "CheckAccessNotGranted PASS",
+            "CheckNoNewAccess FAIL",
+            "CheckNoNewAccess FAIL",
+            "CheckNoNewAccess PASS"
+        ]
+    );
+    // One billed call per analysed change, no more.
+    assert_eq!(emulator.counter("access_analyzer_calls"), 4);
     drop(daemon);
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::safe::{cut_bytes, one_line, part, single};
 use super::sections::{Field, Section};
+use crate::analysis::cross_check::CrossCheck;
 use crate::analysis::{Analysis, Verdict, VerdictKind};
 use crate::aws::arn;
 use crate::notify::Alert;
@@ -181,6 +182,11 @@ pub(crate) fn safe_analysis(analysis: &Analysis) -> Analysis {
             .collect(),
         notes: analysis.notes.iter().map(|l| bounded(l)).collect(),
         previous_known: analysis.previous_known,
+        access_analyzer: analysis.access_analyzer.as_ref().map(|c| CrossCheck {
+            check: bounded(&c.check),
+            result: bounded(&c.result),
+            message: bounded(&c.message),
+        }),
     }
 }
 
@@ -206,6 +212,17 @@ pub(crate) fn analysis_section(analysis: &Analysis) -> Section {
         if !lines.is_empty() {
             fields.push(Field::block(label, &lines.join("\n")));
         }
+    }
+    if let Some(check) = &analysis.access_analyzer {
+        // Beside ours, never instead: the verdicts above are the daemon's own.
+        fields.push(Field::new(
+            format!("IAM Access Analyzer {}", check.check),
+            if check.message.is_empty() {
+                check.result.clone()
+            } else {
+                format!("{}: {}", check.result, check.message)
+            },
+        ));
     }
     for note in &analysis.notes {
         fields.push(Field::new("Note", note));

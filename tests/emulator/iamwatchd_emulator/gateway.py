@@ -17,7 +17,7 @@ import uuid
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from . import control
+from . import access_analyzer, control
 from .lookup import ApiError, lookup_events
 from .records import DATA_EVENTS, EVENT_SOURCES, Call, build_record, camel_keys, query_params
 from .state import EmulatorState, clock
@@ -139,6 +139,8 @@ class Gateway:
             status, headers, body = fault
             start_response(status, headers)
             return [body]
+        if service == "access-analyzer":
+            return access_analyzer.handle(self.state, environ, _read_body(environ), start_response)
         if service not in EVENT_SOURCES:
             return self.app(environ, start_response)
         return self._recorded(environ, start_response, access_key, region, service)
