@@ -68,6 +68,7 @@ from typing import Any
 from moto.cloudformation import parsing
 from moto.cloudformation.models import CloudFormationBackend, Stack
 from moto.core.common_models import CloudFormationModel
+from moto.iam import models as iam_models
 
 from .alarm import CloudWatchAlarm
 from .encryption import install_encryption, key_refuses
@@ -78,6 +79,7 @@ from .resource_patches import (
     _creating_dependencies_first_and_naming_failures,
     _naming_update_failures,
     _reconciling_conditions,
+    _storing_policy_documents_as_json,
 )
 from .sns import SNSSubscription, confirm_subscription
 from .stack_patches import (
@@ -148,6 +150,8 @@ def install() -> None:
     - counts Fn::Sub "${Parameter}" as a reference when deciding what a stack update touches;
     - honours Conditions on update (create what became true, delete what became false) and
       keeps resources of types moto cannot update in place;
+    - stores a template's inline policies as JSON text, as IAM does (moto kept the parsed
+      object, and GetAccountAuthorizationDetails then failed for the whole account);
     - applies the KMS key and encryption properties moto drops and updates them in place
       (``encryption``).
     """
@@ -159,6 +163,8 @@ def install() -> None:
     _patch(CloudFormationBackend, "update_stack", _rolling_back_failed_update)
     _patch(CloudFormationBackend, "execute_change_set", _executing_change_sets_fully)
     _patch(Stack, "stack_resources", _listing_only_existing_resources)
+    for entity in (iam_models.Role, iam_models.User, iam_models.Group):
+        _patch(entity, "put_policy", _storing_policy_documents_as_json)
     install_encryption()
 
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):

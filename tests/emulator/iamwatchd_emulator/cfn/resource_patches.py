@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -204,3 +205,19 @@ def _counting_sub_variables_as_references(
         return references
 
     return wrapper
+
+
+def _storing_policy_documents_as_json(put_policy: Callable[..., None]) -> Callable[..., None]:
+    """A template's inline policy (``Policies`` of a role, user or group) reaches moto's
+    ``put_policy`` as a parsed object; IAM keeps every policy document as JSON text, and moto's
+    own listings (GetAccountAuthorizationDetails URL-encodes each document) fail on anything
+    else, so the document is stored as the JSON text IAM would return."""
+
+    @functools.wraps(put_policy)
+    def wrapper(self: Any, policy_name: str, policy_json: Any) -> None:
+        if not isinstance(policy_json, str):
+            policy_json = json.dumps(policy_json)
+        put_policy(self, policy_name, policy_json)
+
+    return wrapper
+
