@@ -101,9 +101,13 @@ impl Drop for Cleanup {
 /// loopback) and a signed webhook, whose secret comes from the environment only.
 fn write_config(dir: &Path, emulator: &Emulator) {
     let sink = emulator.http_url.as_deref().expect("HTTP sink");
+    // Digests off: the test's four changes are all root's, within a burst window, and the
+    // fourth would wait for its digest (tests/e2e/digest.rs covers that); this test is about
+    // the container, each change its own message.
     let extra = format!(
         "[notifiers.soar]\ntype = \"webhook\"\nurl = \"{sink}/webhook/soar\"\n\n\
-         [metrics]\nlisten = \"127.0.0.1:9847\"\n"
+         [metrics]\nlisten = \"127.0.0.1:9847\"\n\n\
+         [digest]\nenabled = false\n"
     );
     let config = crate::daemon::config_text("/var/lib/iamwatchd", emulator, &extra);
     std::fs::write(dir.join("iamwatchd.toml"), config).unwrap();
