@@ -39,7 +39,8 @@ pub enum ScanError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not UTF-8 text, or not a JSON object with a `Records` array.
+    /// The file is not UTF-8 text (plain or inside its gzip), or not a JSON object with a
+    /// `Records` array.
     #[error(
         "{path} is not a CloudTrail log file ({reason}); expected {{\"Records\": [...]}} as \
          CloudTrail writes to S3, plain or gzipped"
