@@ -17,12 +17,13 @@ pub(crate) fn read_trail_file(path: &Path) -> Result<String, ScanError> {
         path: path.to_owned(),
         reason,
     };
-    // Decompressed text is checked like a plain file's: not UTF-8 is not a trail file.
+    // Decompressed from memory: an error here is the data's (not UTF-8, truncated, corrupt),
+    // not the file system's, and says so rather than "cannot read".
     let (bytes, inside) = if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut text = Vec::new();
         flate2::read::MultiGzDecoder::new(&bytes[..])
             .read_to_end(&mut text)
-            .map_err(read)?;
+            .map_err(|e| not_a_trail_file(format!("its gzip data is truncated or corrupt: {e}")))?;
         (text, " inside the gzip")
     } else {
         (bytes, "")
@@ -88,6 +89,19 @@ mod tests {
             Err(ScanError::NotATrailFile { path, reason }) => {
                 assert!(path.ends_with("x.json.gz"));
                 assert!(reason.starts_with("not UTF-8 text inside the gzip"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_truncated_gzipped_file_says_its_gzip_data_is_truncated_rather_than_cannot_read() {
+        let whole = gzip(br#"{"Records": []}"#);
+        match read(&whole[..whole.len() - 1]) {
+            Err(error @ ScanError::NotATrailFile { .. }) => {
+                let shown = error.to_string();
+                assert!(shown.contains("x.json.gz"), "{shown}");
+                assert!(shown.contains("gzip data is truncated or corrupt"), "{shown}");
             }
             other => panic!("{other:?}"),
         }
