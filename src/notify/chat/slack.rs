@@ -107,7 +107,7 @@ pub fn payload(message: &Message) -> Value {
             )}],
         }));
     }
-    if let Some(link) = message.link.as_deref().filter(|l| l.len() <= 3_000) {
+    if let Some(link) = message.usable_link() {
         blocks.push(json!({
             "type": "actions",
             "elements": [{

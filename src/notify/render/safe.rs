@@ -10,6 +10,10 @@ pub(crate) const VALUE_MAX_BYTES: usize = 4096;
 pub(crate) const MAX_PARAMETERS: usize = 32;
 /// Longest text body: SNS accepts 256 KB per message, including the attributes.
 pub(crate) const TEXT_MAX_BYTES: usize = 200 * 1024;
+/// Longest console link any notifier sends. Slack's button takes 3,000 characters and Teams
+/// and PagerDuty keep the whole event within 28 and 512 KB; a real console link is under 200,
+/// so a longer one comes from a crafted event ID and is left out (the ID is in the message).
+pub(crate) const LINK_MAX_BYTES: usize = 2_048;
 /// SNS wants a subject "less than 100 characters long", ASCII, without control characters.
 pub(crate) const SNS_SUBJECT_MAX_CHARS: usize = 99;
 
