@@ -88,7 +88,10 @@ mod tests {
         match read(&gzip(&[0x80])) {
             Err(ScanError::NotATrailFile { path, reason }) => {
                 assert!(path.ends_with("x.json.gz"));
-                assert!(reason.starts_with("not UTF-8 text inside the gzip"), "{reason}");
+                assert!(
+                    reason.starts_with("not UTF-8 text inside the gzip"),
+                    "{reason}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -101,7 +104,10 @@ mod tests {
             Err(error @ ScanError::NotATrailFile { .. }) => {
                 let shown = error.to_string();
                 assert!(shown.contains("x.json.gz"), "{shown}");
-                assert!(shown.contains("gzip data is truncated or corrupt"), "{shown}");
+                assert!(
+                    shown.contains("gzip data is truncated or corrupt"),
+                    "{shown}"
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -269,7 +269,10 @@ mod tests {
         assert!(start < notice.state_change_time);
         assert_eq!(end, DateTime::<Utc>::MAX_UTC);
         notice.state_change_time = DateTime::<Utc>::MIN_UTC;
-        assert_eq!(notice.window(Duration::from_secs(60)).0, DateTime::<Utc>::MIN_UTC);
+        assert_eq!(
+            notice.window(Duration::from_secs(60)).0,
+            DateTime::<Utc>::MIN_UTC
+        );
     }
 
     #[test]
