@@ -38,12 +38,19 @@ fn plain(text: &str) -> Value {
     json!({"type": "plain_text", "text": text, "emoji": false})
 }
 
+/// The header when the message has no title (a row stored without one): Slack refuses a text
+/// object without text.
+const UNTITLED: &str = "iamwatchd alert";
+
 /// The webhook payload for `message`: fields are taken in order while the total budget
 /// lasts, and the rest is counted in a closing note.
 pub fn payload(message: &Message) -> Value {
+    let title = Some(message.title())
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(UNTITLED);
     let mut blocks = vec![json!({
         "type": "header",
-        "text": plain(&cut(message.title(), HEADER_MAX_CHARS)),
+        "text": plain(&cut(title, HEADER_MAX_CHARS)),
     })];
     let mut budget = TOTAL_TEXT_MAX_CHARS.saturating_sub(HEADER_MAX_CHARS);
     let mut left_out = 0usize;
@@ -89,7 +96,7 @@ pub fn payload(message: &Message) -> Value {
         }
         flush(&mut fields, &mut blocks, &title);
     }
-    if message.sections.is_empty() {
+    if message.sections.is_empty() && !message.text.trim().is_empty() {
         // A row queued by an older version: the text body is all there is.
         blocks.push(json!({
             "type": "section",
@@ -118,7 +125,7 @@ pub fn payload(message: &Message) -> Value {
         }));
     }
     json!({
-        "text": mrkdwn_escape(&cut(message.title(), FALLBACK_MAX_CHARS)),
+        "text": mrkdwn_escape(&cut(title, FALLBACK_MAX_CHARS)),
         "blocks": blocks,
         "unfurl_links": false,
         "unfurl_media": false,
@@ -147,6 +154,23 @@ mod tests {
                     assert_eq!(text["type"], "plain_text");
                     assert_eq!(text["emoji"], false);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_without_title_or_text_has_no_empty_text_object_which_slack_refuses() {
+        let message = Message {
+            subject: String::new(),
+            text: " ".to_owned(),
+            ..Message::for_test("HIGH", "iam-change", "CreateUser")
+        };
+        let payload = payload(&message);
+        assert_eq!(payload["blocks"][0]["text"]["text"], UNTITLED);
+        assert_eq!(payload["text"], UNTITLED);
+        for block in payload["blocks"].as_array().unwrap() {
+            for text in texts(block) {
+                assert!(!text["text"].as_str().unwrap().trim().is_empty(), "{block}");
             }
         }
     }
