@@ -77,4 +77,6 @@ pub mod stack;
 pub mod store;
 
 #[cfg(test)]
+mod hostile;
+#[cfg(test)]
 mod testdata;

@@ -289,6 +289,9 @@ pub trait Notifier: Send + Sync {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

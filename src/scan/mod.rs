@@ -206,6 +206,9 @@ pub(crate) fn scan_text(
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::rules::FailedCalls;

@@ -28,6 +28,8 @@ use crate::aws::arn;
 use crate::event::Record;
 use crate::rules::Category;
 use safe::part;
+#[cfg(test)]
+pub(crate) use sections::parameter_field;
 use sections::{account_of, console_link, what, when, where_, who, why_and_link};
 pub(crate) use sections::{html_body, text_body};
 

@@ -175,6 +175,9 @@ impl AlarmNotice {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
