@@ -7,10 +7,10 @@
 //! block text together well under the ~12,000 characters past which Slack answers
 //! `msg_blocks_too_long`. What does not fit is cut with a visible marker.
 //!
-//! Untrusted values (role names, tag values, policy text) are `plain_text` objects, which
-//! Slack shows as they are: no `<!channel>`, `<https://evil|click>`, `@here` or `*bold*` in a
-//! value does anything. The only `mrkdwn` is our own titles and the fallback text, escaped as
-//! Slack documents (`&`, `<`, `>`).
+//! Untrusted values (role names, tag values, policy text, the event ID) are `plain_text`
+//! objects, which Slack shows as they are: no `<!channel>`, `<https://evil|click>`, `@here` or
+//! `*bold*` in a value does anything. The only `mrkdwn` is our own section titles and the
+//! fallback text, escaped as Slack documents (`&`, `<`, `>`).
 
 use serde_json::{json, Value};
 
@@ -106,12 +106,14 @@ pub fn payload(message: &Message) -> Value {
     if left_out > 0 {
         blocks.push(json!({
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": format!(
+            // Plain text: the event ID is the record's, and `*`, `_` or `~` in it would
+            // format in mrkdwn.
+            "elements": [plain(&cut(&format!(
                 "{left_out} more field{} did not fit in a Slack message: the mail and the \
                  CloudTrail console have everything (event ID {})",
                 if left_out == 1 { "" } else { "s" },
-                mrkdwn_escape(&message.event_id)
-            )}],
+                message.event_id
+            ), SECTION_TEXT_MAX_CHARS))],
         }));
     }
     if let Some(link) = message.usable_link() {
@@ -173,6 +175,25 @@ mod tests {
                 assert!(!text["text"].as_str().unwrap().trim().is_empty(), "{block}");
             }
         }
+    }
+
+    #[test]
+    fn the_did_not_fit_note_shows_the_event_id_as_plain_text_so_its_mrkdwn_is_inert() {
+        let mut message = hostile_message(400);
+        message.event_id = "*bold* _it_ ~strike~ `code`".to_owned();
+        let payload = payload(&message);
+        let note = payload["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "context")
+            .expect("the note");
+        assert_eq!(note["elements"][0]["type"], "plain_text");
+        let text = note["elements"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("(event ID *bold* _it_ ~strike~ `code`)"),
+            "{text}"
+        );
     }
 
     #[test]
