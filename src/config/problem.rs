@@ -142,9 +142,7 @@ pub(crate) fn quote_key(key: &str) -> std::borrow::Cow<'_, str> {
         match c {
             '"' => quoted.push_str("\\\""),
             '\\' => quoted.push_str("\\\\"),
-            c if crate::notify::render::is_unsafe(c) => {
-                quoted.push_str(&format!("\\u{:04X}", u32::from(c)))
-            }
+            c if crate::text::is_unsafe(c) => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
             c => quoted.push(c),
         }
     }
