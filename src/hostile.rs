@@ -280,6 +280,11 @@ fn one_of(values: &'static [&'static str]) -> Strategy1 {
     .boxed()
 }
 
+/// A field: one of `values`, hostile text, or missing, null, empty or of another type.
+fn plausible(values: &'static [&'static str]) -> BoxedStrategy<Option<Value>> {
+    field_value(one_of(values))
+}
+
 fn object(entries: Vec<(&'static str, Option<Value>)>) -> Value {
     let map: Map<String, Value> = entries
         .into_iter()
@@ -293,24 +298,24 @@ fn object(entries: Vec<(&'static str, Option<Value>)>) -> Value {
 /// likewise, sometimes not objects at all.
 pub(crate) fn record_json() -> BoxedStrategy<Value> {
     let identity = (
-        field_value(one_of(&[
+        plausible(&[
             "IAMUser",
             "AssumedRole",
             "Root",
             "AWSService",
             "FederatedUser",
-        ])),
-        field_value(one_of(&[
+        ]),
+        plausible(&[
             "arn:aws:iam::123456789012:user/alice",
             "arn:aws:sts::123456789012:assumed-role/admin/session",
             "arn:aws:iam::123456789012:root",
-        ])),
-        field_value(one_of(&["123456789012", "000000000000"])),
-        field_value(one_of(&["AKIAIOSFODNN7EXAMPLE", "ASIAEXAMPLE"])),
-        field_value(one_of(&["alice", "bob"])),
-        field_value(one_of(&["cloudformation.amazonaws.com"])),
-        field_value(one_of(&["arn:aws:iam::123456789012:role/admin"])),
-        field_value(one_of(&["true", "false", "TRUE"])),
+        ]),
+        plausible(&["123456789012", "000000000000"]),
+        plausible(&["AKIAIOSFODNN7EXAMPLE", "ASIAEXAMPLE"]),
+        plausible(&["alice", "bob"]),
+        plausible(&["cloudformation.amazonaws.com"]),
+        plausible(&["arn:aws:iam::123456789012:role/admin"]),
+        plausible(&["true", "false", "TRUE"]),
     )
         .prop_map(|(kind, arn, account, key, user, invoked, issuer, mfa)| {
             let session = object(vec![
@@ -335,14 +340,14 @@ pub(crate) fn record_json() -> BoxedStrategy<Value> {
         })
         .boxed();
     let parameters = (
-        field_value(one_of(&["bob", "admin"])),
-        field_value(one_of(&["role-x"])),
-        field_value(one_of(&["arn:aws:iam::aws:policy/AdministratorAccess"])),
-        field_value(one_of(&[
+        plausible(&["bob", "admin"]),
+        plausible(&["role-x"]),
+        plausible(&["arn:aws:iam::aws:policy/AdministratorAccess"]),
+        plausible(&[
             r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,
             "%7B%22Statement%22%3A%5B%5D%7D",
-        ])),
-        field_value(one_of(&["main-trail"])),
+        ]),
+        plausible(&["main-trail"]),
     )
         .prop_map(|(user, role, policy, document, trail)| {
             object(vec![
@@ -355,30 +360,21 @@ pub(crate) fn record_json() -> BoxedStrategy<Value> {
         })
         .boxed();
     let top = (
-        field_value(one_of(&["0f2b4c1e-1111-2222-3333-444455556666"])),
-        field_value(one_of(EVENT_NAMES)),
-        field_value(one_of(EVENT_SOURCES)),
-        field_value(one_of(&[
+        plausible(&["0f2b4c1e-1111-2222-3333-444455556666"]),
+        plausible(EVENT_NAMES),
+        plausible(EVENT_SOURCES),
+        plausible(&[
             "2023-07-10T12:23:05Z",
             "2023-07-10 12:23:05",
             "+262143-12-31T23:59:59Z",
             "2023-07-10T12:23:05.999999999+14:00",
-        ])),
-        field_value(one_of(&[
-            "us-east-1",
-            "cn-north-1",
-            "us-gov-west-1",
-            "eu-west-1",
-        ])),
-        field_value(one_of(&["192.0.2.1", "AWS Internal"])),
-        field_value(one_of(&[
-            "aws-cli/2.0",
-            "console.amazonaws.com",
-            "AWS Internal",
-        ])),
-        field_value(one_of(&["AccessDenied", "NoSuchEntity"])),
-        field_value(one_of(&["true", "false"])),
-        field_value(one_of(&["123456789012"])),
+        ]),
+        plausible(&["us-east-1", "cn-north-1", "us-gov-west-1", "eu-west-1"]),
+        plausible(&["192.0.2.1", "AWS Internal"]),
+        plausible(&["aws-cli/2.0", "console.amazonaws.com", "AWS Internal"]),
+        plausible(&["AccessDenied", "NoSuchEntity"]),
+        plausible(&["true", "false"]),
+        plausible(&["123456789012"]),
     )
         .boxed();
     (

@@ -180,7 +180,7 @@ fn check_answer(text: &str, result: &Result<Config, ConfigErrors>) -> Result<(),
                     !problem.path.is_empty() && !problem.message.is_empty(),
                     "{problem:?}"
                 );
-                let visible = !problem.path.chars().any(crate::notify::render::is_unsafe);
+                let visible = !problem.path.chars().any(crate::text::is_unsafe);
                 prop_assert!(visible, "an invisible character in {:?}", problem.path);
             }
         }
@@ -213,7 +213,6 @@ proptest! {
         let result = Config::from_toml(&file, Path::new("t.toml"), env);
         check_answer(&file, &result)?;
     }
-
 }
 
 proptest! {
@@ -224,11 +223,6 @@ proptest! {
         let result = Config::from_toml(&text, Path::new("t.toml"), Vec::new());
         check_answer(&text, &result)?;
     }
-
-}
-
-proptest! {
-    #![proptest_config(config(CASES))]
 
     #[test]
     fn every_known_key_with_a_value_of_any_type_is_read_or_named(

@@ -36,11 +36,6 @@ proptest! {
         }
     }
 
-}
-
-proptest! {
-    #![proptest_config(config(CASES))]
-
     #[test]
     fn any_json_is_read_exactly_when_the_required_fields_are_there(value in json_value()) {
         let text = value.to_string();
@@ -53,7 +48,6 @@ proptest! {
             _ => prop_assert_eq!(parsed, Err(RecordError::NotAnObject)),
         }
     }
-
 }
 
 proptest! {
@@ -76,7 +70,6 @@ proptest! {
             Err(other) => prop_assert!(false, "a JSON object refused with {other}"),
         }
     }
-
 }
 
 proptest! {
@@ -89,7 +82,6 @@ proptest! {
             exercise(&record);
         }
     }
-
 }
 
 proptest! {

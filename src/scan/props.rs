@@ -82,7 +82,6 @@ proptest! {
         let text = format!("{{\"Records\": [{}]}}", entries.join(","));
         check_scan(&text, Some(entries.len()))?;
     }
-
 }
 
 proptest! {
@@ -93,21 +92,11 @@ proptest! {
         check_scan(&text, None)?;
     }
 
-}
-
-proptest! {
-    #![proptest_config(config(CASES))]
-
     #[test]
     fn any_other_json_is_refused_unless_it_has_a_records_array(value in json_value()) {
         let entries = value.get("Records").and_then(Value::as_array).map(Vec::len);
         check_scan(&value.to_string(), entries)?;
     }
-
-}
-
-proptest! {
-    #![proptest_config(config(CASES))]
 
     #[test]
     fn a_gzipped_file_reads_as_its_text_or_is_refused_as_not_utf8(
@@ -123,7 +112,6 @@ proptest! {
             (_, read) => prop_assert!(false, "{read:?}"),
         }
     }
-
 }
 
 proptest! {
@@ -155,7 +143,6 @@ proptest! {
             Err(other) => prop_assert!(false, "{other}"),
         }
     }
-
 }
 
 proptest! {

@@ -83,11 +83,6 @@ proptest! {
         let _ = grants_everything(&value);
     }
 
-}
-
-proptest! {
-    #![proptest_config(config(CASES))]
-
     #[test]
     fn plain_text_and_url_encoded_documents_read_and_judge_the_same(document in document()) {
         let text = document.to_string();
@@ -101,7 +96,6 @@ proptest! {
             prop_assert_eq!(grants_everything(&spelling), grants_everything(&document));
         }
     }
-
 }
 
 proptest! {
@@ -116,7 +110,6 @@ proptest! {
             prop_assert!(!grants_everything(&spelling));
         }
     }
-
 }
 
 proptest! {

@@ -7,9 +7,9 @@
 //! matcher shows up as a disagreement.
 
 use proptest::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::super::catalogue::{Rule, Test, GROUPS};
+use super::super::catalogue::{set, Rule, Test, GROUPS};
 use super::{patterns_of, MAX_FILTER_PATTERN_LEN};
 use crate::event::Record;
 use crate::hostile::{config, record_json};
@@ -32,28 +32,6 @@ fn rules() -> impl Strategy<Value = Vec<Rule>> {
         }),
         prop::sample::subsequence(all_rules(), 0..40).prop_shuffle(),
     ]
-}
-
-/// Sets `path` (dotted) of `record` to `value`, or removes it when `value` is `None`.
-fn set(record: &mut Value, path: &str, value: Option<Value>) {
-    let mut node = record;
-    let mut parts = path.split('.').peekable();
-    while let Some(key) = parts.next() {
-        if !node.is_object() {
-            *node = Value::Object(Map::new());
-        }
-        let map = node.as_object_mut().expect("an object");
-        if parts.peek().is_none() {
-            match value {
-                Some(value) => map.insert(key.to_owned(), value),
-                None => map.remove(key),
-            };
-            return;
-        }
-        node = map
-            .entry(key.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
-    }
 }
 
 /// A record that satisfies some of `rules` (chosen by `picks`), then has one tested field
