@@ -22,6 +22,7 @@
 //! - [`aws`]: the one SDK loader, one reading of SDK errors, one ARN parser, the facts about
 //!   AWS, and the registry that keeps the shipped IAM policies equal to the SDK calls.
 //! - [`event`]: the CloudTrail record, read tolerantly, and which watcher saw it.
+//! - [`text`]: which characters of untrusted text are unsafe to show (controls, bidi).
 //! - [`config`]'s kit (`problem`, `values`, `shapes`, `secret`, `defaults`): how every
 //!   section reports problems and checks its values; each component's own section lives with
 //!   the component.
@@ -76,6 +77,9 @@ pub mod scan;
 pub mod source;
 pub mod stack;
 pub mod store;
+pub(crate) mod text;
 
+#[cfg(test)]
+mod hostile;
 #[cfg(test)]
 mod testdata;

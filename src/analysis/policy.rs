@@ -59,6 +59,9 @@ fn one_or_many(value: Option<&Value>) -> impl Iterator<Item = &str> {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::rules::testing::{iam, ADMIN_DOC};

@@ -3,7 +3,7 @@
 
 use super::deploy::RawDeploy;
 pub(crate) use super::fields::fields_of;
-use super::problem::{join, Problem};
+use super::problem::{join, quote_key, Problem};
 use super::raw::{RawAws, RawIdentityCenter, RawLog, RawMetrics};
 use crate::notify::digest::RawDigest;
 use crate::notify::smtp::RawSmtp;
@@ -17,7 +17,7 @@ use crate::store::RawStore;
 /// The problem for an unknown key, suggesting the key probably meant: a close spelling among
 /// its siblings, or the same name in another section (`region` at the top → `aws.region`).
 pub(crate) fn unknown_key(path: &str, key: &str, siblings: &[&str]) -> Problem {
-    let full = join(path, key);
+    let full = join(path, &quote_key(key));
     let what = if path.is_empty() { "section" } else { "key" };
     let close = siblings
         .iter()

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::deploy::RawDeploy;
 use super::keys::{fields_of, unknown_key};
-use super::problem::{join, ConfigErrors, Problem};
+use super::problem::{join, quote_key, ConfigErrors, Problem};
 use super::raw::{RawAws, RawConfig, RawIdentityCenter, RawLog, RawMetrics};
 use super::secret::{SecretKey, CREDENTIALS_DIRECTORY, ENV_PREFIX};
 use crate::notify::chat::RawChat;
@@ -150,7 +150,7 @@ fn inline_secrets(file: &toml::Table) -> Vec<(String, &'static str)> {
         };
         for key in notifier_config::SECRET_KEYS {
             if table.contains_key(*key) {
-                found.push((format!("notifiers.{name}"), *key));
+                found.push((format!("notifiers.{}", quote_key(name)), *key));
             }
         }
     }
@@ -285,7 +285,7 @@ fn clean_notifiers(
 ) {
     let route_fields = fields_of::<RawRoute>();
     for name in sorted_keys(notifiers) {
-        let path = format!("notifiers.{name}");
+        let path = format!("notifiers.{}", quote_key(&name));
         let value = notifiers.remove(&name).expect("key listed above");
         if !notifier_config::is_notifier_name(&name) {
             problems.push(Problem::new(
@@ -525,6 +525,21 @@ mod tests {
         );
         let colour = &problem_at(&found, "store.colour").message;
         assert!(colour.contains("state_directory, retention"), "{colour}");
+    }
+
+    #[test]
+    fn an_unknown_key_that_is_empty_or_not_bare_is_named_quoted_not_as_an_empty_path() {
+        let found = problems(&format!(
+            "[\"\"]\n[notifiers.\"a.b\"]\ntype = \"sns\"\n{MINIMAL}\"x\\u202Ey\" = 1\n"
+        ));
+        let shown: Vec<String> = found.iter().map(|p| p.to_string()).collect();
+        assert!(
+            shown.iter().any(|p| p.starts_with("\"\": unknown section")),
+            "{shown:#?}"
+        );
+        problem_at(&found, "notifiers.\"a.b\"");
+        problem_at(&found, "sns.\"x\\u202Ey\"");
+        assert!(found.iter().all(|p| !p.path.is_empty()), "{found:#?}");
     }
 
     #[test]

@@ -262,6 +262,9 @@ pub(crate) mod testing {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use std::path::Path;
     use std::time::Duration;

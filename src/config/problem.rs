@@ -125,6 +125,31 @@ impl<'a> Names<'a> {
     }
 }
 
+/// `key` as a path shows it: as it is when it is a bare TOML key (`[A-Za-z0-9_-]+`, every key
+/// the configuration knows), else quoted as TOML writes it, with `"`, `\`, controls and
+/// invisible or bidirectional characters escaped (`""`, `"a.b"`, `"x\u202E"`), so an unknown
+/// key is always visible, unambiguous and can be searched for in the file.
+pub(crate) fn quote_key(key: &str) -> std::borrow::Cow<'_, str> {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        return key.into();
+    }
+    let mut quoted = String::from("\"");
+    for c in key.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if crate::text::is_unsafe(c) => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted.into()
+}
+
 /// `section.key`, or `key` at the top.
 pub(crate) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {

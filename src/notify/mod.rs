@@ -129,6 +129,14 @@ impl Message {
         }
     }
 
+    /// The console link, when it is one a notifier can send: at most
+    /// [`render::LINK_MAX_BYTES`] (a row stored by an older version may hold a longer one).
+    pub(crate) fn usable_link(&self) -> Option<&str> {
+        self.link
+            .as_deref()
+            .filter(|link| link.len() <= render::LINK_MAX_BYTES)
+    }
+
     /// Whether this is a message about the daemon's own pipeline (an alarm with no record,
     /// a silent alarm path) rather than about a change: routing's `pipeline` category.
     pub fn is_pipeline(&self) -> bool {
@@ -292,6 +300,9 @@ pub trait Notifier: Send + Sync {
     /// and by `iamwatchd check`).
     async fn healthcheck(&self) -> Result<(), NotifyError>;
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -325,7 +325,7 @@ fn example(tests: &[Field], flip: Option<usize>, id: &str) -> Value {
 }
 
 /// Sets (or with `None` removes) the field at a dotted path, making the objects on the way.
-fn set(record: &mut Value, path: &str, value: Option<Value>) {
+pub(crate) fn set(record: &mut Value, path: &str, value: Option<Value>) {
     let mut node = record;
     let mut keys = path.split('.').peekable();
     while let Some(key) = keys.next() {

@@ -34,17 +34,19 @@ pub fn iam_metric_filter_pattern() -> String {
 /// (($.eventName = "A") || ($.eventName = "B"))) || … }`. IAM changes have one pattern,
 /// [`iam_metric_filter_pattern`].
 pub fn group_patterns(category: Category) -> Vec<String> {
-    let Some(group) = group(category) else {
-        return vec![iam_metric_filter_pattern()];
-    };
+    match group(category) {
+        Some(group) => patterns_of(group.rules),
+        None => vec![iam_metric_filter_pattern()],
+    }
+}
+
+/// The filter patterns that together match exactly what one of `rules` matches, each at most
+/// [`MAX_FILTER_PATTERN_LEN`] characters.
+fn patterns_of(rules: &[Rule]) -> Vec<String> {
     let mut patterns = Vec::new();
     // The pattern being filled: (event source, its rules' terms) in rule order.
     let mut chunk: Vec<(Option<&str>, Vec<String>)> = Vec::new();
-    for rule in group
-        .rules
-        .iter()
-        .filter(|rule| !subsumed(rule, group.rules))
-    {
+    for rule in rules.iter().filter(|rule| !subsumed(rule, rules)) {
         let (source, term) = term(rule);
         let mut candidate = chunk.clone();
         match candidate.last_mut() {
@@ -110,6 +112,9 @@ fn render(chunk: &[(Option<&str>, Vec<String>)]) -> String {
         .collect();
     format!("{{ {} }}", groups.join(" || "))
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

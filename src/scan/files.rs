@@ -13,18 +13,22 @@ pub(crate) fn read_trail_file(path: &Path) -> Result<String, ScanError> {
         source,
     };
     let bytes = std::fs::read(path).map_err(read)?;
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut text = String::new();
+    let not_a_trail_file = |reason: String| ScanError::NotATrailFile {
+        path: path.to_owned(),
+        reason,
+    };
+    // Decompressed from memory: an error here is the data's (not UTF-8, truncated, corrupt),
+    // not the file system's, and says so rather than "cannot read".
+    let (bytes, inside) = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
         flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .map_err(read)?;
-        Ok(text)
+            .read_to_end(&mut text)
+            .map_err(|e| not_a_trail_file(format!("its gzip data is truncated or corrupt: {e}")))?;
+        (text, " inside the gzip")
     } else {
-        String::from_utf8(bytes).map_err(|e| ScanError::NotATrailFile {
-            path: path.to_owned(),
-            reason: format!("not UTF-8 text: {e}"),
-        })
-    }
+        (bytes, "")
+    };
+    String::from_utf8(bytes).map_err(|e| not_a_trail_file(format!("not UTF-8 text{inside}: {e}")))
 }
 
 /// The `.json` / `.json.gz` files under the given paths (directories walked), sorted.
@@ -58,4 +62,54 @@ pub(crate) fn trail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScanError> 
     }
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn read(bytes: &[u8]) -> Result<String, ScanError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json.gz");
+        std::fs::write(&path, bytes).unwrap();
+        read_trail_file(&path)
+    }
+
+    #[test]
+    fn invalid_utf8_inside_a_gzipped_file_is_not_a_trail_file_rather_than_a_read_error() {
+        match read(&gzip(&[0x80])) {
+            Err(ScanError::NotATrailFile { path, reason }) => {
+                assert!(path.ends_with("x.json.gz"));
+                assert!(
+                    reason.starts_with("not UTF-8 text inside the gzip"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_truncated_gzipped_file_says_its_gzip_data_is_truncated_rather_than_cannot_read() {
+        let whole = gzip(br#"{"Records": []}"#);
+        match read(&whole[..whole.len() - 1]) {
+            Err(error @ ScanError::NotATrailFile { .. }) => {
+                let shown = error.to_string();
+                assert!(shown.contains("x.json.gz"), "{shown}");
+                assert!(
+                    shown.contains("gzip data is truncated or corrupt"),
+                    "{shown}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

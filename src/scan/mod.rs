@@ -30,16 +30,17 @@ use crate::rules::{self, Classification};
 /// A trail file that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    /// A file or directory could not be read, or a gzipped file not decompressed.
+    /// A file or directory could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
         /// The file or directory.
         path: PathBuf,
-        /// The I/O (or decompression) error.
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
-    /// The file is not UTF-8 text, or not a JSON object with a `Records` array.
+    /// The file is not UTF-8 text (plain or inside its gzip), its gzip data is truncated or
+    /// corrupt, or it is not a JSON object with a `Records` array.
     #[error(
         "{path} is not a CloudTrail log file ({reason}); expected {{\"Records\": [...]}} as \
          CloudTrail writes to S3, plain or gzipped"
@@ -47,7 +48,7 @@ pub enum ScanError {
     NotATrailFile {
         /// The file.
         path: PathBuf,
-        /// What is wrong: not UTF-8, or the JSON parser's error.
+        /// What is wrong: not UTF-8, truncated or corrupt gzip, or the JSON parser's error.
         reason: String,
     },
 }
@@ -218,6 +219,9 @@ pub(crate) fn scan_text(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -7,10 +7,10 @@
 //! block text together well under the ~12,000 characters past which Slack answers
 //! `msg_blocks_too_long`. What does not fit is cut with a visible marker.
 //!
-//! Untrusted values (role names, tag values, policy text) are `plain_text` objects, which
-//! Slack shows as they are: no `<!channel>`, `<https://evil|click>`, `@here` or `*bold*` in a
-//! value does anything. The only `mrkdwn` is our own titles and the fallback text, escaped as
-//! Slack documents (`&`, `<`, `>`).
+//! Untrusted values (role names, tag values, policy text, the event ID) are `plain_text`
+//! objects, which Slack shows as they are: no `<!channel>`, `<https://evil|click>`, `@here` or
+//! `*bold*` in a value does anything. The only `mrkdwn` is our own section titles and the
+//! fallback text, escaped as Slack documents (`&`, `<`, `>`).
 
 use serde_json::{json, Value};
 
@@ -38,12 +38,19 @@ fn plain(text: &str) -> Value {
     json!({"type": "plain_text", "text": text, "emoji": false})
 }
 
+/// The header when the message has no title (a row stored without one): Slack refuses a text
+/// object without text.
+const UNTITLED: &str = "iamwatchd alert";
+
 /// The webhook payload for `message`: fields are taken in order while the total budget
 /// lasts, and the rest is counted in a closing note.
 pub fn payload(message: &Message) -> Value {
+    let title = Some(message.title())
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(UNTITLED);
     let mut blocks = vec![json!({
         "type": "header",
-        "text": plain(&cut(message.title(), HEADER_MAX_CHARS)),
+        "text": plain(&cut(title, HEADER_MAX_CHARS)),
     })];
     let mut budget = TOTAL_TEXT_MAX_CHARS.saturating_sub(HEADER_MAX_CHARS);
     let mut left_out = 0usize;
@@ -89,7 +96,7 @@ pub fn payload(message: &Message) -> Value {
         }
         flush(&mut fields, &mut blocks, &title);
     }
-    if message.sections.is_empty() {
+    if message.sections.is_empty() && !message.text.trim().is_empty() {
         // A row queued by an older version: the text body is all there is.
         blocks.push(json!({
             "type": "section",
@@ -99,15 +106,17 @@ pub fn payload(message: &Message) -> Value {
     if left_out > 0 {
         blocks.push(json!({
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": format!(
+            // Plain text: the event ID is the record's, and `*`, `_` or `~` in it would
+            // format in mrkdwn.
+            "elements": [plain(&cut(&format!(
                 "{left_out} more field{} did not fit in a Slack message: the mail and the \
                  CloudTrail console have everything (event ID {})",
                 if left_out == 1 { "" } else { "s" },
-                mrkdwn_escape(&message.event_id)
-            )}],
+                message.event_id
+            ), SECTION_TEXT_MAX_CHARS))],
         }));
     }
-    if let Some(link) = message.link.as_deref().filter(|l| l.len() <= 3_000) {
+    if let Some(link) = message.usable_link() {
         blocks.push(json!({
             "type": "actions",
             "elements": [{
@@ -118,7 +127,7 @@ pub fn payload(message: &Message) -> Value {
         }));
     }
     json!({
-        "text": mrkdwn_escape(&cut(message.title(), FALLBACK_MAX_CHARS)),
+        "text": mrkdwn_escape(&cut(title, FALLBACK_MAX_CHARS)),
         "blocks": blocks,
         "unfurl_links": false,
         "unfurl_media": false,
@@ -149,6 +158,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_message_without_title_or_text_has_no_empty_text_object_which_slack_refuses() {
+        let message = Message {
+            subject: String::new(),
+            text: " ".to_owned(),
+            ..Message::for_test("HIGH", "iam-change", "CreateUser")
+        };
+        let payload = payload(&message);
+        assert_eq!(payload["blocks"][0]["text"]["text"], UNTITLED);
+        assert_eq!(payload["text"], UNTITLED);
+        for block in payload["blocks"].as_array().unwrap() {
+            for text in texts(block) {
+                assert!(!text["text"].as_str().unwrap().trim().is_empty(), "{block}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_did_not_fit_note_shows_the_event_id_as_plain_text_so_its_mrkdwn_is_inert() {
+        let mut message = hostile_message(400);
+        message.event_id = "*bold* _it_ ~strike~ `code`".to_owned();
+        let payload = payload(&message);
+        let note = payload["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "context")
+            .expect("the note");
+        assert_eq!(note["elements"][0]["type"], "plain_text");
+        let text = note["elements"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("(event ID *bold* _it_ ~strike~ `code`)"),
+            "{text}"
+        );
     }
 
     #[test]

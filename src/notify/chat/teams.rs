@@ -125,7 +125,7 @@ fn card(message: &Message, value_max: usize) -> Value {
         "body": body,
         "msteams": {"width": "Full"},
     });
-    if let Some(link) = &message.link {
+    if let Some(link) = message.usable_link() {
         content["actions"] = json!([{
             "type": "Action.OpenUrl",
             "title": "Open in the CloudTrail console",
@@ -155,6 +155,19 @@ mod tests {
         );
         let payload = payload(&hostile_message(1)).to_string();
         assert!(!payload.contains("[click](https://evil"), "{payload}");
+    }
+
+    #[test]
+    fn a_huge_console_link_is_left_out_so_the_card_stays_under_the_size_limit() {
+        let message = Message {
+            link: Some(format!("https://x/{}", "x".repeat(70_000))),
+            ..Message::for_test("HIGH", "iam-change", "CreateUser")
+        };
+        let payload = payload(&message);
+        assert!(serde_json::to_vec(&payload).unwrap().len() <= MAX_BYTES);
+        assert!(payload["attachments"][0]["content"]
+            .get("actions")
+            .is_none());
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn payload(routing_key: &str, message: &Message) -> Value {
         event["payload"]["timestamp"] =
             json!(time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     }
-    if let Some(link) = &message.link {
+    if let Some(link) = message.usable_link() {
         event["links"] = json!([{"href": link, "text": "CloudTrail console"}]);
         event["client_url"] = json!(link);
     }
@@ -220,6 +220,17 @@ mod tests {
             .as_str()
             .unwrap()
             .contains("<!channel>"));
+    }
+
+    #[test]
+    fn a_huge_console_link_is_left_out_so_the_event_stays_under_the_size_limit() {
+        let message = Message {
+            link: Some(format!("https://x/{}", "x".repeat(600_000))),
+            ..Message::for_test("HIGH", "iam-change", "CreateUser")
+        };
+        let event = payload("abcdefghijklmnopqrstuvwxyz012345", &message);
+        assert!(serde_json::to_vec(&event).unwrap().len() <= MAX_BYTES);
+        assert!(event.get("links").is_none() && event.get("client_url").is_none());
     }
 
     #[test]

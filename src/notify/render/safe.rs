@@ -10,17 +10,14 @@ pub(crate) const VALUE_MAX_BYTES: usize = 4096;
 pub(crate) const MAX_PARAMETERS: usize = 32;
 /// Longest text body: SNS accepts 256 KB per message, including the attributes.
 pub(crate) const TEXT_MAX_BYTES: usize = 200 * 1024;
+/// Longest console link any notifier sends. Slack's button takes 3,000 characters and Teams
+/// and PagerDuty keep the whole event within 28 and 512 KB; a real console link is under 200,
+/// so a longer one comes from a crafted event ID and is left out (the ID is in the message).
+pub(crate) const LINK_MAX_BYTES: usize = 2_048;
 /// SNS wants a subject "less than 100 characters long", ASCII, without control characters.
 pub(crate) const SNS_SUBJECT_MAX_CHARS: usize = 99;
 
-/// Characters that must never reach a one-line field: controls (CR, LF, tab, NUL, …), the
-/// Unicode line/paragraph separators, zero-width and bidirectional formatting characters.
-pub(crate) fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{2028}' | '\u{2029}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-            | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
+pub(crate) use crate::text::is_unsafe;
 
 /// `value` on one line: every unsafe character becomes a space.
 pub(crate) fn one_line(value: &str) -> String {

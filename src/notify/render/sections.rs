@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::safe::{
-    cut_bytes, html_escape, multi_line, part, single, MAX_PARAMETERS, TEXT_MAX_BYTES,
-    VALUE_MAX_BYTES,
+    cut_bytes, html_escape, multi_line, part, single, LINK_MAX_BYTES, MAX_PARAMETERS,
+    TEXT_MAX_BYTES, VALUE_MAX_BYTES,
 };
 use crate::aws::arn;
 use crate::event::Record;
@@ -133,7 +133,7 @@ pub(crate) fn who(record: &Record) -> Section {
 }
 
 /// A request parameter for display: policy documents (JSON in a string) pretty-printed.
-fn parameter_field(event_name: &str, key: &str, value: &Value) -> Field {
+pub(crate) fn parameter_field(event_name: &str, key: &str, value: &Value) -> Field {
     let label = match key {
         "assumeRolePolicyDocument" => format!("{key} (trust policy)"),
         "policyDocument" if event_name == "UpdateAssumeRolePolicy" => {
@@ -301,9 +301,8 @@ pub(crate) fn console_link(record: &Record) -> Option<String> {
         "console.aws.amazon.com"
     };
     let id = utf8_percent_encode(&record.event_id, URL_COMPONENT);
-    Some(format!(
-        "https://{region}.{domain}/cloudtrailv2/home?region={region}#/events/{id}"
-    ))
+    let link = format!("https://{region}.{domain}/cloudtrailv2/home?region={region}#/events/{id}");
+    (link.len() <= LINK_MAX_BYTES).then_some(link)
 }
 
 pub(crate) fn why_and_link(alert: &Alert, link: Option<&str>) -> Section {
@@ -315,7 +314,10 @@ pub(crate) fn why_and_link(alert: &Alert, link: Option<&str>) -> Section {
             Field::new("Event ID", &alert.record.event_id),
             Field::new(
                 "CloudTrail console",
-                link.unwrap_or("unavailable: the record has no valid region"),
+                link.unwrap_or(
+                    "unavailable: the record has no valid region, or an event ID too long for a \
+                     link",
+                ),
             ),
         ],
     }
@@ -408,6 +410,16 @@ mod tests {
                  #/events/a%20b%2F%23%3F%26"
             )
         );
+    }
+
+    #[test]
+    fn a_huge_event_id_makes_no_console_link_rather_than_one_of_megabytes() {
+        let record = Record::from_json(serde_json::json!({
+            "eventID": "x".repeat(1_048_577), "eventName": "CreateUser",
+            "eventSource": "iam.amazonaws.com", "awsRegion": "us-east-1",
+        }))
+        .unwrap();
+        assert_eq!(console_link(&record), None);
     }
 
     #[test]

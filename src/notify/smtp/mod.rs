@@ -25,6 +25,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
+use super::chat::cut;
 use super::render::one_line;
 use super::{Message, Notifier, NotifyError};
 pub(crate) use config::{RawSmtp, PASSWORD};
@@ -34,6 +35,13 @@ pub(crate) use transport::SmtpTransport;
 
 const SEVERITY_HEADER: HeaderName = HeaderName::new_from_ascii_str("X-Iamwatchd-Severity");
 const EVENT_ID_HEADER: HeaderName = HeaderName::new_from_ascii_str("X-Iamwatchd-Event-Id");
+
+/// Longest Subject, in characters. RFC 5322 limits a line to 998 bytes and a header can only
+/// be folded at a space, so a value without one must fit on its line; a rendered subject is
+/// shorter, a stored row may not be.
+const SUBJECT_MAX_CHARS: usize = 900;
+/// Longest `X-Iamwatchd-*` value, in characters (real ones are under 40).
+const X_HEADER_MAX_CHARS: usize = 200;
 
 /// Longest eventID (in bytes) used in a Message-ID; real ones are 36 characters.
 const MESSAGE_ID_PART_MAX_BYTES: usize = 200;
@@ -174,15 +182,15 @@ impl<T> SmtpNotifier<T> {
     pub fn email(&self, message: &Message) -> Result<lettre::Message, NotifyError> {
         let mut builder = lettre::Message::builder()
             .from(self.from.clone())
-            .subject(one_line(&message.subject))
+            .subject(cut(&one_line(&message.subject), SUBJECT_MAX_CHARS))
             .message_id(Some(message_id(&message.event_id, &self.name)))
             .raw_header(HeaderValue::new(
                 SEVERITY_HEADER,
-                one_line(&message.severity),
+                cut(&one_line(&message.severity), X_HEADER_MAX_CHARS),
             ))
             .raw_header(HeaderValue::new(
                 EVENT_ID_HEADER,
-                one_line(&message.event_id),
+                cut(&one_line(&message.event_id), X_HEADER_MAX_CHARS),
             ));
         for to in &self.to {
             builder = builder.to(to.clone());
@@ -382,6 +390,24 @@ mod tests {
             .expect_err("stub refuses");
         assert!(error.is_transient());
         assert_eq!(notifier.name(), "mail");
+    }
+
+    #[test]
+    fn a_subject_or_event_id_of_thousands_of_characters_keeps_every_header_line_within_998_bytes() {
+        let notifier = stub_notifier(AsyncStubTransport::new_ok());
+        let message = Message {
+            subject: "x".repeat(5_000),
+            event_id: "y".repeat(5_000),
+            severity: "z".repeat(5_000),
+            ..Message::for_test("HIGH", "iam-change", "CreateUser")
+        };
+        let raw = notifier.email(&message).unwrap().formatted();
+        let raw = String::from_utf8(raw).unwrap();
+        let (head, _) = raw.split_once("\r\n\r\n").unwrap();
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 998, "{} bytes: {line}", line.len());
+        }
+        assert!(head.contains("Subject: xxxx"), "{head}");
     }
 
     #[test]

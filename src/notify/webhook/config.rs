@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::config::problem::Problems;
+use crate::config::problem::{quote_key, Problems};
 use crate::config::secret::SecretKey;
 use crate::config::values;
 use crate::notify::http::endpoint::{check_timeout, DEFAULT_TIMEOUT};
@@ -99,7 +99,7 @@ impl RawWebhook {
         };
         let mut headers = Vec::new();
         for (name, value) in &self.headers {
-            let key = format!("{section}.headers.{name}");
+            let key = format!("{section}.headers.{}", quote_key(name));
             if OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
                 problems.error(key, "is set by iamwatchd itself and cannot be replaced");
                 continue;
@@ -178,4 +178,21 @@ pub(crate) fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::testing::{problem_at, problems, MINIMAL};
+
+    #[test]
+    fn a_header_name_with_a_control_character_is_named_escaped_not_raw() {
+        let found = problems(&format!(
+            "{MINIMAL}[notifiers.hook]\ntype = \"webhook\"\nurl = \"https://hooks.example/x\"\n\
+             headers = {{ \"\\r\" = \"x\", \"X-Ok\" = \"\\u0000\" }}\n"
+        ));
+        let name = problem_at(&found, "notifiers.hook.headers.\"\\u000D\"");
+        assert!(name.message.contains("header name"), "{name}");
+        let value = problem_at(&found, "notifiers.hook.headers.X-Ok");
+        assert!(value.message.contains("header value"), "{value}");
+    }
 }

@@ -33,6 +33,11 @@ pub(crate) struct AlarmNotice {
     pub evaluation_periods: u64,
 }
 
+/// The longest span a CloudWatch alarm evaluates: `Period` × `EvaluationPeriods` is at most
+/// seven days (PutMetricAlarm's documentation). A message that claims more did not come from
+/// an alarm as CloudWatch has it; its window is cut to this.
+pub(crate) const MAX_EVALUATED_SECONDS: u64 = 7 * 24 * 3600;
+
 /// Which filter patterns of the catalogue an alarm counts: those of one category's metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pattern(pub(crate) Category);
@@ -130,13 +135,25 @@ pub(crate) fn parse_notice(body: &str) -> Result<AlarmNotice, AlarmError> {
 impl AlarmNotice {
     /// The records that can have set the alarm off: the evaluated periods before the state
     /// change, widened by `margin` on both sides for CloudTrail's delivery delay.
+    ///
+    /// The message is untrusted (anyone allowed to publish to the topic can write one): the
+    /// evaluated span is cut to what CloudWatch allows ([`MAX_EVALUATED_SECONDS`]) and the
+    /// window to the times chrono can represent, so no value can make the arithmetic overflow.
     pub fn window(&self, margin: Duration) -> (DateTime<Utc>, DateTime<Utc>) {
-        let evaluated = self.period.saturating_mul(self.evaluation_periods);
-        let evaluated = TimeDelta::seconds(i64::try_from(evaluated).unwrap_or(i64::MAX / 2_000));
+        let evaluated = self
+            .period
+            .saturating_mul(self.evaluation_periods)
+            .min(MAX_EVALUATED_SECONDS);
+        let evaluated = TimeDelta::seconds(i64::try_from(evaluated).expect("at most 7 days"));
         let margin = TimeDelta::from_std(margin).unwrap_or_default();
+        let before = evaluated.checked_add(&margin).unwrap_or(TimeDelta::MAX);
         (
-            self.state_change_time - evaluated - margin,
-            self.state_change_time + margin,
+            self.state_change_time
+                .checked_sub_signed(before)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            self.state_change_time
+                .checked_add_signed(margin)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
         )
     }
 
@@ -156,6 +173,9 @@ impl AlarmNotice {
         )
     }
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -229,6 +249,33 @@ mod tests {
             TimeDelta::seconds(2 * 300 + 60)
         );
         assert_eq!(end - notice.state_change_time, TimeDelta::seconds(60));
+    }
+
+    #[test]
+    fn a_period_of_1e300_seconds_does_not_panic_the_window_it_is_cut_to_seven_days() {
+        let mut alarm = alarm_json();
+        alarm["Trigger"]["Period"] = serde_json::json!(1e300);
+        let notice = parse_notice(&alarm.to_string()).unwrap();
+        let (start, end) = notice.window(Duration::from_secs(60));
+        assert_eq!(
+            notice.state_change_time - start,
+            TimeDelta::seconds(7 * 24 * 3600 + 60)
+        );
+        assert_eq!(end - notice.state_change_time, TimeDelta::seconds(60));
+    }
+
+    #[test]
+    fn a_window_at_either_end_of_time_stops_there_rather_than_panic() {
+        let mut notice = parse_notice(&alarm_json().to_string()).unwrap();
+        notice.state_change_time = DateTime::<Utc>::MAX_UTC;
+        let (start, end) = notice.window(Duration::from_secs(60));
+        assert!(start < notice.state_change_time);
+        assert_eq!(end, DateTime::<Utc>::MAX_UTC);
+        notice.state_change_time = DateTime::<Utc>::MIN_UTC;
+        assert_eq!(
+            notice.window(Duration::from_secs(60)).0,
+            DateTime::<Utc>::MIN_UTC
+        );
     }
 
     #[test]

@@ -397,6 +397,9 @@ pub async fn fetch_window(
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
