@@ -18,6 +18,7 @@ mod encryption;
 mod foundation;
 mod install;
 mod notify;
+mod ops;
 mod poller;
 mod rules;
 mod run;
