@@ -52,6 +52,7 @@
 //! - [`check`]: `iamwatchd check`, the checklist with the fix for each problem.
 //! - [`stack`]: `iamwatchd template` and `iamwatchd deploy`.
 //! - [`probe`]: `iamwatchd health`, the container health check's client.
+//! - [`output`]: what every command prints on stdout, quiet when the reader went away.
 //!
 //! The local AWS emulator the tests and the demo run on lives in `tests/emulator/` (Python,
 //! moto plus our plugin); `tests/e2e/` drives it through the real SDK. The public CloudTrail
@@ -70,6 +71,7 @@ pub mod daemon;
 pub mod event;
 pub mod metrics;
 pub mod notify;
+pub mod output;
 pub(crate) mod pipeline;
 pub mod probe;
 pub mod rules;

@@ -50,6 +50,10 @@ enum Command {
     ///
     /// Stops on SIGTERM or SIGINT: polling ends, notifications in flight get 20 seconds,
     /// everything not yet sent is delivered after the next start.
+    ///
+    /// Exit status: 0 stopped by a signal, 1 failed, 65 state database corrupt (restore it
+    /// from a backup or move it aside), 75 state database locked (another iamwatchd uses the
+    /// state directory), 78 configuration invalid (EX_CONFIG).
     Run(ConfigArgs),
     /// Report the IAM changes and tampering in past records, with the daemon's rules.
     ///
@@ -297,15 +301,85 @@ fn load_config(path: &std::path::Path) -> Result<Config, ConfigErrors> {
     Ok(config)
 }
 
+/// How the daemon's log lines look where they go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LogStyle {
+    /// One JSON object per line (`log.format = "json"`, the container's default).
+    json: bool,
+    /// ANSI colours: only on a terminal, and never with `NO_COLOR` set (no-color.org).
+    ansi: bool,
+    /// A timestamp on every line; the journal adds its own (`JOURNAL_STREAM` names stderr).
+    timestamps: bool,
+}
+
+impl LogStyle {
+    /// The style for `format`, with stderr a terminal or not, `NO_COLOR`'s value and whether
+    /// stderr is the journal's stream.
+    fn new(
+        format: LogFormat,
+        stderr_is_terminal: bool,
+        no_color: Option<&str>,
+        journal: bool,
+    ) -> LogStyle {
+        let json = format == LogFormat::Json;
+        LogStyle {
+            json,
+            ansi: !json && stderr_is_terminal && no_color.is_none_or(str::is_empty),
+            timestamps: !journal,
+        }
+    }
+}
+
+/// Whether stderr is the journal's stream: systemd sets `JOURNAL_STREAM` to its device and
+/// inode (`DEV:INODE`), which a child whose stderr was redirected inherits too, so compare.
+fn stderr_is_journal(journal_stream: Option<&str>) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some((dev, ino)) = journal_stream.and_then(|v| v.split_once(':')) else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}
+
+/// The configured filter, with tokio's and the SDK's chatter where `log.level` says nothing
+/// about them: the HTTP stacks at warn (their INFO lines are per request).
+fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    let mut directives = level.to_owned();
+    for (target, quiet) in QUIET_TARGETS {
+        if !level.contains(target) {
+            directives.push_str(&format!(",{target}={quiet}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// Dependencies whose INFO lines are noise in a daemon's log, and the level they keep unless
+/// `log.level` names them.
+const QUIET_TARGETS: [(&str, &str); 2] = [("aws_smithy_runtime", "warn"), ("aws_config", "warn")];
+
 fn init_logging(log: &config::LogConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let style = LogStyle::new(
+        log.format,
+        std::io::stderr().is_terminal(),
+        std::env::var("NO_COLOR").ok().as_deref(),
+        stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref()),
+    );
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Human => builder.init(),
+        .with_env_filter(log_filter(&log.level))
+        .with_writer(std::io::stderr)
+        .with_ansi(style.ansi);
+    match (style.json, style.timestamps) {
+        (true, _) => builder.json().init(),
+        (false, true) => builder.init(),
+        (false, false) => builder.without_time().init(),
     }
 }
 
@@ -335,16 +409,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "iamwatchd",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "iamwatchd", &mut script);
+            iamwatchd::out!("{}", String::from_utf8_lossy(&script));
         }
         Command::Man { dir } => {
             for path in write_man_pages(&dir)? {
-                println!("{}", path.display());
+                iamwatchd::outln!("{}", path.display());
             }
         }
         Command::Health { url } => {
@@ -352,11 +423,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 health_url(std::env::var("IAMWATCHD__METRICS__LISTEN").ok().as_deref())
             });
             let body = iamwatchd::probe::probe(&url, Duration::from_secs(5))?;
-            println!("{body}");
+            iamwatchd::outln!("{body}");
         }
         Command::Check(args) => {
             let config = load_config(&args.config.config)?;
-            println!("✓ configuration {}: valid", args.config.config.display());
+            iamwatchd::outln!("✓ configuration {}: valid", args.config.config.display());
             if args.offline {
                 return Ok(ExitCode::SUCCESS);
             }
@@ -364,12 +435,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 send_test: args.send_test,
             };
             let report = iamwatchd::check::check(&config, options).await;
-            print!("{report}");
+            iamwatchd::out!("{report}");
             if !report.ready() {
-                println!("not ready: fix the ✗ lines above and run `iamwatchd check` again");
+                iamwatchd::outln!(
+                    "not ready: fix the ✗ lines above and run `iamwatchd check` again"
+                );
                 return Ok(ExitCode::from(EXIT_UNAVAILABLE));
             }
-            println!("ready");
+            iamwatchd::outln!("ready");
         }
         Command::Analysis(AnalysisCommand::Seed(args)) => {
             let config = load_config(&args.config)?;
@@ -380,7 +453,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("{done}");
         }
         Command::Template => {
-            print!("{}", template::template_json());
+            iamwatchd::out!("{}", template::template_json());
         }
         Command::Deploy(args) => {
             let target = args.flags().resolve(args.config.as_deref())?;
@@ -462,17 +535,42 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
-        Err(error) => match error.downcast_ref::<ConfigErrors>() {
-            // A flag alone is a failed command; a file at fault is EX_CONFIG.
-            Some(config) if config.names_a_file() => {
-                eprintln!("iamwatchd: {error:#}");
-                ExitCode::from(EXIT_CONFIG)
-            }
-            _ => {
-                eprintln!("iamwatchd: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Err(error) => {
+            eprintln!("iamwatchd: {error:#}");
+            ExitCode::from(exit_status(&error))
+        }
+    }
+}
+
+/// sysexits' EX_DATAERR: the state database is damaged (restore it or move it aside).
+const EXIT_STORE_CORRUPT: u8 = 65;
+
+/// sysexits' EX_TEMPFAIL: the state database is locked (another iamwatchd on the same state
+/// directory); trying again once it has stopped can succeed.
+const EXIT_STORE_LOCKED: u8 = 75;
+
+/// The exit status for a failed command (the README's table): a configuration file at fault
+/// is EX_CONFIG (a flag alone is a failed command, 1), a corrupt or locked state database has
+/// its own, anything else is 1.
+fn exit_status(error: &anyhow::Error) -> u8 {
+    use iamwatchd::daemon::DaemonError;
+    use iamwatchd::scan::ScanFailed;
+    use iamwatchd::store::StoreError;
+    let store = error
+        .downcast_ref::<StoreError>()
+        .or_else(|| match error.downcast_ref::<DaemonError>() {
+            Some(DaemonError::Store(store)) => Some(store),
+            _ => None,
+        })
+        .or_else(|| match error.downcast_ref::<ScanFailed>() {
+            Some(ScanFailed::Notify(DaemonError::Store(store))) => Some(store),
+            _ => None,
+        });
+    match (error.downcast_ref::<ConfigErrors>(), store) {
+        (Some(config), _) if config.names_a_file() => EXIT_CONFIG,
+        (_, Some(StoreError::Corrupt { .. })) => EXIT_STORE_CORRUPT,
+        (_, Some(StoreError::Locked { .. })) => EXIT_STORE_LOCKED,
+        _ => 1,
     }
 }
 
@@ -521,6 +619,60 @@ mod tests {
             " (commit "
         )));
         assert!(version.contains(", built 2"), "{version}");
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color_and_no_timestamps_in_the_journal() {
+        let human =
+            |tty, no_color, journal| LogStyle::new(LogFormat::Human, tty, no_color, journal);
+        assert!(human(true, None, false).ansi);
+        assert!(
+            !human(false, None, false).ansi,
+            "a file or a pipe: no escape codes"
+        );
+        assert!(!human(true, Some("1"), false).ansi, "NO_COLOR");
+        assert!(
+            human(true, Some(""), false).ansi,
+            "an empty NO_COLOR does not count"
+        );
+        assert!(human(false, None, false).timestamps);
+        assert!(
+            !human(false, None, true).timestamps,
+            "journald stamps every line itself"
+        );
+        let json = LogStyle::new(LogFormat::Json, true, None, false);
+        assert!(json.json && !json.ansi);
+    }
+
+    #[test]
+    fn journal_stream_must_name_stderr_itself() {
+        assert!(!stderr_is_journal(None));
+        assert!(!stderr_is_journal(Some("garbage")));
+        // A JOURNAL_STREAM inherited by a process whose stderr went elsewhere.
+        assert!(!stderr_is_journal(Some("0:0")));
+    }
+
+    #[test]
+    fn the_sdks_info_chatter_stays_at_warn_unless_asked_for() {
+        let quiet = log_filter("info").to_string();
+        assert!(quiet.contains("aws_config=warn"), "{quiet}");
+        assert!(quiet.contains("aws_smithy_runtime=warn"), "{quiet}");
+        let asked = log_filter("info,aws_config=debug").to_string();
+        assert!(
+            asked.contains("aws_config=debug") && !asked.contains("aws_config=warn"),
+            "{asked}"
+        );
+    }
+
+    #[test]
+    fn corrupt_and_locked_stores_have_their_own_exit_status() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("iamwatchd.sqlite3"), vec![7u8; 4096]).unwrap();
+        let corrupt = iamwatchd::store::Store::open(dir.path()).unwrap_err();
+        let as_daemon = anyhow::Error::from(iamwatchd::daemon::DaemonError::Store(corrupt))
+            .context("iamwatchd run");
+        assert_eq!(exit_status(&as_daemon), EXIT_STORE_CORRUPT);
+        assert_eq!(exit_status(&anyhow::anyhow!("other")), 1);
     }
 
     #[test]

@@ -109,30 +109,24 @@ impl fmt::Display for AwsError {
     }
 }
 
-/// The kind of an answer, from its error code first and its HTTP status second.
+/// The kind of an answer, from its error code first and its HTTP status second. Throttling
+/// and transient codes are the SDK's own (the lists its standard retry classifier,
+/// `AwsErrorCodeClassifier`, retries: `RequestLimitExceeded`, `RequestTimeout`, …) plus the
+/// few it leaves to the services' models; a status the SDK's `HttpStatusCodeClassifier`
+/// retries (500, 502, 503, 504), 429 and 408 is transient whatever the body says.
 fn kind_of(code: Option<&str>, message: &str, status: Option<u16>) -> Kind {
+    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
     match code {
-        Some(
-            "Throttling"
-            | "ThrottlingException"
-            | "Throttled"
-            | "TooManyRequestsException"
-            | "RequestLimitExceeded"
-            | "RequestThrottled"
-            | "RequestThrottledException"
-            | "KMSThrottling"
-            | "KMSThrottlingException"
-            | "SlowDown",
-        ) => Kind::Throttled,
+        Some(code) if THROTTLING_ERRORS.contains(&code) => Kind::Throttled,
+        Some(code) if TRANSIENT_ERRORS.contains(&code) => Kind::Transient,
+        Some("Throttled" | "KMSThrottling" | "KMSThrottlingException") => Kind::Throttled,
         Some(
             "InternalFailure"
             | "InternalError"
             | "InternalErrorException"
             | "InternalServiceError"
             | "ServiceUnavailable"
-            | "ServiceUnavailableException"
-            | "RequestTimeout"
-            | "RequestTimeoutException",
+            | "ServiceUnavailableException",
         ) => Kind::Transient,
         Some(
             "InvalidClientTokenId"
@@ -231,6 +225,23 @@ mod tests {
         assert_eq!(kind(Some("Weird"), Some(429)), Kind::Transient);
         assert_eq!(kind(Some("Weird"), Some(400)), Kind::Rejected);
         assert_eq!(kind(None, None), Kind::Transient);
+    }
+
+    #[test]
+    fn the_sdks_throttling_and_transient_codes_are_ours() {
+        assert_eq!(
+            kind(Some("RequestLimitExceeded"), Some(400)),
+            Kind::Throttled
+        );
+        assert_eq!(kind(Some("SlowDown"), Some(503)), Kind::Throttled);
+        assert_eq!(kind(Some("RequestTimeout"), Some(400)), Kind::Transient);
+        assert_eq!(
+            kind(Some("RequestTimeoutException"), Some(400)),
+            Kind::Transient
+        );
+        for status in [500, 502, 503, 504] {
+            assert_eq!(kind(None, Some(status)), Kind::Transient, "{status}");
+        }
     }
 
     #[test]

@@ -355,6 +355,19 @@ mod tests {
         assert!(config.smtp("smtp").is_none());
     }
 
+    /// The container image's `ENV IAMWATCHD__LOG__FORMAT=json` (see the Dockerfile) wins over
+    /// the file's `[log] format = "human"`, and `human` turns it back.
+    #[test]
+    fn the_containers_log_format_variable_overrides_the_file() {
+        let dockerfile = include_str!("../../Dockerfile");
+        assert!(dockerfile.contains("ENV IAMWATCHD__LOG__FORMAT=json"));
+        let text = format!("{MINIMAL}[log]\nformat = \"human\"\n");
+        let json = load_str(&text, &[("IAMWATCHD__LOG__FORMAT", "json")]).unwrap();
+        assert_eq!(json.log.format, LogFormat::Json);
+        let human = load_str(MINIMAL, &[("IAMWATCHD__LOG__FORMAT", "human")]).unwrap();
+        assert_eq!(human.log.format, LogFormat::Human);
+    }
+
     #[test]
     fn several_problems_are_reported_at_once_with_paths() {
         let text = r#"

@@ -93,7 +93,10 @@ impl SecretKey<'_> {
     /// in the layered configuration; the file's own was refused while layering), the file
     /// named by `<key>_file`, or systemd's credential in `credentials` (the service's
     /// `$CREDENTIALS_DIRECTORY`, which `LoadCredential=` fills even under `DynamicUser=`).
-    /// Both of the first two at once is an error: it must be clear which one is used.
+    /// Both of the first two at once is an error: it must be clear which one is used. With
+    /// `<key>_file` set, a credential `NAME.KEY` that is there wins: under `DynamicUser=` the
+    /// service cannot read the root-owned file the path names, so the unit loads that file as
+    /// the credential (`LoadCredential=smtp.password:/etc/iamwatchd/smtp-password`).
     pub(crate) fn resolve(
         &self,
         from_env: Option<&str>,
@@ -119,19 +122,44 @@ impl SecretKey<'_> {
                 None
             }
             (Some(value), None) => Some(Secret::new(value)),
-            (None, Some(path)) => read_secret_file(path)
-                .map_err(|e| problems.error(&file_key, e))
+            // Under DynamicUser= the service cannot read a root-owned file in /etc: the unit
+            // then loads that same file as the credential NAME.KEY, which wins over the path.
+            (None, Some(path)) => match self.credential(credentials) {
+                Some(credential) => read_secret_file(&credential)
+                    .map_err(|e| problems.error(&file_key, e))
+                    .ok(),
+                None => read_secret_file(path)
+                    .map_err(|e| problems.error(&file_key, self.unreadable(path, e)))
+                    .ok(),
+            },
+            (None, None) => read_secret_file(&self.credential(credentials)?)
+                .map_err(|e| problems.error(super::problem::join(self.section, self.key), e))
                 .ok(),
-            (None, None) => {
-                let path = credentials?.join(self.credential_name());
-                if !path.exists() {
-                    return None;
-                }
-                read_secret_file(&path)
-                    .map_err(|e| problems.error(super::problem::join(self.section, self.key), e))
-                    .ok()
-            }
         }
+    }
+}
+
+impl SecretKey<'_> {
+    /// The credential's file in `credentials` (`$CREDENTIALS_DIRECTORY`), when it is there.
+    fn credential(&self, credentials: Option<&Path>) -> Option<std::path::PathBuf> {
+        let path = credentials?.join(self.credential_name());
+        path.exists().then_some(path)
+    }
+
+    /// `error` reading `path`, with the fix for the usual cause when it is a permission
+    /// problem: the daemon runs as systemd's transient user, which cannot read files in /etc.
+    fn unreadable(&self, path: &Path, error: String) -> String {
+        let denied = std::fs::File::open(path)
+            .err()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+        if !denied {
+            return error;
+        }
+        format!(
+            "{error}; under systemd's DynamicUser= the daemon cannot read it: add              LoadCredential={}:{} to the unit (the credential is used instead of the path)",
+            self.credential_name(),
+            path.display()
+        )
     }
 }
 

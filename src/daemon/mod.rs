@@ -109,9 +109,7 @@ pub async fn run(
 
     let stop_polling = CancellationToken::new();
     let stop_delivery = CancellationToken::new();
-    let mut scheduler = wiring::housekeeping(&config)
-        .start(parts.reporter.clone())
-        .await?;
+    let jobs = wiring::housekeeping(&config).start(parts.reporter.clone())?;
     let polling = tokio::spawn(poller.run(Arc::new(parts.reporter.clone()), stop_polling.clone()));
     wiring::seed_on_first_start(&config, parts.store.clone(), parts.iam.clone());
     let alarm_path = wiring::alarm_path(&config, parts.reporter.clone())
@@ -151,9 +149,7 @@ pub async fn run(
             "notifications still in flight at the deadline; they are sent after restart"
         );
     }
-    if let Err(error) = scheduler.shutdown().await {
-        tracing::warn!(%error, "periodic jobs did not stop cleanly");
-    }
+    jobs.shutdown().await;
     stop_metrics.cancel();
     if let Some(server) = metrics_server {
         let _ = server.await;

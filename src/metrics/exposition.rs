@@ -61,6 +61,38 @@ impl Metrics {
             let _ = writeln!(out, "{name} {value}");
         }
 
+        let name = "iamwatchd_build_info";
+        header(
+            &mut out,
+            name,
+            "The running build: its release and git commit (always 1).",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "{name}{{version=\"{}\",commit=\"{}\"}} 1",
+            label(env!("CARGO_PKG_VERSION")),
+            label(env!("IAMWATCHD_GIT_COMMIT"))
+        );
+
+        let name = "iamwatchd_last_successful_poll_timestamp_seconds";
+        header(
+            &mut out,
+            name,
+            "When each LookupEvents stream last completed a pass (every page read and stored), \
+             in Unix seconds; a stream appears after its first.",
+            "gauge",
+        );
+        for ((region, stream), at) in c.last_complete_passes() {
+            let _ = writeln!(
+                out,
+                "{name}{{region=\"{}\",stream=\"{}\"}} {}",
+                label(&region),
+                label(&stream),
+                at as f64 / 1000.0
+            );
+        }
+
         let name = "iamwatchd_events_reported_total";
         header(
             &mut out,
@@ -282,6 +314,10 @@ mod tests {
         m.new_event(SeenBy::Poller, Duration::from_secs(12));
         m.new_event(SeenBy::Poller, Duration::from_millis(500));
         m.new_event(SeenBy::Alarm, Duration::from_secs(7200));
+        m.poller.last_complete_pass.lock().unwrap().insert(
+            ("us-east-1".into(), "EventSource=iam.amazonaws.com".into()),
+            1_700_000_000_500,
+        );
         let stats = Stats {
             seen: 3,
             seen_by_path: [(SeenBy::Poller, 2), (SeenBy::Alarm, 1)].into(),
@@ -312,6 +348,15 @@ mod tests {
             "iamwatchd_store_events{path=\"alarm\"} 1",
             "iamwatchd_store_size_bytes 4096",
             "iamwatchd_store_up 1",
+            "iamwatchd_last_successful_poll_timestamp_seconds{region=\"us-east-1\",\
+             stream=\"EventSource=iam.amazonaws.com\"} 1700000000.5",
+            concat!(
+                "iamwatchd_build_info{version=\"",
+                env!("CARGO_PKG_VERSION"),
+                "\",commit=\"",
+                env!("IAMWATCHD_GIT_COMMIT"),
+                "\"} 1"
+            ),
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -31,20 +31,41 @@ pub(crate) fn read_trail_file(path: &Path) -> Result<String, ScanError> {
     String::from_utf8(bytes).map_err(|e| not_a_trail_file(format!("not UTF-8 text{inside}: {e}")))
 }
 
-/// The `.json` / `.json.gz` files under the given paths (directories walked), sorted.
-pub(crate) fn trail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScanError> {
-    let mut files = Vec::new();
-    let mut pending: Vec<PathBuf> = paths.to_vec();
+/// What a walk of the given paths found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct TrailFiles {
+    /// The `.json` / `.json.gz` files, sorted.
+    pub files: Vec<PathBuf>,
+    /// Directories reached again through a symbolic link (a loop, or a second way to the same
+    /// directory), each with the path it was first read by: read once, reported once each.
+    pub loops: Vec<(PathBuf, PathBuf)>,
+}
+
+/// The `.json` / `.json.gz` files under the given paths (directories walked, symbolic links
+/// followed), sorted. Every directory is read once, by (device, inode): a link back to a
+/// parent is a loop, reported in [`TrailFiles::loops`], not followed for ever.
+pub(crate) fn trail_files(paths: &[PathBuf]) -> Result<TrailFiles, ScanError> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::MetadataExt;
+    let mut found = TrailFiles::default();
+    let mut visited: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut pending: Vec<PathBuf> = paths.iter().rev().cloned().collect();
     while let Some(path) = pending.pop() {
         let meta = std::fs::metadata(&path).map_err(|source| ScanError::Read {
             path: path.clone(),
             source,
         })?;
         if meta.is_dir() {
+            if let Some(first) = visited.get(&(meta.dev(), meta.ino())) {
+                found.loops.push((path, first.clone()));
+                continue;
+            }
+            visited.insert((meta.dev(), meta.ino()), path.clone());
             let entries = std::fs::read_dir(&path).map_err(|source| ScanError::Read {
                 path: path.clone(),
                 source,
             })?;
+            let mut children = Vec::new();
             for entry in entries {
                 let entry = entry.map_err(|source| ScanError::Read {
                     path: path.clone(),
@@ -53,15 +74,49 @@ pub(crate) fn trail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScanError> 
                 let child = entry.path();
                 let name = child.to_string_lossy();
                 if child.is_dir() || name.ends_with(".json") || name.ends_with(".json.gz") {
-                    pending.push(child);
+                    children.push(child);
                 }
             }
+            // Depth first in name order, so the first path to a directory is the same on
+            // every run (and the one a loop report names).
+            children.sort();
+            pending.extend(children.into_iter().rev());
         } else {
-            files.push(path);
+            found.files.push(path);
         }
     }
-    files.sort();
-    Ok(files)
+    found.files.sort();
+    found.files.dedup();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `logs/2026/loop -> ..` (a link to its parent) and `logs/again -> 2026` (a second way to
+    /// the same directory): every file once, each repeat reported once, and the walk ends.
+    #[test]
+    fn symbolic_link_loops_are_read_once_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let year = logs.join("2026");
+        std::fs::create_dir_all(&year).unwrap();
+        std::fs::write(year.join("a.json"), "{}").unwrap();
+        std::fs::write(logs.join("b.json.gz"), "").unwrap();
+        std::os::unix::fs::symlink("..", year.join("loop")).unwrap();
+        std::os::unix::fs::symlink("2026", logs.join("again")).unwrap();
+
+        let found = trail_files(std::slice::from_ref(&logs)).unwrap();
+        assert_eq!(found.files, [year.join("a.json"), logs.join("b.json.gz")]);
+        assert_eq!(
+            found.loops,
+            [
+                (year.join("loop"), logs.clone()),
+                (logs.join("again"), year.clone()),
+            ]
+        );
+    }
 }
 
 #[cfg(test)]

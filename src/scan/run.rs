@@ -2,7 +2,7 @@
 //! with inputs to stderr, and with `--notify` each finding the daemon has not already reported
 //! is recorded and sent once.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +13,8 @@ use super::{ScanError, Tally};
 use crate::config::Config;
 use crate::daemon::{report_once, DaemonError};
 use crate::event::Record;
+use crate::notify::render::escaped;
+use crate::output::write_to;
 use crate::rules::{AllowRule, Ruleset};
 use crate::source::cloudtrail::{self, lookup::LookupError};
 
@@ -64,19 +66,22 @@ pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), Sc
     let ruleset = config.map_or_else(Ruleset::default, |c| c.rules.clone());
     let table = !options.json && std::io::stdout().is_terminal();
     let mut out = std::io::stdout().lock();
+    // A reader that went away (`scan … | head`) ends the output quietly, exit status 0; with
+    // --notify the scan goes on, so that every finding is still recorded and sent.
+    let reading = std::cell::Cell::new(true);
     if table {
-        writeln!(out, "{}", table_header())?;
+        reading.set(write_to(&mut out, format_args!("{}\n", table_header()))?);
     }
-    let mut emit = |finding: Finding| -> std::io::Result<()> {
-        if table {
-            writeln!(out, "{}", table_row(&finding))
-        } else {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string(&finding).expect("serialisable")
-            )
+    let mut emit = |finding: Finding| -> std::io::Result<bool> {
+        if reading.get() {
+            reading.set(if table {
+                write_to(&mut out, format_args!("{}\n", table_row(&finding)))?
+            } else {
+                let line = serde_json::to_string(&finding).expect("serialisable");
+                write_to(&mut out, format_args!("{line}\n"))?
+            });
         }
+        Ok(reading.get())
     };
     let by_principal = options.principal.clone().map(|principal| AllowRule {
         principal: Some(principal),
@@ -109,11 +114,29 @@ pub async fn run(options: ScanOptions, config: Option<&Config>) -> Result<(), Sc
         for record in &records {
             if let Some(finding) = Finding::judged(record, &ruleset) {
                 tally.findings += 1;
-                emit(finding)?;
+                if !emit(finding)? && !options.notify {
+                    break;
+                }
             }
         }
     } else {
-        for path in trail_files(&options.files)? {
+        let walked = trail_files(&options.files)?;
+        for (path, first) in &walked.loops {
+            let how = if path.starts_with(first) {
+                "a symbolic link loop back to"
+            } else {
+                "the same directory as"
+            };
+            eprintln!(
+                "iamwatchd scan: {} is {how} {}: read once",
+                escaped(&path.to_string_lossy()),
+                escaped(&first.to_string_lossy())
+            );
+        }
+        for path in walked.files {
+            if !reading.get() && !options.notify {
+                break;
+            }
             let result = read_trail_file(&path).and_then(|text| {
                 let mut write_error = None;
                 scan_text(

@@ -25,6 +25,32 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The file is not an SQLite database, or SQLite found it damaged. Never re-created
+    /// silently: a fresh store would forget what was reported and re-send up to 90 days.
+    #[error(
+        "state database {path} is corrupt ({source}): restore it from a backup, or move it \
+         aside (`mv {path} {path}.corrupt`) to start afresh, which forgets which events were \
+         already reported and so reports the last 90 days' changes again"
+    )]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// Another connection holds the database locked for longer than the busy timeout.
+    #[error(
+        "state database {path} is locked ({source}): another iamwatchd (or a `scan --notify`) \
+         is using this state directory; stop it, or give each daemon its own \
+         store.state_directory. If none is running, a stale lock is held by a process that \
+         has the file open (`fuser {path}` names it)"
+    )]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
     /// The file's schema version is newer than this build understands.
     #[error(
         "state database {path} has schema version {found}, but this iamwatchd understands only \
@@ -70,6 +96,36 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// `self`, as [`StoreError::Corrupt`] or [`StoreError::Locked`] when SQLite's error says
+    /// the file is damaged or locked (opening a store turns those into their own errors, with
+    /// their own exit statuses).
+    pub(crate) fn classified(self) -> StoreError {
+        let (path, source) = match self {
+            StoreError::Open { path, source } | StoreError::Sqlite { path, source, .. }
+                if matches!(
+                    source.sqlite_error_code(),
+                    Some(
+                        ErrorCode::DatabaseCorrupt
+                            | ErrorCode::NotADatabase
+                            | ErrorCode::DatabaseBusy
+                            | ErrorCode::DatabaseLocked
+                    )
+                ) =>
+            {
+                (path, source)
+            }
+            other => return other,
+        };
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                StoreError::Corrupt { path, source }
+            }
+            _ => StoreError::Locked { path, source },
+        }
+    }
+}
+
 /// The operator's next step for the SQLite errors that have one.
 fn hint(error: &rusqlite::Error) -> &'static str {
     match error.sqlite_error_code() {
@@ -81,8 +137,8 @@ fn hint(error: &rusqlite::Error) -> &'static str {
              user"
         }
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-            "; the file is not a usable iamwatchd database: move it away to start afresh (which \
-             forgets which events were already reported)"
+            "; the file is damaged: stop iamwatchd and restore the file from a backup, or move it \
+             aside to start afresh (which forgets which events were already reported)"
         }
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             "; another process holds the database locked: is a second iamwatchd using the same \

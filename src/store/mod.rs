@@ -208,7 +208,9 @@ pub struct Stats {
     pub confirmed_by_alarm: u64,
     /// Notifications not yet sent nor given up, per notifier.
     pub pending: BTreeMap<String, u64>,
-    /// Notifications given up by [`Store::expire`], per notifier.
+    /// Notifications given up (by [`Store::expire`], or at once when a retry could deliver
+    /// twice), per notifier, since the store was created: a counter, which pruning the rows
+    /// does not lower (a notification delivered after all, once given up, stays counted).
     pub given_up: BTreeMap<String, u64>,
     /// Notifications held for their burst's digest, per notifier.
     pub held: BTreeMap<String, u64>,
@@ -282,6 +284,10 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, applies the settings and migrates the
     /// schema. Refuses a schema newer than this build's.
     pub(crate) fn open_file(path: &Path) -> Result<Store> {
+        Store::open_unclassified(path).map_err(StoreError::classified)
+    }
+
+    fn open_unclassified(path: &Path) -> Result<Store> {
         let open_err = |source| StoreError::Open {
             path: path.to_owned(),
             source,
@@ -322,17 +328,19 @@ impl Store {
         // Switching a new file to WAL needs an exclusive moment; SQLite answers "busy" at once
         // (without the busy handler) when another process is opening the same file, so retry
         // for as long as the busy timeout would have waited.
-        let mut waited = Duration::ZERO;
+        // Real time, not the sum of the sleeps: an attempt itself may wait the busy timeout
+        // (a file another connection holds exclusively).
+        let started = std::time::Instant::now();
         let mode: String = loop {
             match self
                 .conn
                 .pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))
             {
                 Err(rusqlite::Error::SqliteFailure(e, _))
-                    if e.code == rusqlite::ErrorCode::DatabaseBusy && waited < BUSY_TIMEOUT =>
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < BUSY_TIMEOUT =>
                 {
                     std::thread::sleep(Duration::from_millis(20));
-                    waited += Duration::from_millis(20);
                 }
                 other => {
                     break other.map_err(|source| StoreError::Open {
@@ -445,14 +453,42 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_not_a_database_is_named_in_the_error() {
+    fn a_garbage_file_is_corrupt_named_and_left_as_it_was() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(FILE_NAME);
-        std::fs::write(&file, vec![b'x'; 4096]).unwrap();
+        let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&file, &garbage).unwrap();
         let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains(&file.display().to_string()), "{msg}");
-        assert!(msg.contains("move it away"), "{msg}");
+        assert!(msg.contains("restore it from a backup"), "{msg}");
+        assert!(msg.contains(&format!("mv {}", file.display())), "{msg}");
+        assert_eq!(std::fs::read(&file).unwrap(), garbage, "never re-created");
+    }
+
+    #[test]
+    fn a_store_another_connection_holds_exclusively_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        {
+            Store::open(dir.path()).unwrap();
+        }
+        // Another process's connection holding an exclusive lock, as a second daemon would
+        // at a write; in WAL mode readers get past a write lock, so take the file's lock.
+        let other = rusqlite::Connection::open(&file).unwrap();
+        other
+            .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+            .unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&file.display().to_string()), "{msg}");
+        assert!(msg.contains("another iamwatchd"), "{msg}");
+        assert!(msg.contains("stale lock"), "{msg}");
+        other.execute_batch("COMMIT").unwrap();
+        drop(other);
+        Store::open(dir.path()).expect("usable once the lock is gone");
     }
 
     #[test]

@@ -102,6 +102,56 @@ const MIGRATIONS: &[&str] = &[
         complete  INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 3 → 4: counts kept as rows change, so that `/metrics`, `/healthz` and the health tick
+    // read a handful of rows instead of counting the whole seen_event table (O(1), whatever
+    // the store holds), and a persistent, monotonic count of given-up notifications, which
+    // pruning old outbox rows no longer lowers. Names: `seen:<path>` (events by the path that
+    // saw them first), `confirmed` (confirmed by the alarm path), `given_up:<notifier>`. The
+    // triggers run inside the statement that changes the rows, so a count is always in the
+    // same transaction as its change.
+    r#"
+    CREATE TABLE counter (
+        name  TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    INSERT INTO counter (name, value)
+        SELECT 'seen:' || first_path, count(*) FROM seen_event GROUP BY first_path;
+    INSERT INTO counter (name, value)
+        SELECT 'confirmed', count(*) FROM seen_event WHERE confirmed_by_alarm_at IS NOT NULL;
+    INSERT INTO counter (name, value)
+        SELECT 'given_up:' || notifier, count(*) FROM outbox
+        WHERE sent_at IS NULL AND given_up_at IS NOT NULL GROUP BY notifier;
+
+    CREATE TRIGGER seen_event_counted AFTER INSERT ON seen_event BEGIN
+        INSERT OR IGNORE INTO counter (name, value) VALUES ('seen:' || NEW.first_path, 0);
+        UPDATE counter SET value = value + 1 WHERE name = 'seen:' || NEW.first_path;
+        INSERT OR IGNORE INTO counter (name, value) VALUES ('confirmed', 0);
+        UPDATE counter SET value = value + (NEW.confirmed_by_alarm_at IS NOT NULL)
+            WHERE name = 'confirmed';
+    END;
+    CREATE TRIGGER seen_event_uncounted AFTER DELETE ON seen_event BEGIN
+        UPDATE counter SET value = value - 1 WHERE name = 'seen:' || OLD.first_path;
+        UPDATE counter SET value = value - (OLD.confirmed_by_alarm_at IS NOT NULL)
+            WHERE name = 'confirmed';
+    END;
+    CREATE TRIGGER seen_event_recounted AFTER UPDATE OF first_path, confirmed_by_alarm_at
+        ON seen_event BEGIN
+        UPDATE counter SET value = value - 1 WHERE name = 'seen:' || OLD.first_path;
+        INSERT OR IGNORE INTO counter (name, value) VALUES ('seen:' || NEW.first_path, 0);
+        UPDATE counter SET value = value + 1 WHERE name = 'seen:' || NEW.first_path;
+        INSERT OR IGNORE INTO counter (name, value) VALUES ('confirmed', 0);
+        UPDATE counter SET value = value + (NEW.confirmed_by_alarm_at IS NOT NULL)
+            - (OLD.confirmed_by_alarm_at IS NOT NULL) WHERE name = 'confirmed';
+    END;
+    -- Counted when given up and never uncounted: a counter only goes up.
+    CREATE TRIGGER outbox_given_up AFTER UPDATE OF given_up_at ON outbox
+        WHEN OLD.given_up_at IS NULL AND NEW.given_up_at IS NOT NULL AND NEW.sent_at IS NULL
+    BEGIN
+        INSERT OR IGNORE INTO counter (name, value) VALUES ('given_up:' || NEW.notifier, 0);
+        UPDATE counter SET value = value + 1 WHERE name = 'given_up:' || NEW.notifier;
+    END;
+    "#,
 ];
 
 /// The schema version this build writes and understands.
@@ -162,6 +212,7 @@ impl Store {
 mod tests {
     use super::super::testing::*;
     use super::*;
+    use crate::event::SeenBy;
     use crate::store::FILE_NAME;
     use rusqlite::Connection;
 
@@ -219,6 +270,59 @@ mod tests {
         assert!(
             matches!(err, StoreError::ForeignSchema { found: -3, .. }),
             "{err:?}"
+        );
+    }
+
+    /// A store written by the previous version (schema 2), with events of both paths, a
+    /// confirmation and given-up notifications, keeps its numbers across the upgrade; after
+    /// it, pruning lowers the stored events but never the given-up count.
+    #[test]
+    fn the_counts_survive_the_upgrade_from_schema_2_and_given_up_never_goes_down() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            for step in &MIGRATIONS[..2] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO seen_event VALUES ('old', 1, 1, 'poller', NULL, 'CreateUser', 'high');
+                 INSERT INTO seen_event VALUES ('p2', 2, 9000000000000, 'poller', 3, 'CreateUser', 'high');
+                 INSERT INTO seen_event VALUES ('a1', 2, 9000000000000, 'alarm', NULL, 'CreateUser', 'high');
+                 INSERT INTO outbox (event_id, notifier, payload, created_at, next_attempt_at, given_up_at)
+                     VALUES ('old', 'smtp', x'00', 1, 1, 5);
+                 INSERT INTO outbox (event_id, notifier, payload, created_at, next_attempt_at, given_up_at)
+                     VALUES ('p2', 'smtp', x'00', 1, 1, 5);
+                 INSERT INTO outbox (event_id, notifier, payload, created_at, next_attempt_at)
+                     VALUES ('a1', 'smtp', x'00', 1, 1);",
+            )
+            .unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.seen, 3);
+        assert_eq!(
+            stats.seen_by_path,
+            [(SeenBy::Poller, 2), (SeenBy::Alarm, 1)].into()
+        );
+        assert_eq!(stats.confirmed_by_alarm, 1);
+        assert_eq!(stats.given_up, [("smtp".into(), 2)].into());
+        assert_eq!(stats.pending, [("smtp".into(), 1)].into());
+
+        // Pruning deletes 'old' and, with it, its given-up outbox row.
+        let pruned = store
+            .prune(std::time::Duration::from_secs(60), t(0))
+            .unwrap();
+        assert_eq!(pruned, 1);
+        let after = store.stats().unwrap();
+        assert_eq!(
+            after.seen_by_path,
+            [(SeenBy::Poller, 1), (SeenBy::Alarm, 1)].into()
+        );
+        assert_eq!(
+            after.given_up,
+            [("smtp".into(), 2)].into(),
+            "a counter never goes down"
         );
     }
 

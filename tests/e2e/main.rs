@@ -19,6 +19,7 @@ mod encryption;
 mod foundation;
 mod install;
 mod notify;
+mod ops;
 mod poller;
 mod rules;
 mod run;

@@ -139,6 +139,51 @@ async fn transient_failures_are_retried_and_persistent_ones_reported() {
     );
 }
 
+/// The answers that used to end a pass: `RequestLimitExceeded` (throttling by another
+/// name), `RequestTimeout`, and a 5xx without an error code (a load balancer's page). Each is
+/// backed off and the same page read again: every record arrives, none twice.
+#[tokio::test]
+async fn request_limits_timeouts_and_bare_5xx_are_retried_without_losing_a_page() {
+    let emulator = Emulator::start();
+    inject(&emulator, &iam_records(120));
+    let trail = client(&emulator).await;
+    let budget = Budget::new(2.0);
+    let cancel = CancellationToken::new();
+    let clean = read_last_hour(&trail, &budget, &cancel).await.unwrap();
+    assert!(clean.stats.pages >= 2, "{:?}", clean.stats);
+    for (code, status) in [
+        ("RequestLimitExceeded", 400),
+        ("RequestTimeout", 408),
+        ("", 502),
+    ] {
+        let failed_before = emulator.counter("faults_failed");
+        emulator.control(
+            "POST",
+            "faults",
+            &json!({"services": ["cloudtrail"], "fail_next": 2, "fail_code": code,
+                    "fail_status": status})
+            .to_string(),
+        );
+        let fetched = read_last_hour(&trail, &budget, &cancel)
+            .await
+            .unwrap_or_else(|e| panic!("{code:?} {status}: {e}"));
+        assert_eq!(
+            emulator.counter("faults_failed"),
+            failed_before + 2,
+            "{code:?}"
+        );
+        let ids: Vec<_> = fetched.records.iter().map(|r| r.event_id.clone()).collect();
+        let expected: Vec<_> = clean.records.iter().map(|r| r.event_id.clone()).collect();
+        assert_eq!(
+            ids, expected,
+            "{code:?} {status}: the same records, in order"
+        );
+        if code == "RequestLimitExceeded" {
+            assert_eq!(fetched.stats.throttled, 2, "counted as throttling");
+        }
+    }
+}
+
 #[tokio::test]
 async fn cancellation_stops_a_pass_waiting_for_its_budget() {
     let emulator = Emulator::start();

@@ -38,7 +38,7 @@ pub use pipeline::empty_alarm;
 pub use sections::{Field, Section};
 
 pub(crate) use pipeline::{silent_alarm_path, test_message, SilentAlarmPath};
-pub(crate) use safe::{ascii_subject, one_line, LINK_MAX_BYTES, SNS_SUBJECT_MAX_CHARS};
+pub(crate) use safe::{ascii_subject, escaped, one_line, LINK_MAX_BYTES, SNS_SUBJECT_MAX_CHARS};
 
 fn string_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key)?.as_str().filter(|s| !s.is_empty())

@@ -27,6 +27,21 @@ pub(crate) fn one_line(value: &str) -> String {
         .collect()
 }
 
+/// `value` for a terminal: every unsafe character shown as its escape (`\u{202E}`, `\u{1b}`),
+/// visible and inert, so a bidi override or an escape sequence in a role name can neither
+/// reorder nor recolour the table, and the reader sees that it was there.
+pub(crate) fn escaped(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if is_unsafe(c) {
+            out.push_str(&format!("\\u{{{:X}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `value` with its line breaks kept (as `\n`) and every other unsafe character a space.
 pub(crate) fn multi_line(value: &str) -> String {
     value

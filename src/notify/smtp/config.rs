@@ -381,6 +381,36 @@ mod tests {
         assert_eq!(auth.password.expose(), "from-file");
     }
 
+    /// The case of systemd's `DynamicUser=`: `password_file` names a root-owned file in /etc
+    /// the transient user cannot read (here: one it cannot find), and the unit loads that
+    /// file as the credential `smtp.password`, which is used instead.
+    #[cfg(unix)]
+    #[test]
+    fn a_credential_stands_in_for_a_password_file_the_service_cannot_read() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let credential = write(&dir, "smtp.password", "from-credential\n");
+        std::fs::set_permissions(&credential, std::fs::Permissions::from_mode(0o400)).unwrap();
+        let unreadable = dir.path().join("etc-iamwatchd").join("smtp-password");
+        let text = format!(
+            "{MINIMAL}{SMTP}username = \"u\"\npassword_file = \"{}\"\n",
+            unreadable.display()
+        );
+        let directory = dir.path().to_str().unwrap();
+        let config = load_str(&text, &[("CREDENTIALS_DIRECTORY", directory)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let auth = config.smtp("smtp").unwrap().clone().auth.unwrap();
+        assert_eq!(auth.password.expose(), "from-credential");
+
+        // Without the credential the path is read, and its failure names the path.
+        let found = problems(&text);
+        let message = &problem_at(&found, "smtp.password_file").message;
+        assert!(
+            message.contains(&unreadable.display().to_string()),
+            "{message}"
+        );
+    }
+
     #[test]
     fn password_from_env_and_file_is_ambiguous() {
         let dir = tempfile::tempdir().unwrap();

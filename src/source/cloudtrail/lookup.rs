@@ -27,11 +27,16 @@ pub(crate) const ACTIONS: &[&str] = &["cloudtrail:LookupEvents"];
 /// Page size: the API's maximum, to spend the fewest requests.
 const PAGE_SIZE: i32 = 50;
 
-/// Attempts for a page that fails with a transient error other than throttling.
+/// Attempts [`fetch_window`] (a one-off command: `scan --since`) makes at a page that fails
+/// transiently before it gives up. The daemon's streams never give up a page (see
+/// [`PageError::Retry`]).
 const TRANSIENT_ATTEMPTS: u32 = 5;
 
-/// First backoff after a transient failure; doubles per attempt (0.25, 0.5, 1, 2 s).
+/// First backoff after a transient failure; doubles per attempt (0.25, 0.5, 1, 2 s, …).
 const TRANSIENT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// The longest backoff after transient failures of one page.
+const MAX_TRANSIENT_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What one stream asks LookupEvents for (exactly one lookup attribute, as the API demands).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +186,28 @@ pub enum LookupError {
     Cancelled,
 }
 
+/// Why [`Pager::next_page`] read no page.
+#[derive(Debug)]
+pub(crate) enum PageError {
+    /// Throttled (`ThrottlingException`, `RequestLimitExceeded`, …) or a transient failure (a
+    /// 5xx with or without an error code, `RequestTimeout`, no answer): the same page can
+    /// succeed later. The pager keeps its place (the page's token; the cursor moves only
+    /// after the last page), and the caller retries this stream after `after`, going on
+    /// with the others meanwhile.
+    Retry {
+        /// How long to wait before the next attempt at this page.
+        after: Duration,
+        /// Whether it was throttling (else a transient failure).
+        throttled: bool,
+        /// Consecutive failed attempts at this page.
+        attempts: u32,
+        /// The failure, for the log.
+        message: String,
+    },
+    /// The pass cannot go on (credentials, permissions, a rejected request, cancellation).
+    Failed(LookupError),
+}
+
 fn to_smithy(time: DateTime<Utc>) -> SmithyTime {
     SmithyTime::from_millis(time.timestamp_millis())
 }
@@ -264,6 +291,10 @@ pub(crate) struct Pager {
     window: Window,
     token: Option<String>,
     done: bool,
+    /// Consecutive transient failures at the current page (its backoff).
+    failures: u32,
+    /// Throttled attempts at the current page.
+    throttles: u32,
     /// What the pass has cost and found so far.
     pub stats: PassStats,
 }
@@ -276,6 +307,8 @@ impl Pager {
             window,
             token: None,
             done: false,
+            failures: 0,
+            throttles: 0,
             stats: PassStats::default(),
         }
     }
@@ -290,67 +323,69 @@ impl Pager {
         self.done
     }
 
-    /// Reads the next page within the budget: its records that are not reads, oldest first, and
-    /// what the page cost. Throttling backs off and retries the same page as long as it takes;
-    /// other transient failures are retried a few times.
+    /// Makes one attempt at the next page within the budget: its records that are not reads,
+    /// oldest first, and what the page cost. Throttling and transient failures return
+    /// [`PageError::Retry`] with the backoff (throttling also slows the shared budget down);
+    /// the next call tries the same page again.
     pub(crate) async fn next_page(
         &mut self,
         client: &Client,
         region: &str,
         budget: &Budget,
         cancel: &CancellationToken,
-    ) -> Result<(Vec<Record>, PassStats), LookupError> {
+    ) -> Result<(Vec<Record>, PassStats), PageError> {
+        let cancelled = || PageError::Failed(LookupError::Cancelled);
         let mut stats = PassStats::default();
-        let mut transient = 0;
-        let page = loop {
-            let permit = tokio::select! {
-                _ = cancel.cancelled() => return Err(LookupError::Cancelled),
-                permit = budget.acquire() => permit,
-            };
-            let request = client
-                .lookup_events()
-                .lookup_attributes(self.lookup.attribute())
-                .start_time(to_smithy(self.window.start))
-                .end_time(to_smithy(self.window.end))
-                .max_results(PAGE_SIZE)
-                .set_next_token(self.token.clone());
-            let sent = tokio::select! {
-                _ = cancel.cancelled() => return Err(LookupError::Cancelled),
-                sent = request.send() => sent,
-            };
-            match sent {
-                Ok(page) => {
-                    permit.finish(Outcome::Answered);
-                    break page;
-                }
-                Err(error) => match failure(&AwsError::read(&error), region) {
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return Err(cancelled()),
+            permit = budget.acquire() => permit,
+        };
+        let request = client
+            .lookup_events()
+            .lookup_attributes(self.lookup.attribute())
+            .start_time(to_smithy(self.window.start))
+            .end_time(to_smithy(self.window.end))
+            .max_results(PAGE_SIZE)
+            .set_next_token(self.token.clone());
+        let sent = tokio::select! {
+            _ = cancel.cancelled() => return Err(cancelled()),
+            sent = request.send() => sent,
+        };
+        let page = match sent {
+            Ok(page) => {
+                permit.finish(Outcome::Answered);
+                self.failures = 0;
+                // Throttles are counted with the page they delayed.
+                stats.throttled = std::mem::take(&mut self.throttles);
+                page
+            }
+            Err(error) => {
+                return Err(match failure(&AwsError::read(&error), region) {
                     Failure::Throttled => {
                         permit.finish(Outcome::Throttled);
-                        stats.throttled += 1;
-                        tracing::info!(stream = %self.lookup.label(), spacing = ?budget.spacing(),
-                            "LookupEvents throttled; backing off");
+                        self.throttles += 1;
+                        // The budget's window has just doubled: the retry waits for it anyway.
+                        PageError::Retry {
+                            after: budget.spacing(),
+                            throttled: true,
+                            attempts: self.failures,
+                            message: AwsError::read(&error).to_string(),
+                        }
                     }
                     Failure::Transient(message) => {
+                        // Not a rate problem: back off this stream only, not the budget.
                         permit.finish(Outcome::Failed);
-                        transient += 1;
-                        if transient >= TRANSIENT_ATTEMPTS {
-                            return Err(LookupError::Unavailable {
-                                region: region.to_owned(),
-                                attempts: transient,
-                                message,
-                            });
-                        }
-                        tracing::warn!(stream = %self.lookup.label(), attempt = transient, %message,
-                            "LookupEvents failed; retrying");
-                        // Not a rate problem: back off this request only, not the shared budget.
-                        let backoff = TRANSIENT_BACKOFF * 2u32.pow(transient - 1);
-                        tokio::select! {
-                            _ = cancel.cancelled() => return Err(LookupError::Cancelled),
-                            _ = tokio::time::sleep(backoff) => {}
+                        self.failures += 1;
+                        let after = transient_backoff(self.failures);
+                        PageError::Retry {
+                            after,
+                            throttled: false,
+                            attempts: self.failures,
+                            message,
                         }
                     }
-                    Failure::Fatal(error) => return Err(error),
-                },
+                    Failure::Fatal(error) => PageError::Failed(error),
+                });
             }
         };
         stats.pages = 1;
@@ -376,6 +411,8 @@ impl Pager {
 }
 
 /// Reads every page of one window, within the budget: the window's records, oldest first.
+/// Throttling is waited out for as long as it lasts; a page that fails transiently
+/// [`TRANSIENT_ATTEMPTS`] times in a row ends the read with [`LookupError::Unavailable`].
 pub async fn fetch_window(
     client: &Client,
     region: &str,
@@ -387,13 +424,54 @@ pub async fn fetch_window(
     let mut pager = Pager::new(lookup.clone(), window);
     let mut pages = Vec::new();
     while !pager.is_done() {
-        pages.push(pager.next_page(client, region, budget, cancel).await?.0);
+        match pager.next_page(client, region, budget, cancel).await {
+            Ok((records, _)) => pages.push(records),
+            Err(PageError::Failed(error)) => return Err(error),
+            Err(PageError::Retry {
+                attempts, message, ..
+            }) if attempts >= TRANSIENT_ATTEMPTS => {
+                return Err(LookupError::Unavailable {
+                    region: region.to_owned(),
+                    attempts,
+                    message,
+                })
+            }
+            Err(PageError::Retry {
+                after,
+                throttled,
+                message,
+                ..
+            }) => {
+                log_retry(&lookup.label(), throttled, &message, after);
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(LookupError::Cancelled),
+                    _ = tokio::time::sleep(after) => {}
+                }
+            }
+        }
     }
     Ok(Fetched {
         // Later pages hold older events.
         records: pages.into_iter().rev().flatten().collect(),
         stats: pager.stats,
     })
+}
+
+/// The wait after the `failures`-th transient failure in a row at one page: 0.25 s,
+/// doubling, at most [`MAX_TRANSIENT_BACKOFF`].
+fn transient_backoff(failures: u32) -> Duration {
+    TRANSIENT_BACKOFF
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
+        .min(MAX_TRANSIENT_BACKOFF)
+}
+
+/// The log line for a page that is tried again after `after`.
+pub(crate) fn log_retry(stream: &str, throttled: bool, message: &str, after: Duration) {
+    if throttled {
+        tracing::info!(%stream, retry_in = ?after, "LookupEvents throttled; backing off");
+    } else {
+        tracing::warn!(%stream, retry_in = ?after, %message, "LookupEvents failed; retrying");
+    }
 }
 
 #[cfg(test)]
@@ -418,6 +496,44 @@ mod tests {
         assert_eq!(record.event_name, "CreateUser");
         assert_eq!(stats.malformed, 1);
         assert!(!is_read(&event, &record));
+    }
+
+    #[test]
+    fn transient_backoff_doubles_up_to_a_minute() {
+        let waits: Vec<_> = (1..=10).map(transient_backoff).collect();
+        assert_eq!(waits[0], Duration::from_millis(250));
+        assert_eq!(waits[3], Duration::from_secs(2));
+        assert_eq!(waits[8], MAX_TRANSIENT_BACKOFF);
+        assert_eq!(transient_backoff(u32::MAX), MAX_TRANSIENT_BACKOFF);
+    }
+
+    /// The answers the issue named, read as the SDK's own classifiers read them: throttling
+    /// and transient failures are retried (never the end of a pass); the rest end it.
+    #[test]
+    fn throttling_timeouts_and_bare_5xx_are_retried() {
+        for (code, status) in [
+            (Some("RequestLimitExceeded"), Some(400)),
+            (Some("ThrottlingException"), Some(400)),
+            (Some("RequestTimeout"), Some(408)),
+            (Some("RequestTimeoutException"), Some(400)),
+            (None, Some(502)),
+            (None, Some(503)),
+            (None, None),
+        ] {
+            let failure = failure(&AwsError::answered(code, "", status), "us-east-1");
+            assert!(
+                matches!(failure, Failure::Throttled | Failure::Transient(_)),
+                "{code:?} {status:?}"
+            );
+        }
+        let denied = failure(
+            &AwsError::answered(Some("AccessDeniedException"), "no", Some(400)),
+            "us-east-1",
+        );
+        assert!(matches!(
+            denied,
+            Failure::Fatal(LookupError::AccessDenied { .. })
+        ));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
-use super::lookup::{LookupError, Pager};
+use super::lookup::{log_retry, LookupError, PageError, Pager};
 use super::schedule::Schedule;
 use super::stream::{Counters, Stream};
 use crate::event::SeenBy;
@@ -22,6 +22,9 @@ struct ActivePass {
     pager: Pager,
     cursor: Option<CursorUpdate>,
     accepted: Accepted,
+    /// After a throttled or failed attempt: when the page is tried again (the other streams
+    /// go on meanwhile).
+    retry_at: Option<Instant>,
 }
 
 struct StreamState {
@@ -38,8 +41,8 @@ struct StreamState {
 impl StreamState {
     /// When this stream next has work (`now` or earlier if it has some).
     fn next_due(&self, now: Instant) -> Instant {
-        if self.active.is_some() {
-            return now;
+        if let Some(active) = &self.active {
+            return active.retry_at.map_or(now, |at| at.max(now));
         }
         if self.swept_once {
             self.next_sweep.min(self.next_fast)
@@ -213,6 +216,7 @@ impl RegionRunner {
                 pager: Pager::new(state.stream.lookup.clone(), window),
                 cursor,
                 accepted: Accepted::default(),
+                retry_at: None,
             });
         }
         let label = state.stream.lookup.label();
@@ -221,10 +225,25 @@ impl RegionRunner {
             .pager
             .next_page(&self.client, &self.region, &self.budget, cancel)
             .await;
+        active.retry_at = None;
         let (records, stats) = match page {
             Ok(page) => page,
-            Err(LookupError::Cancelled) => return false,
-            Err(error) => {
+            Err(PageError::Retry {
+                after,
+                throttled,
+                message,
+                ..
+            }) => {
+                if throttled {
+                    self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                }
+                log_retry(&label, throttled, &message, after);
+                // The pass stays open at its page; nothing is skipped and the cursor waits.
+                active.retry_at = Some(Instant::now() + after);
+                return true;
+            }
+            Err(PageError::Failed(LookupError::Cancelled)) => return false,
+            Err(PageError::Failed(error)) => {
                 let pass = active.pass;
                 self.counters.failed_passes.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(region = %self.region, stream = %label, ?pass, "{error}");
@@ -254,7 +273,7 @@ impl RegionRunner {
                         active.pager.stats,
                         active.accepted,
                     );
-                    self.counters.passes.fetch_add(1, Ordering::Relaxed);
+                    self.counters.pass_complete(&state.stream);
                     tracing::debug!(
                         region = %self.region, stream = %label, ?pass,
                         from = %window.start, to = %window.end,
@@ -378,6 +397,42 @@ mod tests {
         assert_eq!(runner.choose(now), Some(1));
     }
 
+    /// A stream whose page was throttled or failed waits out its backoff with its pass open
+    /// (same page, cursor unmoved) while the others go on, then is tried again.
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_backing_off_lets_the_others_go_on() {
+        let mut runner = runner(2.0);
+        let now = Instant::now();
+        runner.streams[0].active = Some(ActivePass {
+            pass: Pass::Sweep,
+            pager: Pager::new(
+                runner.streams[0].stream.lookup.clone(),
+                runner.schedule.fast_window(Utc::now()),
+            ),
+            cursor: None,
+            accepted: Accepted::default(),
+            retry_at: Some(now + Duration::from_secs(2)),
+        });
+        runner.streams[1].next_fast = now;
+        assert_eq!(runner.choose(now), Some(1), "the other stream goes on");
+        runner.streams[1].next_fast = now + Duration::from_secs(3600);
+        assert_eq!(
+            runner.choose(Instant::now()),
+            None,
+            "nothing due during the backoff"
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            runner.choose(Instant::now()),
+            Some(0),
+            "then the same pass again"
+        );
+        assert!(
+            runner.streams[0].active.is_some(),
+            "still open: nothing skipped"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_stream_starved_by_a_long_catch_up_gets_its_turn() {
         let mut runner = runner(2.0);
@@ -391,6 +446,7 @@ mod tests {
             ),
             cursor: None,
             accepted: Accepted::default(),
+            retry_at: None,
         });
         runner.streams[1].next_sweep = now;
         assert_eq!(runner.choose(now), Some(0), "catching up comes first");

@@ -1,6 +1,8 @@
 //! What the poller polls ([`Stream`]) and what it counts ([`Counters`]).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -33,7 +35,7 @@ pub struct Counters {
     pub passes: AtomicU64,
     /// LookupEvents pages read and stored.
     pub pages: AtomicU64,
-    /// LookupEvents calls answered with throttling, counted with the page they delayed.
+    /// LookupEvents calls answered with throttling, counted as they happen.
     pub throttled: AtomicU64,
     /// Records the intake saw for the first time.
     pub events_new: AtomicU64,
@@ -49,13 +51,35 @@ pub struct Counters {
     /// When a page was last read and stored (of any stream), in Unix milliseconds; 0 before
     /// the first. `/healthz` reads it: a poller that stopped making progress is not healthy.
     pub last_pass_unix_ms: AtomicI64,
+    /// When each stream last completed a pass (every page read and stored), in Unix
+    /// milliseconds, by (region, lookup label); a stream appears after its first pass.
+    pub last_complete_pass: Mutex<BTreeMap<(String, String), i64>>,
 }
 
 impl Counters {
+    /// `stream` completed a pass now.
+    pub(super) fn pass_complete(&self, stream: &Stream) {
+        self.passes.fetch_add(1, Ordering::Relaxed);
+        let key = (stream.region.clone(), stream.lookup.label());
+        let now = Utc::now().timestamp_millis();
+        let mut last = self
+            .last_complete_pass
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let at = last.entry(key).or_insert(now);
+        *at = (*at).max(now);
+    }
+
+    /// Each stream's last complete pass ([`Counters::last_complete_pass`]), a copy.
+    pub(crate) fn last_complete_passes(&self) -> BTreeMap<(String, String), i64> {
+        self.last_complete_pass
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     pub(super) fn add_page(&self, stats: PassStats, accepted: Accepted) {
         self.pages.fetch_add(stats.pages.into(), Ordering::Relaxed);
-        self.throttled
-            .fetch_add(stats.throttled.into(), Ordering::Relaxed);
         self.reads_dropped
             .fetch_add(stats.reads_dropped.into(), Ordering::Relaxed);
         self.malformed

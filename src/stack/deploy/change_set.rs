@@ -130,7 +130,7 @@ pub(super) async fn apply(
             // Some CloudFormation implementations refuse an unchanged update at once instead
             // of failing the change set; it means the same.
             if error.code.is_some() && is_no_changes(&error.message) {
-                println!("No changes: stack {name} is up to date.");
+                crate::outln!("No changes: stack {name} is up to date.");
                 if let Some(stack) = existing {
                     print_outputs(stack);
                 }
@@ -141,7 +141,7 @@ pub(super) async fn apply(
     };
     let change_set_id = created.id().unwrap_or(&change_set_name).to_owned();
     let stack_id = created.stack_id().unwrap_or(name).to_owned();
-    println!(
+    crate::outln!(
         "{} stack {name} in {region}: change set {change_set_name}",
         if creating { "Creating" } else { "Updating" }
     );
@@ -204,7 +204,7 @@ pub(super) async fn apply(
         Some(ChangeSetStatus::CreateComplete) => {}
         Some(ChangeSetStatus::Failed) if is_no_changes(&reason) => {
             delete_change_set().await?;
-            println!("No changes: stack {name} is up to date.");
+            crate::outln!("No changes: stack {name} is up to date.");
             if let Some(stack) = existing {
                 print_outputs(stack);
             }
@@ -226,9 +226,9 @@ pub(super) async fn apply(
         }
     }
 
-    println!("Changes:");
+    crate::outln!("Changes:");
     if changes.is_empty() {
-        println!("  (no resource changes; parameters or outputs only)");
+        crate::outln!("  (no resource changes; parameters or outputs only)");
     }
     for change in &changes {
         let action = change.action().map(|a| a.as_str()).unwrap_or("?");
@@ -237,7 +237,7 @@ pub(super) async fn apply(
             Some("Conditional") => " (may be replaced)",
             _ => "",
         };
-        println!(
+        crate::outln!(
             "  {action:<8} {:<28} {}{replacement}",
             change.logical_resource_id().unwrap_or("?"),
             change.resource_type().unwrap_or("")
@@ -246,7 +246,7 @@ pub(super) async fn apply(
 
     if request.dry_run {
         discard().await?;
-        println!("Dry run: change set deleted, nothing changed.");
+        crate::outln!("Dry run: change set deleted, nothing changed.");
         return Ok(());
     }
 
@@ -263,26 +263,26 @@ pub(super) async fn apply(
         let operation = if creating { "creation" } else { "update" };
         let error = failure(operation, &ended, &log);
         if status == "ROLLBACK_COMPLETE" {
-            println!(
+            crate::outln!(
                 "The stack was rolled back and is now empty; fix the cause and run deploy again \
                  (it replaces the failed stack)."
             );
         }
         return Err(error);
     }
-    println!("Stack {name} is {status}.");
+    crate::outln!("Stack {name} is {status}.");
     print_outputs(&ended);
     print_next_steps(&ended, region);
     Ok(())
 }
 
 fn print_outputs(stack: &Stack) {
-    println!(
+    crate::outln!(
         "Outputs of stack {}:",
         stack.stack_name().unwrap_or_default()
     );
     for item in stack.outputs() {
-        println!(
+        crate::outln!(
             "  {:<20} {}",
             item.output_key().unwrap_or_default(),
             item.output_value().unwrap_or_default()
@@ -299,14 +299,14 @@ fn output_value<'a>(stack: &'a Stack, key: &str) -> Option<&'a str> {
 }
 
 fn print_next_steps(stack: &Stack, region: &str) {
-    println!();
-    println!("Next steps:");
-    println!(
+    crate::outln!();
+    crate::outln!("Next steps:");
+    crate::outln!(
         "  1. Each e-mail address receives \"AWS Notification - Subscription Confirmation\": \
          open its link, or no alarm e-mail will ever arrive."
     );
     match output_value(stack, output::QUEUE_URL) {
-        Some(queue) => println!(
+        Some(queue) => crate::outln!(
             "  2. Start the daemon (`iamwatchd run`) with region {region}, [alarm] queue_url = \
              {queue} and log_group = {}, and [sns] topic_arn = {} (the e-mail addresses \
              subscribe to that topic, not to the alarm topic) or [smtp]. If the daemon stops \
@@ -315,7 +315,7 @@ fn print_next_steps(stack: &Stack, region: &str) {
             output_value(stack, output::NOTIFICATION_TOPIC_ARN).unwrap_or("?"),
             output_value(stack, output::DEAD_MANS_SWITCH_ALARM_NAME).unwrap_or("?"),
         ),
-        None => println!(
+        None => crate::outln!(
             "  2. The daemon queue is disabled (--daemon-queue false): the alarms go by e-mail \
              only; deploy with --daemon-queue true to let `iamwatchd run` hear them."
         ),

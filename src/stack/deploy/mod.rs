@@ -157,7 +157,7 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
                         .unwrap_or("no reason recorded")
                         .to_owned(),
                 };
-                println!(
+                crate::outln!(
                     "Stack {name} is in ROLLBACK_COMPLETE: its first creation failed ({reason}) \
                      and was rolled back, so none of its resources exist and CloudFormation can \
                      only delete it. {} it and creating it again; no flag is needed because \
@@ -169,7 +169,7 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
                     }
                 );
                 if request.dry_run {
-                    println!(
+                    crate::outln!(
                         "Dry run: nothing changed. The new stack would create every resource \
                          of the template."
                     );
@@ -274,7 +274,7 @@ pub async fn delete(request: &DeleteRequest) -> Result<(), DeployError> {
     let name = request.stack_name.as_str();
     let cfn = client(region).await?;
     let Some(stack) = find_stack(&cfn, name, region).await? else {
-        println!("Stack {name} does not exist in {region}: nothing to delete.");
+        crate::outln!("Stack {name} does not exist in {region}: nothing to delete.");
         return Ok(());
     };
     let status = status_of(&stack);
@@ -286,14 +286,14 @@ pub async fn delete(request: &DeleteRequest) -> Result<(), DeployError> {
     }
     // What the stack created and deletion keeps (DeletionPolicy Retain): say so and name it.
     let retained = retained_resources(&cfn, &stack, region).await?;
-    println!("Deleting stack {name} in {region}");
+    crate::outln!("Deleting stack {name} in {region}");
     delete_and_follow(&cfn, &stack, region, request.timeout).await?;
-    println!("Stack {name} is deleted.");
+    crate::outln!("Stack {name} is deleted.");
     for (what, id) in &retained {
-        println!("{what}, {id}, was retained (it belongs to the audit record).");
+        crate::outln!("{what}, {id}, was retained (it belongs to the audit record).");
     }
     if !retained.is_empty() {
-        println!(
+        crate::outln!(
             "Delete the buckets (emptied) and schedule the key's deletion yourself once you no \
              longer need those logs."
         );

@@ -7,6 +7,8 @@
 | GET  /_iamwatchd/settings  | the timing knobs; POST a JSON object to change some of them      |
 | POST /_iamwatchd/faults    | ``{"services": ["cloudtrail"], "throttle": true, "fail_next": 2,  |
 |                            | "error_rate": 0.1, "seed": 1, "latency_ms": 200}``; DELETE clears |
+|                            | ``fail_code`` / ``fail_status``: fail_next's shape (default 500  |
+|                            | InternalFailure; ``"fail_code": ""``: a page without a code)     |
 | POST /_iamwatchd/events    | inject recorded CloudTrail records (see ``inject``)              |
 | GET  /_iamwatchd/events    | every stored record with its account, region and visibility      |
 | POST /_iamwatchd/tick      | run one delivery and alarm-evaluation step now                   |
@@ -125,7 +127,7 @@ def inject(gateway: "Gateway", environ: dict[str, Any]) -> dict[str, Any]:
 
 
 def set_faults(gateway: "Gateway", values: dict[str, Any]) -> dict[str, Any]:
-    known = {"services", "throttle", "fail_next", "error_rate", "latency_ms", "seed"}
+    known = {"services", "throttle", "fail_next", "fail_code", "fail_status", "error_rate", "latency_ms", "seed"}
     unknown = set(values) - known
     if unknown:
         raise BadRequest(f"unknown fault(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -133,6 +135,8 @@ def set_faults(gateway: "Gateway", values: dict[str, Any]) -> dict[str, Any]:
         services=set(values.get("services") or []),
         throttle=bool(values.get("throttle", False)),
         fail_next=int(values.get("fail_next", 0)),
+        fail_code=str(values.get("fail_code", "InternalFailure")),
+        fail_status=int(values.get("fail_status", 500)),
         error_rate=float(values.get("error_rate", 0.0)),
         latency_ms=int(values.get("latency_ms", 0)),
         rng=random.Random(values.get("seed", 0)),
@@ -147,6 +151,8 @@ def describe_faults(faults: Faults) -> dict[str, Any]:
         "services": sorted(faults.services),
         "throttle": faults.throttle,
         "fail_next": faults.fail_next,
+        "fail_code": faults.fail_code,
+        "fail_status": faults.fail_status,
         "error_rate": faults.error_rate,
         "latency_ms": faults.latency_ms,
     }

@@ -113,7 +113,18 @@ def _error_response(service: str, code: str, message: str, status: int) -> tuple
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         ).encode()
         headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
-    return f"{status} {'Internal Server Error' if status >= 500 else 'Bad Request'}", headers, body
+    reason = HTTP_REASONS.get(status, "Internal Server Error" if status >= 500 else "Bad Request")
+    return f"{status} {reason}", headers, body
+
+
+def _codeless_error(status: int) -> tuple[str, list, bytes]:
+    """An error page without an AWS error code, as a proxy or load balancer answers."""
+    reason = HTTP_REASONS.get(status, "Error")
+    body = f"<html><body><h1>{status} {reason}</h1></body></html>".encode()
+    return f"{status} {reason}", [("Content-Type", "text/html")], body
+
+
+HTTP_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 class Gateway:
@@ -158,7 +169,10 @@ class Gateway:
             elif faults.fail_next > 0:
                 faults.fail_next -= 1
                 self.state.counters["faults_failed"] += 1
-                answer = _error_response(service, "InternalFailure", "Injected fault", 500)
+                if faults.fail_code:
+                    answer = _error_response(service, faults.fail_code, "Injected fault", faults.fail_status)
+                else:
+                    answer = _codeless_error(faults.fail_status)
             elif faults.error_rate and faults.rng.random() < faults.error_rate:
                 self.state.counters["faults_failed"] += 1
                 answer = _error_response(service, "ServiceUnavailable", "Injected fault", 503)

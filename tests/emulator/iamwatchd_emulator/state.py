@@ -77,8 +77,14 @@ class Faults:
     services: set[str] = field(default_factory=set)
     #: Answer every request in scope with a throttling error.
     throttle: bool = False
-    #: Answer this many of the next requests in scope with HTTP 500 (deterministic).
+    #: Answer this many of the next requests in scope with an error (deterministic): by
+    #: default HTTP 500 InternalFailure; ``fail_code`` / ``fail_status`` give other shapes.
     fail_next: int = 0
+    #: The error code of a ``fail_next`` answer (``RequestLimitExceeded``, ``RequestTimeout``,
+    #: ...); empty: a body without one, as a load balancer's 502 page has.
+    fail_code: str = "InternalFailure"
+    #: The HTTP status of a ``fail_next`` answer.
+    fail_status: int = 500
     #: Probability of an HTTP 503 for each request in scope, drawn from a seeded generator.
     error_rate: float = 0.0
     #: Added latency per request in scope, in milliseconds.

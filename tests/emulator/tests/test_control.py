@@ -75,6 +75,30 @@ def test_fail_next_is_deterministic_and_json_services_get_json_errors(emulator):
     assert emulator.counters()["faults_failed"] == 2
 
 
+@pytest.mark.parametrize(
+    ("code", "status", "seen_code"),
+    [
+        ("RequestLimitExceeded", 400, "RequestLimitExceeded"),
+        ("RequestTimeout", 408, "RequestTimeout"),
+        ("", 502, "502"),
+    ],
+)
+def test_fail_next_takes_the_shape_asked_for(emulator, code, status, seen_code):
+    answer = emulator.control(
+        "POST", "faults", {"services": ["cloudtrail"], "fail_next": 1, "fail_code": code, "fail_status": status}
+    )[1]
+    assert (answer["fail_code"], answer["fail_status"]) == (code, status)
+    trail = emulator.client("cloudtrail")  # one attempt: botocore would retry these shapes
+    with pytest.raises(ClientError) as excinfo:
+        trail.lookup_events()
+    error = excinfo.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == status
+    # A body without an AWS error code: botocore names the error by the HTTP status.
+    assert error["Error"]["Code"] == seen_code
+    trail.lookup_events()
+    assert emulator.counters()["faults_failed"] == 1
+
+
 def test_unknown_fault_or_setting_is_refused(emulator):
     status, answer = emulator.control("POST", "faults", {"throttel": True})
     assert status == 400 and "throttel" in answer["error"]
