@@ -75,6 +75,44 @@ def test_fail_next_is_deterministic_and_json_services_get_json_errors(emulator):
     assert emulator.counters()["faults_failed"] == 2
 
 
+def test_named_fault_sets_are_in_force_together_and_lifted_one_by_one(emulator):
+    emulator.control("POST", "faults", {"name": "lookup", "services": ["cloudtrail"],
+                                        "throttle": True})
+    status, answer = emulator.control("POST", "faults", {"name": "queue", "services": ["sqs"],
+                                                         "fail_next": 5})
+    assert status == 200 and sorted(answer["sets"]) == ["lookup", "queue"]
+    with pytest.raises(ClientError) as excinfo:
+        emulator.client("cloudtrail").lookup_events()
+    assert excinfo.value.response["Error"]["Code"] == "ThrottlingException"
+    with pytest.raises(ClientError) as excinfo:
+        emulator.client("sqs").list_queues()
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+    status, answer = emulator.control("DELETE", "faults", query="name=lookup")
+    assert status == 200 and sorted(answer["sets"]) == ["queue"]
+    emulator.client("cloudtrail").lookup_events()
+    with pytest.raises(ClientError):
+        emulator.client("sqs").list_queues()
+    emulator.control("DELETE", "faults")
+    emulator.client("sqs").list_queues()
+    assert emulator.control("GET", "faults")[1]["sets"] == {}
+
+
+def test_a_fault_set_scoped_to_operations_leaves_the_others_alone(emulator):
+    sqs = emulator.client("sqs")
+    url = sqs.create_queue(QueueName="faulty")["QueueUrl"]
+    emulator.control("POST", "faults", {"name": "receive", "services": ["sqs"],
+                                        "operations": ["ReceiveMessage"], "error_rate": 1.0})
+    sqs.send_message(QueueUrl=url, MessageBody="kept")  # not in scope
+    with pytest.raises(ClientError) as excinfo:
+        sqs.receive_message(QueueUrl=url)
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert emulator.control("GET", "faults")[1]["sets"]["receive"]["operations"] == [
+        "ReceiveMessage"]
+    emulator.control("DELETE", "faults", query="name=receive")
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["kept"]
+
+
 def test_unknown_fault_or_setting_is_refused(emulator):
     status, answer = emulator.control("POST", "faults", {"throttel": True})
     assert status == 400 and "throttel" in answer["error"]
