@@ -221,7 +221,9 @@ mod tests {
         assert_eq!(started.elapsed(), READ_ONLY_RETRY * 3);
 
         let missing = dir.path().join("missing");
-        let err = open_when_writable(|| Store::open(&missing)).await.unwrap_err();
+        let err = open_when_writable(|| Store::open(&missing))
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::MissingDir { .. }), "{err:?}");
     }
 

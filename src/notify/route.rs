@@ -316,7 +316,10 @@ mod tests {
             let finding = message("HIGH", category.as_str(), "CreateAccessKey", false);
             assert!(!finding.is_pipeline(), "{category:?}");
             assert!(!events.accepts(&finding), "{category:?}");
-            assert!(!route(None, Some(&["pipeline"])).accepts(&finding), "{category:?}");
+            assert!(
+                !route(None, Some(&["pipeline"])).accepts(&finding),
+                "{category:?}"
+            );
             assert!(route(None, Some(&[category.as_str()])).accepts(&finding));
             let raw = RawRoute {
                 categories: Some(vec![category.as_str().to_owned()]),
@@ -324,7 +327,10 @@ mod tests {
             };
             let mut problems = Problems::default();
             raw.validate("notifiers.ops", &mut problems);
-            assert!(problems.errors.is_empty(), "{category:?} is a category a route can name");
+            assert!(
+                problems.errors.is_empty(),
+                "{category:?} is a category a route can name"
+            );
         }
     }
 

@@ -405,7 +405,11 @@ mod tests {
         ));
         // Thirty delivery ticks with the store refusing every write (paused time).
         tokio::time::sleep(DELIVERY_TICK * 30).await;
-        assert_eq!(notifier.0.load(Ordering::SeqCst), 1, "sent once, not once a tick");
+        assert_eq!(
+            notifier.0.load(Ordering::SeqCst),
+            1,
+            "sent once, not once a tick"
+        );
         store
             .with(|s| {
                 s.set_query_only(false);
@@ -415,7 +419,10 @@ mod tests {
             .unwrap();
         tokio::time::sleep(RECORD_SENT_RETRY * 3).await;
         let due = store.with(|s| s.due("n", Utc::now(), 10)).await.unwrap();
-        assert!(due.is_empty(), "recorded as sent once the store could write: {due:?}");
+        assert!(
+            due.is_empty(),
+            "recorded as sent once the store could write: {due:?}"
+        );
         tokio::time::sleep(DELIVERY_TICK * 5).await;
         assert_eq!(notifier.0.load(Ordering::SeqCst), 1);
         stop.cancel();
