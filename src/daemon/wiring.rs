@@ -40,7 +40,7 @@ async fn open_when_writable(
     loop {
         match open() {
             Err(error @ StoreError::ReadOnly { .. }) => {
-                if attempts % 12 == 0 {
+                if attempts.is_multiple_of(12) {
                     tracing::error!(%error, "waiting for the state database to be writable");
                 }
                 attempts += 1;

@@ -225,7 +225,7 @@ async fn record_sent(
             }
             Err(error) => error,
         };
-        if failures % 60 == 0 {
+        if failures.is_multiple_of(60) {
             tracing::error!(notifier = %name, %event_id, %error,
                 "notification sent, but it cannot be recorded as sent; trying again (it is not \
                  sent again meanwhile)");
