@@ -224,6 +224,14 @@ listen = "127.0.0.1:{metrics_port}"
 """
 
 
+def secrets(sink: str) -> dict[str, str]:
+    """The notifiers' secrets, as the daemon reads them from its environment."""
+    return {"IAMWATCHD__NOTIFIERS__SLACK__WEBHOOK_URL": sink + HTTP_PATHS["slack"],
+            "IAMWATCHD__NOTIFIERS__TEAMS__WEBHOOK_URL": sink + HTTP_PATHS["teams"],
+            "IAMWATCHD__NOTIFIERS__PAGER__ROUTING_KEY": ROUTING_KEY,
+            "IAMWATCHD__NOTIFIERS__HOOK__SECRET": WEBHOOK_SECRET}
+
+
 def inject(emulator: Emulator, items: list[dict], offsets: list[float], t0: float) -> None:
     """Each record visible (LookupEvents and the trail's log group) at ``t0 + offset``, its
     eventTime that second; sent in eventTime order, so the emulator appends."""
@@ -323,15 +331,22 @@ class Run:
                 log(f"fault {fault.kind} lifted")
                 self.injector.end(fault, index)
 
-    def until(self, what: str, deadline_s: float, check: Any) -> bool:
-        """Keeps the daemon up until ``check()`` holds; False at the deadline."""
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
+    def until(self, what: str, deadline_s: float, owed: Any) -> bool:
+        """Keeps the daemon up until ``owed()`` returns "" (nothing owed), saying what is every
+        30 s; False at the deadline."""
+        start = time.monotonic()
+        said = start
+        while time.monotonic() < start + deadline_s:
             self.tick()
-            if self.up and check():
+            left = owed() if self.up else "the daemon is restarting"
+            if not left:
+                log(f"{what}: done after {time.monotonic() - start:.0f} s")
                 return True
+            if time.monotonic() - said >= 30:
+                log(f"{what}: {left}")
+                said = time.monotonic()
             time.sleep(0.5)
-        log(f"gave up after {deadline_s:.0f} s waiting for {what}")
+        log(f"gave up after {deadline_s:.0f} s waiting for {what}: {left}")
         return False
 
     def finish(self) -> None:
@@ -424,6 +439,10 @@ def account(name: str, deliveries: list[Delivery], expected: set[str], mutation_
     return result
 
 
+def number(value: float | None) -> str:
+    return "unread" if value is None else f"{value:,.0f}"
+
+
 def table(notifiers: dict[str, dict[str, Any]]) -> str:
     header = ["notifier", "expected", "delivered", "lost", "duplicates (unexplained)",
               "max dup/crash", "read msgs", "other msgs", "metrics sent / sink msgs",
@@ -432,7 +451,7 @@ def table(notifiers: dict[str, dict[str, Any]]) -> str:
              f"{r['duplicates']} ({r['duplicates_unexplained_count']})",
              str(r["max_duplicates_per_interruption"]), str(r["read_messages"]),
              str(r["other_messages"]), f"{r['metrics_sent_sum']:,.0f} / {r['messages']:,}",
-             f"{r['pending']} / {r['given_up']}", "holds" if r["ok"] else "FAILS"]
+             f"{number(r['pending'])} / {number(r['given_up'])}", "holds" if r["ok"] else "FAILS"]
             for name, r in notifiers.items()]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"
@@ -446,15 +465,21 @@ def table(notifiers: dict[str, dict[str, Any]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/soak", description=__doc__.split("\n\n")[0])
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="N = 1,000, 5 crashes, short faults (under 5 minutes)")
-    group.add_argument("--smoke", action="store_true", help="N = 150, 2 crashes, every fault briefly (CI, under 2 minutes)")
-    parser.add_argument("--seed", type=int, help="the fault schedule's and the records' seed (default: random, printed)")
+    group.add_argument("--quick", action="store_true",
+                       help="N = 1,000, 5 crashes, short faults (under 5 minutes)")
+    group.add_argument("--smoke", action="store_true",
+                       help="N = 150, 2 crashes, every fault briefly (CI, under 2 minutes)")
+    parser.add_argument("--seed", type=int,
+                        help="the fault schedule's and the records' seed (default: random, printed)")
     parser.add_argument("--bin", type=Path, required=True, help="release iamwatchd binary")
     parser.add_argument("--records", type=Path, default=DEFAULT_RECORDS,
                         help="public CloudTrail records to resample (default: %(default)s)")
-    parser.add_argument("--mutations", type=int, help="N (default: 10,000 full, 1,000 quick, 150 smoke)")
-    parser.add_argument("--reads-per-mutation", type=int, help="reads per mutation (default: 10 full, 3 quick and smoke)")
-    parser.add_argument("--no-results", action="store_true", help="print the table only (scripts/test)")
+    parser.add_argument("--mutations", type=int,
+                        help="N (default: 10,000 full, 1,000 quick, 150 smoke)")
+    parser.add_argument("--reads-per-mutation", type=int,
+                        help="reads per mutation (default: 10 full, 3 quick and smoke)")
+    parser.add_argument("--no-results", action="store_true",
+                        help="print the table only, write no JSON (scripts/test)")
     args = parser.parse_args()
     mode = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.mutations:
@@ -474,8 +499,12 @@ def main() -> int:
     offsets = sorted(rng.uniform(0, span) for _ in items)
     faults = schedule(rng, mode.sizes, span)
     routes = chat_routes(mutations, span, rng)
-    print(f"iamwatchd soak, {mode.name} mode, seed {seed} (rerun: scripts/soak"
-          f"{' --' + mode.name if mode is not FULL else ''} --seed {seed}): {len(mutations):,} "
+    rerun = " ".join(["scripts/soak", *([f"--{mode.name}"] if mode.name != FULL.name else []),
+                      f"--seed {seed}",
+                      *([f"--mutations {args.mutations}"] if args.mutations else []),
+                      *([f"--reads-per-mutation {args.reads_per_mutation}"]
+                        if args.reads_per_mutation is not None else [])])
+    print(f"iamwatchd soak, {mode.name} mode, seed {seed} (rerun: {rerun}): {len(mutations):,} "
           f"mutations + {len(reads):,} reads visible over {span:.0f} s; fault schedule:", flush=True)
     for fault in faults:
         print(f"  {fault.describe()}", flush=True)
@@ -498,11 +527,9 @@ def main() -> int:
                         poller_config(requests_per_second=2.0, poll_interval="10s",
                                       short_window="12s", sweep_interval="1m",
                                       sweep_horizon="1m", start_from="now"),
-                        state=disk.path, aws=TAMPERING_ELSEWHERE, extra=daemon_config(emulator, out, topic, routes, metrics_port),
-                        env={"IAMWATCHD__NOTIFIERS__SLACK__WEBHOOK_URL": emulator.http_url + HTTP_PATHS["slack"],
-                             "IAMWATCHD__NOTIFIERS__TEAMS__WEBHOOK_URL": emulator.http_url + HTTP_PATHS["teams"],
-                             "IAMWATCHD__NOTIFIERS__PAGER__ROUTING_KEY": ROUTING_KEY,
-                             "IAMWATCHD__NOTIFIERS__HOOK__SECRET": WEBHOOK_SECRET})
+                        state=disk.path, aws=TAMPERING_ELSEWHERE,
+                        extra=daemon_config(emulator, out, topic, routes, metrics_port),
+                        env=secrets(emulator.http_url))
         wait_for("the daemon to start", 120, daemon.running)
         wait_for("its metrics", 60, lambda: scrape(metrics_url))
         t0 = time.time() + 10 + len(items) / 20000
@@ -510,7 +537,8 @@ def main() -> int:
         inject(emulator, items, offsets, t0)
         run = Run(daemon, Injector(emulator, disk, seed), metrics_url, seed)
         run.play(faults, t0)
-        run.until("the end of the visible span", span + 30, lambda: time.time() > t0 + span)
+        run.until("the end of the visible span", span + 30,
+                  lambda: "" if time.time() > t0 + span else "records still to come")
         run.injector.lift_all()
         log("every fault lifted; waiting for every notifier to catch up")
 
@@ -522,18 +550,20 @@ def main() -> int:
         for name in PACE:
             expected[name] = {m["eventID"] for m in mutations if m["eventName"] in routes[name]}
 
-        def caught_up() -> bool:
+        def missing() -> str:
+            """What the notifiers still owe ("" once they caught up)."""
             samples = scrape(metrics_url)
+            if samples is None:
+                return "the daemon's metrics do not answer"
             pending = per_notifier(samples, "iamwatchd_notifications_pending")
-            if samples is None or any(pending.get(n, 1) for n in NOTIFIERS):
-                return False
-            got = {i for d in mail.deliveries() for i in d.ids}
-            if not expected["smtp"] <= got:
-                return False
-            return all(expected[n] <= {i for d in http.deliveries(p) for i in d.ids}
-                       for n, p in HTTP_PATHS.items())
+            owed = {n: int(pending.get(n, 1)) for n in NOTIFIERS if pending.get(n, 1)}
+            got = {"smtp": {i for d in mail.deliveries() for i in d.ids}}
+            got.update({n: {i for d in http.deliveries(p) for i in d.ids}
+                        for n, p in HTTP_PATHS.items()})
+            absent = {n: len(expected[n] - ids) for n, ids in got.items() if expected[n] - ids}
+            return f"pending {owed}, not yet at the sink {absent}" if owed or absent else ""
 
-        drained = run.until("every notifier to catch up", mode.drain_s, caught_up)
+        drained = run.until("every notifier to catch up", mode.drain_s, missing)
         run.finish()
         log("reading the sinks")
         deliveries = {"smtp": mail.deliveries(), "sns": drain_queue(aws(emulator, "sqs"), queue)}
@@ -561,6 +591,7 @@ def main() -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": mode.name,
         "seed": seed,
+        "rerun": rerun,
         "machine": machine(),
         "commit": subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                                  capture_output=True, text=True).stdout.strip(),
