@@ -59,14 +59,18 @@ def pinned(cpu: str | None, command: list[str]) -> list[str]:
 class Emulator:
     """The project's emulator (as tests/emulator/run starts it) with its SMTP sink writing to ``maildir``."""
 
-    def __init__(self, work: Path, lookup_rate: float, cpu: str | None = None) -> None:
+    def __init__(self, work: Path, lookup_rate: float, cpu: str | None = None,
+                 http: bool = False) -> None:
         self.maildir = work / "mail"
         self.maildir.mkdir(parents=True, exist_ok=True)
         self.log_path = work / "emulator.log"
         # What tests/emulator/run does, with the venv this harness already runs in (scripts/bench
         # resolved it once; asking scripts/venv again per emulator would only add lock waits).
         command = [sys.executable, "-m", "iamwatchd_emulator", "--lookup-rate", str(lookup_rate),
-                   "--maildir", str(self.maildir), "--no-http", "--exit-with-stdin"]
+                   "--maildir", str(self.maildir), "--exit-with-stdin"]
+        # The HTTP sink (Slack, Teams, PagerDuty, webhooks) only when asked for.
+        self.http_dir = work / "http" if http else None
+        command += ["--http-dir", str(self.http_dir)] if http else ["--no-http"]
         env = dict(os.environ, PYTHONPATH=str(ROOT / "tests" / "emulator"))
         self.proc = subprocess.Popen(pinned(cpu, command), stdin=subprocess.PIPE, env=env,
                                      stdout=subprocess.PIPE, stderr=open(self.log_path, "wb"))
@@ -81,10 +85,18 @@ class Emulator:
         self.endpoint = ready["aws"]
         self.smtp_port = int(ready["smtp"].rsplit(":", 1)[1])
         self.control_url = ready["control"].rstrip("/") + "/"
+        self.http_url = ready.get("http")
 
     def control(self, method: str, path: str, body: bytes | None = None) -> Any:
         request = urllib.request.Request(self.control_url + path, data=body, method=method)
         with urllib.request.urlopen(request, timeout=300) as response:
+            return json.loads(response.read())
+
+    def sink_control(self, operation: str, body: dict[str, Any]) -> Any:
+        """The HTTP sink's ``/_sink/`` control API (scripted answers, secrets)."""
+        request = urllib.request.Request(f"{self.http_url}/_sink/{operation}",
+                                         data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
 
     def counters(self) -> dict[str, int]:
@@ -117,19 +129,37 @@ def mail_ms(path: Path) -> int:
     return int(path.name[:-4].split("-", 1)[1])
 
 
+def aws_env(emulator: Emulator, home: Path) -> dict[str, str]:
+    """The environment the binary gets (``run``, ``deploy``): the emulator's endpoint and key,
+    an empty HOME, no instance metadata, no colours."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "AWS_ENDPOINT_URL": emulator.endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "NO_COLOR": "1",
+    }
+
+
 class Daemon:
-    """``iamwatchd run`` against the emulator, configured like the e2e tests' daemon."""
+    """``iamwatchd run`` against the emulator, configured like the e2e tests' daemon; ``aws``
+    is added to its ``[aws]`` table, ``extra`` appended to its configuration file and ``env``
+    to its environment (secrets), and
+    ``start()`` starts it again after a ``kill()`` (the log is appended to)."""
 
     def __init__(self, binary: Path, emulator: Emulator, work: Path, poller: str,
-                 cpu: str | None = None, state: Path | None = None) -> None:
+                 cpu: str | None = None, state: Path | None = None, extra: str = "",
+                 env: dict[str, str] | None = None, aws: str = "") -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.state = state or work / "state"
         self.state.mkdir(parents=True, exist_ok=True)
-        config = work / "iamwatchd.toml"
-        config.write_text(f"""
+        self.config = work / "iamwatchd.toml"
+        self.config.write_text(f"""
 [aws]
 region = "us-east-1"
-
+{aws}
 [poller]
 {poller}
 
@@ -151,21 +181,26 @@ max_backoff = "1s"
 
 [log]
 level = "info"
-""")
+{extra}""")
         self.log_path = work / "daemon.log"
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(work),
-            "AWS_ENDPOINT_URL": emulator.endpoint,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": "secret",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "NO_COLOR": "1",
-        }
+        self.binary, self.cpu = binary, cpu
+        self.env = {**aws_env(emulator, work), **(env or {})}
+        self.log_path.write_bytes(b"")  # a fresh log per Daemon; start() appends
+        self.start()
+
+    def start(self) -> None:
         self.started = time.time()
-        self.proc = subprocess.Popen(pinned(cpu, [str(binary), "run", "--config", str(config)]),
-                                     env=env, stdin=subprocess.DEVNULL,
-                                     stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log_file:
+            self.proc = subprocess.Popen(
+                pinned(self.cpu, [str(self.binary), "run", "--config", str(self.config)]),
+                env=self.env, stdin=subprocess.DEVNULL, stdout=log_file,
+                stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        """``kill -9``, as a crash or the OOM killer would; waits for the process to be gone."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
 
     def running(self) -> bool:
         if self.proc.poll() is not None:

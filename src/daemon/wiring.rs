@@ -22,12 +22,42 @@ use crate::source::alarm::AlarmPath;
 use crate::source::cloudtrail::lookup::Lookup;
 use crate::source::cloudtrail::poller::Poller;
 use crate::source::cloudtrail::stream::{Counters, Stream};
-use crate::store::{SharedStore, Store};
+use crate::store::{SharedStore, Store, StoreError};
 
 /// The catalogue's listed calls are few and each group needs its own lookups (one attribute per
 /// call), so their fast passes run at most once a minute: 1 request a minute per stream while
 /// idle, plus its sweep (see the README's cost per stream).
 const LISTED_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How often a daemon whose store opens read-only tries again.
+const READ_ONLY_RETRY: Duration = Duration::from_secs(5);
+
+/// Opens the store with `open`, waiting while it opens read-only ([`StoreError::ReadOnly`]:
+/// a host that came up with its disk read-only) and saying so once a minute, rather than
+/// exiting into a restart loop; nothing can be reported without recording it, and the daemon
+/// carries on by itself once the disk is writable. Every other error is returned at once.
+async fn open_when_writable(
+    mut open: impl FnMut() -> Result<Store, StoreError>,
+) -> Result<Store, StoreError> {
+    let mut attempts = 0u32;
+    loop {
+        match open() {
+            Err(error @ StoreError::ReadOnly { .. }) => {
+                if attempts.is_multiple_of(12) {
+                    tracing::error!(%error, "waiting for the state database to be writable");
+                }
+                attempts += 1;
+                tokio::time::sleep(READ_ONLY_RETRY).await;
+            }
+            other => {
+                if attempts > 0 && other.is_ok() {
+                    tracing::info!("the state database is writable again");
+                }
+                return other;
+            }
+        }
+    }
+}
 
 /// What `run` and `scan --notify` share: the store, the notifiers and the reporter that
 /// queues for them.
@@ -48,7 +78,8 @@ impl Parts {
         config: &Config,
         counters: Arc<Counters>,
     ) -> Result<Parts, DaemonError> {
-        let store = SharedStore::new(Store::open(&config.store.state_directory)?);
+        let dir = &config.store.state_directory;
+        let store = SharedStore::new(open_when_writable(|| Store::open(dir)).await?);
         let notifiers = registry::build(config.notifiers()).await?;
         let names: Vec<String> = notifiers.iter().map(|n| n.name().to_owned()).collect();
         let metrics = Arc::new(Metrics::new(
@@ -230,6 +261,33 @@ pub(crate) fn housekeeping(config: &Config) -> Housekeeping {
 mod tests {
     use super::*;
     use crate::config::testing::{load_str, MINIMAL};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_only_store_is_waited_for_other_errors_are_not() {
+        // Found by the soak (scripts/soak): refusing a read-only store at start must not turn
+        // into a restart loop; the daemon waits and carries on once the disk is writable.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iamwatchd.sqlite3");
+        let mut refusals = 3;
+        let started = tokio::time::Instant::now();
+        let store = open_when_writable(|| {
+            if refusals > 0 {
+                refusals -= 1;
+                return Err(StoreError::ReadOnly { path: path.clone() });
+            }
+            Store::open(dir.path())
+        })
+        .await
+        .expect("opened once writable");
+        assert_eq!(store.path(), path);
+        assert_eq!(started.elapsed(), READ_ONLY_RETRY * 3);
+
+        let missing = dir.path().join("missing");
+        let err = open_when_writable(|| Store::open(&missing))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::MissingDir { .. }), "{err:?}");
+    }
 
     fn labels(streams: &[Stream], region: &str) -> Vec<String> {
         streams

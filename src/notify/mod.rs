@@ -138,9 +138,12 @@ impl Message {
     }
 
     /// Whether this is a message about the daemon's own pipeline (an alarm with no record,
-    /// a silent alarm path) rather than about a change: routing's `pipeline` category.
+    /// a silent alarm path) rather than about a finding of any of the rules' categories
+    /// (root use and Identity Center included): routing's `pipeline` category.
     pub fn is_pipeline(&self) -> bool {
-        !matches!(self.category.as_str(), "iam-change" | "tampering")
+        !crate::rules::Category::ALL
+            .iter()
+            .any(|category| category.as_str() == self.category)
     }
 
     /// A plain message for tests: what routing and the outbox look at, little else.

@@ -12,10 +12,17 @@ use super::Message;
 use crate::config::problem::Problems;
 use crate::config::shapes::is_account_id;
 use crate::rules::allow::glob_matches;
-use crate::rules::Severity;
+use crate::rules::{Category, Severity};
 
-/// The categories a route can name: the rules' two, and the daemon's own health messages.
-const CATEGORIES: &[&str] = &["iam-change", "tampering", "pipeline"];
+/// The categories a route can name: the rules' ([`Category::ALL`]), and the daemon's own
+/// health messages.
+fn categories() -> Vec<&'static str> {
+    Category::ALL
+        .iter()
+        .map(|category| category.as_str())
+        .chain(["pipeline"])
+        .collect()
+}
 
 /// What the reporter needs of one notifier: its name, its route and how it digests bursts.
 #[derive(Debug, Clone)]
@@ -45,7 +52,8 @@ impl Outlet {
 pub struct Route {
     /// Only findings at least this severe.
     pub min_severity: Option<Severity>,
-    /// Only these categories (`iam-change`, `tampering`, `pipeline`).
+    /// Only these categories (the rules' `iam-change`, `tampering`, `root-use`, …, and
+    /// `pipeline`).
     pub categories: Option<Vec<String>>,
     /// Only findings in these accounts (12-digit ids).
     pub accounts: Option<Vec<String>>,
@@ -172,13 +180,13 @@ impl RawRoute {
         let categories = self.categories.as_ref().map(|names| {
             let names: Vec<String> = names.iter().map(|n| n.trim().to_lowercase()).collect();
             for (i, name) in names.iter().enumerate() {
-                if !CATEGORIES.contains(&name.as_str()) {
+                if !categories().contains(&name.as_str()) {
                     problems.error(
                         format!("{section}.categories[{i}]"),
                         format!(
                             "unknown category {name:?}: use {} (pipeline = the daemon's own \
                              health messages)",
-                            CATEGORIES.join(", ")
+                            categories().join(", ")
                         ),
                     );
                 }
@@ -292,6 +300,38 @@ mod tests {
             events.accepts(&silent),
             "a change filter does not hide health"
         );
+    }
+
+    #[test]
+    fn findings_of_every_rule_category_obey_the_change_filters() {
+        // Root use, Identity Center, Organizations and sign-ins are findings like IAM changes:
+        // a route's event, account and attempt filters apply to them, and they are not the
+        // daemon's health messages (found by the soak: a root CreateAccessKey reached a Slack
+        // route that named other events only).
+        let events = Route {
+            events: Some(vec!["PutRolePolicy".into()]),
+            ..Route::everything()
+        };
+        for category in Category::ALL {
+            let finding = message("HIGH", category.as_str(), "CreateAccessKey", false);
+            assert!(!finding.is_pipeline(), "{category:?}");
+            assert!(!events.accepts(&finding), "{category:?}");
+            assert!(
+                !route(None, Some(&["pipeline"])).accepts(&finding),
+                "{category:?}"
+            );
+            assert!(route(None, Some(&[category.as_str()])).accepts(&finding));
+            let raw = RawRoute {
+                categories: Some(vec![category.as_str().to_owned()]),
+                ..RawRoute::default()
+            };
+            let mut problems = Problems::default();
+            raw.validate("notifiers.ops", &mut problems);
+            assert!(
+                problems.errors.is_empty(),
+                "{category:?} is a category a route can name"
+            );
+        }
     }
 
     #[test]

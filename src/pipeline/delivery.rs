@@ -138,7 +138,7 @@ async fn deliver(
                 let (notifier, store, metrics, stop) = (&notifier, &store, &metrics, &stop);
                 async move {
                     if !stop.is_cancelled() {
-                        deliver_row(&**notifier, store, backoff, metrics, row).await;
+                        deliver_row(&**notifier, store, backoff, metrics, stop, row).await;
                     }
                 }
             })
@@ -198,12 +198,53 @@ async fn build_digests(name: &str, digest: DigestConfig, store: &SharedStore) {
     }
 }
 
+/// How long a worker waits before it tries again to record a delivered row as sent.
+const RECORD_SENT_RETRY: Duration = Duration::from_secs(1);
+
+/// Records row `id` as sent, trying again until it is recorded or `stop` fires: a row the
+/// notifier accepted must not go back to the outbox only because the disk was full or the
+/// database read-only for a moment, or every round would send it again. Holding the row also
+/// holds one of the worker's sends, so a store that cannot record anything stops the sending
+/// after at most [`DELIVERY_CONCURRENCY`] messages instead of repeating them.
+async fn record_sent(
+    name: &str,
+    event_id: &str,
+    store: &SharedStore,
+    stop: &CancellationToken,
+    id: i64,
+) -> crate::store::Result<()> {
+    let mut failures = 0u32;
+    loop {
+        let error = match store.with(move |s| s.mark_sent(id, Utc::now())).await {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(notifier = %name, %event_id, failures,
+                        "notification recorded as sent after all");
+                }
+                return Ok(());
+            }
+            Err(error) => error,
+        };
+        if failures.is_multiple_of(60) {
+            tracing::error!(notifier = %name, %event_id, %error,
+                "notification sent, but it cannot be recorded as sent; trying again (it is not \
+                 sent again meanwhile)");
+        }
+        failures += 1;
+        tokio::select! {
+            _ = stop.cancelled() => return Err(error),
+            _ = tokio::time::sleep(RECORD_SENT_RETRY) => {}
+        }
+    }
+}
+
 /// Sends one outbox row and records the outcome.
 async fn deliver_row(
     notifier: &dyn Notifier,
     store: &SharedStore,
     backoff: (Duration, Duration),
     metrics: &Metrics,
+    stop: &CancellationToken,
     row: OutboxRow,
 ) {
     let name = notifier.name();
@@ -227,7 +268,7 @@ async fn deliver_row(
                 metrics.digest_sent(name, digest_of);
             }
             tracing::info!(notifier = %name, event_id = %row.event_id, "notification sent");
-            store.with(move |s| s.mark_sent(id, Utc::now())).await
+            record_sent(name, &row.event_id, store, stop, id).await
         }
         Err(error) if error.is_uncertain() => {
             metrics.notification_failed(name);
@@ -303,6 +344,90 @@ pub(crate) fn spawn_workers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use crate::event::SeenBy;
+    use crate::source::cloudtrail::stream::Counters;
+    use crate::store::testing::{event, open};
+    use crate::store::Notification;
+
+    /// A notifier that accepts everything and counts what it was sent.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait]
+    impl Notifier for Counting {
+        fn name(&self) -> &str {
+            "n"
+        }
+        async fn send(&self, _message: &Message) -> Result<(), NotifyError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn healthcheck(&self) -> Result<(), NotifyError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sent_row_the_store_cannot_record_is_not_sent_again() {
+        // Found by the soak (scripts/soak): on a full or read-only state directory every
+        // delivery round sent the same messages again, once a second, to every notifier.
+        let (_dir, mut store) = open();
+        let message = Message::for_test("HIGH", "iam-change", "CreateUser");
+        let note = Notification {
+            notifier: "n".to_owned(),
+            payload: serde_json::to_vec(&message).unwrap(),
+            burst: None,
+        };
+        store
+            .record_event(&event("e1", SeenBy::Poller, 0), &[note])
+            .unwrap();
+        store.set_query_only(true);
+        let store = SharedStore::new(store);
+        let notifier = Arc::new(Counting::default());
+        let metrics = Arc::new(Metrics::new(
+            Arc::new(Counters::default()),
+            &["n".to_owned()],
+            Duration::from_secs(60),
+        ));
+        let stop = CancellationToken::new();
+        let worker = tokio::spawn(deliver(
+            notifier.clone(),
+            None,
+            store.clone(),
+            Arc::new(Notify::new()),
+            (Duration::from_millis(200), Duration::from_secs(1)),
+            metrics,
+            stop.clone(),
+        ));
+        // Thirty delivery ticks with the store refusing every write (paused time).
+        tokio::time::sleep(DELIVERY_TICK * 30).await;
+        assert_eq!(
+            notifier.0.load(Ordering::SeqCst),
+            1,
+            "sent once, not once a tick"
+        );
+        store
+            .with(|s| {
+                s.set_query_only(false);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(RECORD_SENT_RETRY * 3).await;
+        let due = store.with(|s| s.due("n", Utc::now(), 10)).await.unwrap();
+        assert!(
+            due.is_empty(),
+            "recorded as sent once the store could write: {due:?}"
+        );
+        tokio::time::sleep(DELIVERY_TICK * 5).await;
+        assert_eq!(notifier.0.load(Ordering::SeqCst), 1);
+        stop.cancel();
+        worker.await.unwrap();
+    }
 
     #[test]
     fn backoff_doubles_from_the_initial_delay_to_the_cap() {

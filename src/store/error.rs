@@ -86,6 +86,16 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// SQLite could open the database only read-only (its filesystem is mounted read-only, or
+    /// the file is not writable): nothing reported could be recorded, so every message would
+    /// be sent again and again.
+    #[error(
+        "state database {path} opens read-only: its filesystem is mounted read-only or the file          is not writable by the daemon's user; remount it read-write or fix the permissions          (the daemon waits for that, reporting nothing meanwhile)"
+    )]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+    },
     /// An outbox row id that is not in the database was marked sent or failed.
     #[error("state database {path}: no outbox row {id} (a bug: ids come from due())")]
     UnknownOutboxRow {

@@ -268,6 +268,24 @@ fn duration_millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// SQLite falls back to opening a database read-only when its file cannot be written (a
+/// read-only mount, permissions): a store that can read its outbox but record nothing would
+/// send the same messages for ever, so that is an error ([`StoreError::ReadOnly`]).
+fn refuse_read_only(conn: &Connection, path: &Path) -> Result<()> {
+    let read_only = conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    if read_only {
+        return Err(StoreError::ReadOnly {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) `iamwatchd.sqlite3` in `state_dir`, which must exist: a
     /// missing directory is more likely a wrong setting than a first start, and silently
@@ -299,6 +317,7 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(open_err)?;
+        refuse_read_only(&conn, path)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
         let mut store = Store {
             conn,
@@ -307,6 +326,15 @@ impl Store {
         store.configure()?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Makes every write fail as on a read-only database (`PRAGMA query_only`), for the
+    /// tests of what the daemon does when its store cannot write.
+    #[cfg(test)]
+    pub(crate) fn set_query_only(&self, on: bool) {
+        self.conn
+            .pragma_update(None, "query_only", on)
+            .expect("PRAGMA query_only");
     }
 
     /// The database file's path (for log lines).
@@ -510,6 +538,24 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("writable by the daemon's user"), "{msg}");
+    }
+
+    #[test]
+    fn a_database_that_opens_read_only_is_refused_with_the_fix() {
+        // Found by the soak (scripts/soak): started on a read-only state directory, the
+        // daemon ran on a read-only connection and sent its outbox again every second.
+        let (dir, store) = testing::open();
+        let path = store.path().to_owned();
+        drop(store);
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let err = refuse_read_only(&conn, &path).unwrap_err();
+        assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("remount it read-write"), "{msg}");
+        let writable = Connection::open(&path).unwrap();
+        refuse_read_only(&writable, &path).expect("a writable database is fine");
+        drop(dir);
     }
 
     #[test]

@@ -7,6 +7,9 @@
 | GET  /_iamwatchd/settings  | the timing knobs; POST a JSON object to change some of them      |
 | POST /_iamwatchd/faults    | ``{"services": ["cloudtrail"], "throttle": true, "fail_next": 2,  |
 |                            | "error_rate": 0.1, "seed": 1, "latency_ms": 200}``; DELETE clears |
+|                            | every set, ``DELETE ?name=N`` one. ``"name": N`` keeps sets apart |
+|                            | (all in force at once; default ``default``), ``"operations":      |
+|                            | ["ReceiveMessage"]`` narrows a set to those operations            |
 |                            | ``fail_code`` / ``fail_status``: fail_next's shape (default 500  |
 |                            | InternalFailure; ``"fail_code": ""``: a page without a code)     |
 | POST /_iamwatchd/events    | inject recorded CloudTrail records (see ``inject``)              |
@@ -127,12 +130,19 @@ def inject(gateway: "Gateway", environ: dict[str, Any]) -> dict[str, Any]:
 
 
 def set_faults(gateway: "Gateway", values: dict[str, Any]) -> dict[str, Any]:
-    known = {"services", "throttle", "fail_next", "fail_code", "fail_status", "error_rate", "latency_ms", "seed"}
+    """Puts one fault set in force, replacing the set of the same ``name`` (default
+    ``default``) and leaving the other sets as they are."""
+    known = {"name", "services", "operations", "throttle", "fail_next", "fail_code",
+             "fail_status", "error_rate", "latency_ms", "seed"}
     unknown = set(values) - known
     if unknown:
         raise BadRequest(f"unknown fault(s) {sorted(unknown)}; known: {sorted(known)}")
+    name = values.get("name", "default")
+    if not isinstance(name, str) or not name:
+        raise BadRequest('"name" must be a non-empty string')
     faults = Faults(
         services=set(values.get("services") or []),
+        operations=set(values.get("operations") or []),
         throttle=bool(values.get("throttle", False)),
         fail_next=int(values.get("fail_next", 0)),
         fail_code=str(values.get("fail_code", "InternalFailure")),
@@ -142,13 +152,25 @@ def set_faults(gateway: "Gateway", values: dict[str, Any]) -> dict[str, Any]:
         rng=random.Random(values.get("seed", 0)),
     )
     with gateway.state.lock:
-        gateway.state.faults = faults
-    return describe_faults(faults)
+        gateway.state.faults[name] = faults
+    return describe_faults(gateway)
 
 
-def describe_faults(faults: Faults) -> dict[str, Any]:
+def clear_faults(gateway: "Gateway", environ: dict[str, Any]) -> dict[str, Any]:
+    """Lifts the set named by ``?name=``, or every set without it."""
+    name = parse_qs(environ.get("QUERY_STRING", "")).get("name", [None])[-1]
+    with gateway.state.lock:
+        if name is None:
+            gateway.state.faults.clear()
+        else:
+            gateway.state.faults.pop(name, None)
+    return describe_faults(gateway)
+
+
+def _describe_set(faults: Faults) -> dict[str, Any]:
     return {
         "services": sorted(faults.services),
+        "operations": sorted(faults.operations),
         "throttle": faults.throttle,
         "fail_next": faults.fail_next,
         "fail_code": faults.fail_code,
@@ -156,6 +178,14 @@ def describe_faults(faults: Faults) -> dict[str, Any]:
         "error_rate": faults.error_rate,
         "latency_ms": faults.latency_ms,
     }
+
+
+def describe_faults(gateway: "Gateway") -> dict[str, Any]:
+    """The ``default`` set's fields at the top (an empty set when none is in force), and every
+    set in force by name under ``sets``."""
+    with gateway.state.lock:
+        sets = {name: _describe_set(f) for name, f in sorted(gateway.state.faults.items())}
+    return {**sets.get("default", _describe_set(Faults())), "sets": sets}
 
 
 def list_events(gateway: "Gateway") -> list[dict[str, Any]]:
@@ -243,8 +273,8 @@ def handle(gateway: "Gateway", environ: dict[str, Any], start_response: Callable
             if method == "POST":
                 return _json(start_response, "200 OK", set_faults(gateway, _object(environ)))
             if method == "DELETE":
-                return _json(start_response, "200 OK", set_faults(gateway, {}))
-            return _json(start_response, "200 OK", describe_faults(state.faults))
+                return _json(start_response, "200 OK", clear_faults(gateway, environ))
+            return _json(start_response, "200 OK", describe_faults(gateway))
         if name == "events" and method == "POST":
             return _json(start_response, "200 OK", inject(gateway, environ))
         if name == "events" and method == "GET":

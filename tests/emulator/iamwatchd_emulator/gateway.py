@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from . import access_analyzer, control
 from .lookup import ApiError, lookup_events
 from .records import DATA_EVENTS, EVENT_SOURCES, Call, build_record, camel_keys, query_params
-from .state import EmulatorState, clock
+from .state import EmulatorState, Faults, clock
 
 CREDENTIAL = re.compile(r"Credential=([^/\s,]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
 
@@ -145,7 +145,7 @@ class Gateway:
         if scope is None:
             return self.app(environ, start_response)
         access_key, region, service = scope
-        fault = self._fault(service)
+        fault = self._fault(service, lambda: _operation(environ, _read_body(environ))[0])
         if fault is not None:
             status, headers, body = fault
             start_response(status, headers)
@@ -156,31 +156,48 @@ class Gateway:
             return self.app(environ, start_response)
         return self._recorded(environ, start_response, access_key, region, service)
 
-    def _fault(self, service: str) -> tuple[str, list, bytes] | None:
+    def _fault(
+        self, service: str, operation: Callable[[], str | None]
+    ) -> tuple[str, list, bytes] | None:
+        """The injected answer for a request, if a fault set in scope gives one; sleeps the
+        added latency (the largest of the sets in scope) first. ``operation`` reads the
+        request's operation, only when a set is scoped to operations."""
         with self.state.lock:
-            faults = self.state.faults
-            if not faults.applies_to(service):
-                return None
-            latency = faults.latency_ms
-            if faults.throttle:
-                self.state.counters["faults_throttled"] += 1
-                code = "ThrottlingException" if service in JSON_SERVICES else "Throttling"
-                answer = _error_response(service, code, "Rate exceeded", 400)
-            elif faults.fail_next > 0:
-                faults.fail_next -= 1
-                self.state.counters["faults_failed"] += 1
-                if faults.fail_code:
-                    answer = _error_response(service, faults.fail_code, "Injected fault", faults.fail_status)
-                else:
-                    answer = _codeless_error(faults.fail_status)
-            elif faults.error_rate and faults.rng.random() < faults.error_rate:
-                self.state.counters["faults_failed"] += 1
-                answer = _error_response(service, "ServiceUnavailable", "Injected fault", 503)
-            else:
-                answer = None
+            sets = [f for _, f in sorted(self.state.faults.items())
+                    if not f.services or service in f.services]
+        if not sets:
+            return None
+        name = operation() if any(f.operations for f in sets) else None
+        with self.state.lock:
+            latency = 0
+            answer = None
+            for faults in sets:
+                if not faults.applies_to(service, name):
+                    continue
+                latency = max(latency, faults.latency_ms)
+                if answer is None:
+                    answer = self._fault_answer(service, faults)
         if latency:
             time.sleep(latency / 1000)  # the injected fault itself, not synchronisation
         return answer
+
+    def _fault_answer(self, service: str, faults: Faults) -> tuple[str, list, bytes] | None:
+        """One set's answer (call with the state's lock held): throttling, then the next
+        deterministic failure, then a seeded random one."""
+        if faults.throttle:
+            self.state.counters["faults_throttled"] += 1
+            code = "ThrottlingException" if service in JSON_SERVICES else "Throttling"
+            return _error_response(service, code, "Rate exceeded", 400)
+        if faults.fail_next > 0:
+            faults.fail_next -= 1
+            self.state.counters["faults_failed"] += 1
+            if faults.fail_code:
+                return _error_response(service, faults.fail_code, "Injected fault", faults.fail_status)
+            return _codeless_error(faults.fail_status)
+        if faults.error_rate and faults.rng.random() < faults.error_rate:
+            self.state.counters["faults_failed"] += 1
+            return _error_response(service, "ServiceUnavailable", "Injected fault", 503)
+        return None
 
     def _recorded(
         self,

@@ -72,9 +72,11 @@ class Settings:
 
 @dataclass
 class Faults:
-    """Fault injection, scoped to a set of services (empty = all services)."""
+    """Fault injection, scoped to a set of services (empty = all services) and, within them,
+    to a set of operations (empty = all operations; ``ReceiveMessage``, ``LookupEvents``)."""
 
     services: set[str] = field(default_factory=set)
+    operations: set[str] = field(default_factory=set)
     #: Answer every request in scope with a throttling error.
     throttle: bool = False
     #: Answer this many of the next requests in scope with an error (deterministic): by
@@ -91,8 +93,11 @@ class Faults:
     latency_ms: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
-    def applies_to(self, service: str) -> bool:
-        return not self.services or service in self.services
+    def applies_to(self, service: str, operation: str | None = None) -> bool:
+        """Whether a request to ``service`` (and ``operation``, when known) is in scope."""
+        if self.services and service not in self.services:
+            return False
+        return not self.operations or operation in self.operations
 
 
 @dataclass
@@ -147,7 +152,9 @@ class EmulatorState:
         self.lock = threading.RLock()
         self.settings = settings or Settings()
         self._initial_settings = dataclasses.replace(self.settings)
-        self.faults = Faults()
+        #: Fault sets by name, all in force at once (``default``: the one set POSTed without a
+        #: name); the first one that answers a request in its scope wins, in name order.
+        self.faults: dict[str, Faults] = {}
         self.counters: Counter[str] = Counter()
         self.limiter = RateLimiter()
         self._seq = itertools.count()
@@ -222,5 +229,5 @@ class EmulatorState:
             self._undelivered.clear()
             self.counters.clear()
             self.limiter.reset()
-            self.faults = Faults()
+            self.faults = {}
             self.settings = dataclasses.replace(self._initial_settings)

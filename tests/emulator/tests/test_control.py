@@ -87,7 +87,8 @@ def test_fail_next_takes_the_shape_asked_for(emulator, code, status, seen_code):
     answer = emulator.control(
         "POST", "faults", {"services": ["cloudtrail"], "fail_next": 1, "fail_code": code, "fail_status": status}
     )[1]
-    assert (answer["fail_code"], answer["fail_status"]) == (code, status)
+    shape = answer["sets"]["default"]
+    assert (shape["fail_code"], shape["fail_status"]) == (code, status)
     trail = emulator.client("cloudtrail")  # one attempt: botocore would retry these shapes
     with pytest.raises(ClientError) as excinfo:
         trail.lookup_events()
@@ -97,6 +98,44 @@ def test_fail_next_takes_the_shape_asked_for(emulator, code, status, seen_code):
     assert error["Error"]["Code"] == seen_code
     trail.lookup_events()
     assert emulator.counters()["faults_failed"] == 1
+
+
+def test_named_fault_sets_are_in_force_together_and_lifted_one_by_one(emulator):
+    emulator.control("POST", "faults", {"name": "lookup", "services": ["cloudtrail"],
+                                        "throttle": True})
+    status, answer = emulator.control("POST", "faults", {"name": "queue", "services": ["sqs"],
+                                                         "fail_next": 5})
+    assert status == 200 and sorted(answer["sets"]) == ["lookup", "queue"]
+    with pytest.raises(ClientError) as excinfo:
+        emulator.client("cloudtrail").lookup_events()
+    assert excinfo.value.response["Error"]["Code"] == "ThrottlingException"
+    with pytest.raises(ClientError) as excinfo:
+        emulator.client("sqs").list_queues()
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+    status, answer = emulator.control("DELETE", "faults", query="name=lookup")
+    assert status == 200 and sorted(answer["sets"]) == ["queue"]
+    emulator.client("cloudtrail").lookup_events()
+    with pytest.raises(ClientError):
+        emulator.client("sqs").list_queues()
+    emulator.control("DELETE", "faults")
+    emulator.client("sqs").list_queues()
+    assert emulator.control("GET", "faults")[1]["sets"] == {}
+
+
+def test_a_fault_set_scoped_to_operations_leaves_the_others_alone(emulator):
+    sqs = emulator.client("sqs")
+    url = sqs.create_queue(QueueName="faulty")["QueueUrl"]
+    emulator.control("POST", "faults", {"name": "receive", "services": ["sqs"],
+                                        "operations": ["ReceiveMessage"], "error_rate": 1.0})
+    sqs.send_message(QueueUrl=url, MessageBody="kept")  # not in scope
+    with pytest.raises(ClientError) as excinfo:
+        sqs.receive_message(QueueUrl=url)
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert emulator.control("GET", "faults")[1]["sets"]["receive"]["operations"] == [
+        "ReceiveMessage"]
+    emulator.control("DELETE", "faults", query="name=receive")
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["kept"]
 
 
 def test_unknown_fault_or_setting_is_refused(emulator):

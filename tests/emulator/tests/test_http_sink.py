@@ -194,6 +194,20 @@ def test_standing_answer_until_reset_with_the_queue_first(sink: HttpSink):
     assert len(sink.store.records()) == 4, "reset keeps the records"
 
 
+def test_a_standing_answer_is_lifted_alone_keeping_secrets_and_other_prefixes(sink: HttpSink):
+    control(sink, "secret", {"path": "/webhook/soar", "secret": VECTOR_SECRET})
+    control(sink, "script", {"path": "/webhook/soar", "default": {"status": 503}})
+    control(sink, "script", {"path": "/teams", "default": {"status": 500}})
+    assert send(sink, "/webhook/soar", {}).status == 503
+    assert control(sink, "script", {"path": "/webhook/soar", "default": None}).status == 200
+    assert send(sink, "/teams/x", {}).status == 500, "another prefix keeps its answer"
+    signed = send(sink, "/webhook/soar", raw=VECTOR_BODY, headers={
+        "webhook-id": VECTOR_ID, "webhook-timestamp": VECTOR_TIMESTAMP,
+        "webhook-signature": VECTOR_SIGNATURE})
+    assert signed.status != 503
+    assert sink.store.records()[-1]["signature_verified"] is not None, "the secret stays"
+
+
 def test_slow_answer_is_stored_before_the_delay(sink: HttpSink):
     control(sink, "script", {"path": "/pagerduty", "responses": [{"status": 503, "delay": 2.0}]})
     started = time.monotonic()

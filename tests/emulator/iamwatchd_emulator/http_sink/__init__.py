@@ -16,6 +16,8 @@ Control API (JSON, same port, never stored)::
         prefix with answers left wins); then the default again
     POST /_sink/script  {"path": "/teams", "default": {"status": 500}}
         a standing answer for the prefix until reset (queued answers still go first)
+    POST /_sink/script  {"path": "/teams", "default": null}
+        lift that prefix's standing answer only (secrets and other prefixes stay)
     POST /_sink/secret  {"path": "/webhook/x", "secret": "whsec_..."}
         verify Standard Webhooks signatures under ``path`` (record field
         ``signature_verified``)

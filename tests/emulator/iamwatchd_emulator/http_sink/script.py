@@ -85,8 +85,9 @@ class Scripts:
         self._secrets: dict[str, str] = {}
 
     def script(self, body: Any) -> None:
-        """``{"path", "responses"?: [answer...], "default"?: answer}``: queue answers and/or
-        set the standing one for a prefix."""
+        """``{"path", "responses"?: [answer...], "default"?: answer | null}``: queue answers
+        and/or set the standing one for a prefix (``null`` lifts it, leaving the other
+        prefixes' answers and the secrets as they are)."""
         if not isinstance(body, dict):
             raise ControlError("expected an object with path and responses and/or default")
         unknown = sorted(set(body) - {"path", "responses", "default"})
@@ -100,11 +101,15 @@ class Scripts:
             raise ControlError("responses: expected a list of answers")
         answers = [parse_answer(item, f"responses[{index}]")
                    for index, item in enumerate(responses)]
-        default = parse_answer(body["default"], "default") if "default" in body else None
+        lift = "default" in body and body["default"] is None
+        default = parse_answer(body["default"], "default") if "default" in body and not lift \
+            else None
         with self._lock:
             self._queues.setdefault(prefix, collections.deque()).extend(answers)
             if default is not None:
                 self._defaults[prefix] = default
+            if lift:
+                self._defaults.pop(prefix, None)
 
     def secret(self, body: Any) -> None:
         """``{"path", "secret"}``: verify Standard Webhooks signatures under ``path``."""
