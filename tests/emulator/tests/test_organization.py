@@ -104,8 +104,10 @@ def test_an_organization_trail_delivers_every_members_records_to_one_log_group(e
     as_account(emulator, "iam", prod).create_user(UserName="in-prod")
     as_account(emulator, "iam", dev).create_user(UserName="in-dev")
     emulator.client("iam").create_user(UserName="in-management")
-    # An account outside the organization: its records stay its own.
-    as_account(emulator, "iam", "999999999999").create_user(UserName="outsider")
+    # An account that left the organization: its records stay its own.
+    gone = member_account(emulator, "gone")
+    emulator.client("organizations").remove_account_from_organization(AccountId=gone)
+    as_account(emulator, "iam", gone).create_user(UserName="outsider")
 
     def users_in(group: str) -> dict[str, str]:
         return {r["requestParameters"]["userName"]: r["recipientAccountId"]
@@ -122,3 +124,41 @@ def test_an_organization_trail_delivers_every_members_records_to_one_log_group(e
     assert emulator.counters()["metric_datapoints"] == 3
     metrics = emulator.client("cloudwatch").list_metrics(Namespace="Watch")["Metrics"]
     assert {m["MetricName"] for m in metrics} == {"IAMChanges"}
+
+
+def test_assume_role_needs_the_role_and_its_external_id(emulator):
+    emulator.client("organizations").create_organization(FeatureSet="ALL")
+    prod = member_account(emulator, "prod")
+    sts = emulator.client("sts")
+    # Organizations made its role in the new account, trusting the management account.
+    role = as_account(emulator, "iam", prod).get_role(RoleName="OrganizationAccountAccessRole")
+    assert f"arn:aws:iam::{MANAGEMENT}:root" in json.dumps(role["Role"]["AssumeRolePolicyDocument"])
+    with pytest.raises(ClientError) as missing:
+        sts.assume_role(RoleArn=f"arn:aws:iam::{prod}:role/iamwatchd-member",
+                        RoleSessionName="iamwatchd")
+    error = missing.value.response["Error"]
+    assert error["Code"] == "AccessDenied"
+    assert error["Message"] == (
+        f"User: arn:aws:iam::{MANAGEMENT}:root is not authorized to perform: sts:AssumeRole "
+        f"on resource: arn:aws:iam::{prod}:role/iamwatchd-member")
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # The refusal is recorded in the caller's account, as CloudTrail does.
+    failed = [json.loads(e["CloudTrailEvent"]) for e in lookup_all(
+        emulator.client("cloudtrail"),
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "AssumeRole"}])]
+    refused = [r for r in failed if r.get("errorCode")]
+    assert [r["errorCode"] for r in refused] == ["AccessDenied"]
+    assert refused[0]["requestParameters"]["roleArn"].endswith(":role/iamwatchd-member")
+
+    as_account(emulator, "iam", prod).create_role(
+        RoleName="iamwatchd-member", AssumeRolePolicyDocument=json.dumps({"Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "s3cret"}}}]}))
+    with pytest.raises(ClientError):
+        sts.assume_role(RoleArn=f"arn:aws:iam::{prod}:role/iamwatchd-member",
+                        RoleSessionName="iamwatchd", ExternalId="wrong")
+    granted = sts.assume_role(RoleArn=f"arn:aws:iam::{prod}:role/iamwatchd-member",
+                              RoleSessionName="iamwatchd", ExternalId="s3cret")
+    assert granted["AssumedRoleUser"]["Arn"] == (
+        f"arn:aws:sts::{prod}:assumed-role/iamwatchd-member/iamwatchd")
