@@ -162,3 +162,54 @@ def test_assume_role_needs_the_role_and_its_external_id(emulator):
                               RoleSessionName="iamwatchd", ExternalId="s3cret")
     assert granted["AssumedRoleUser"]["Arn"] == (
         f"arn:aws:sts::{prod}:assumed-role/iamwatchd-member/iamwatchd")
+
+
+MEMBER_ROLE_TEMPLATE = json.dumps({"Resources": {"Member": {
+    "Type": "AWS::IAM::Role",
+    "Properties": {
+        "RoleName": "iamwatchd-member",
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"},
+            "Action": "sts:AssumeRole"}]},
+    }}}})
+
+
+def test_a_service_managed_stack_set_reaches_the_ou_and_every_account_that_joins_it(emulator):
+    org = emulator.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    workloads = org.create_organizational_unit(ParentId=root, Name="workloads")[
+        "OrganizationalUnit"]["Id"]
+    prod = org.create_organizational_unit(ParentId=workloads, Name="prod")["OrganizationalUnit"]["Id"]
+    early, outside = member_account(emulator, "early"), member_account(emulator, "outside")
+    org.move_account(AccountId=early, SourceParentId=root, DestinationParentId=workloads)
+    cfn = emulator.client("cloudformation")
+    cfn.create_stack_set(
+        StackSetName="iamwatchd-member", TemplateBody=MEMBER_ROLE_TEMPLATE,
+        PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"],
+        AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
+    assert cfn.describe_stack_set(StackSetName="iamwatchd-member")["StackSet"][
+        "AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
+    cfn.create_stack_instances(StackSetName="iamwatchd-member", Regions=["us-east-1"],
+                               DeploymentTargets={"OrganizationalUnitIds": [workloads]})
+
+    def has_role(account: str) -> bool:
+        try:
+            as_account(emulator, "iam", account, role="OrganizationAccountAccessRole").get_role(
+                RoleName="iamwatchd-member")
+            return True
+        except ClientError:
+            return False
+
+    assert has_role(early)
+    assert not has_role(outside)
+    # An account moved into the OU, and one created and moved into a child OU, get it too.
+    org.move_account(AccountId=outside, SourceParentId=root, DestinationParentId=workloads)
+    late = member_account(emulator, "late")
+    org.move_account(AccountId=late, SourceParentId=root, DestinationParentId=prod)
+    assert has_role(outside) and has_role(late)
+    accounts = {s["Account"] for s in cfn.list_stack_instances(
+        StackSetName="iamwatchd-member")["Summaries"]}
+    assert accounts == {early, outside, late}
+    # The role lets the management account in.
+    as_account(emulator, "sts", late, role="iamwatchd-member").get_caller_identity()

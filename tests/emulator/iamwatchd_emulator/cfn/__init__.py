@@ -57,6 +57,7 @@ Layout (each module imports only modules listed above it):
     policies.py          AWS::SNS::TopicPolicy, AWS::SQS::QueuePolicy, AWS::S3::BucketPolicy
     resource_patches.py  fixes to moto's per-resource creation and update (moto's parsing module)
     stack_patches.py     fixes to moto's stack operations: failures, rollbacks, change sets
+    stacksets.py         service-managed stack sets' automatic deployment to new accounts
     __init__.py          RESOURCE_CLASSES and install(), which applies the fixes
 """
 
@@ -80,6 +81,7 @@ from .resource_patches import (
     _reconciling_conditions,
 )
 from .sns import SNSSubscription, confirm_subscription
+from .stacksets import install as install_stacksets
 from .stack_patches import (
     _executing_change_sets_fully,
     _listing_only_existing_resources,
@@ -149,7 +151,9 @@ def install() -> None:
     - honours Conditions on update (create what became true, delete what became false) and
       keeps resources of types moto cannot update in place;
     - applies the KMS key and encryption properties moto drops and updates them in place
-      (``encryption``).
+      (``encryption``);
+    - deploys auto-deploying service-managed stack sets to accounts created in or moved into
+      a targeted OU (``stacksets``).
     """
     _patch(parsing, "parse_and_create_resource", _creating_dependencies_first_and_naming_failures)
     _patch(parsing, "parse_and_update_resource", _naming_update_failures)
@@ -160,6 +164,7 @@ def install() -> None:
     _patch(CloudFormationBackend, "execute_change_set", _executing_change_sets_fully)
     _patch(Stack, "stack_resources", _listing_only_existing_resources)
     install_encryption()
+    install_stacksets(_patch)
 
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
