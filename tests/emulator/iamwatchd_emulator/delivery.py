@@ -5,7 +5,10 @@ seconds, does what AWS does in the background:
 
 1. delivers each recorded event, once its log delay has passed, to the log group of every logging
    trail that would receive it (same region or multi-region; IAM's global events only to trails
-   that include global service events; event selectors respected);
+   that include global service events; event selectors respected), the account's own trails
+   and its organization's organization trails (``IsOrganizationTrail``, in the management
+   account: every member's records reach the one log group, ``recipientAccountId`` telling
+   them apart);
 2. evaluates each metric filter of that log group on the delivered event and puts the datapoint;
 3. publishes each SQS queue's ``AWS/SQS ApproximateAgeOfOldestMessage`` (dimension
    ``QueueName``), at most once a second per queue, so alarms on a consumer that stopped
@@ -30,6 +33,7 @@ from typing import Any
 from moto.cloudtrail.models import cloudtrail_backends
 from moto.cloudwatch.models import MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 from moto.logs.models import logs_backends
+from moto.organizations.models import organizations_backends
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
 
@@ -102,14 +106,26 @@ def _selectors_allow(trail: Any, record: dict[str, Any]) -> bool:
     return False
 
 
+def management_account_of(account: str) -> str | None:
+    """The management account of the organization ``account`` is a member of, if any."""
+    owner = organizations_backends.master_accounts.get(account)
+    return owner[0] if owner else None
+
+
 def receiving_trails(event: StoredEvent) -> Iterator[Any]:
-    """The logging trails with a log group that receive this event."""
+    """The logging trails with a log group that receive this event: the account's own, and
+    the organization trails of its organization's management account (which AWS runs in every
+    member account and delivers to the management account's log group)."""
+    management = management_account_of(event.account)
     for account, region, backend in existing(cloudtrail_backends):
-        if account != event.account:
+        own = account == event.account
+        if not own and account != management:
             continue
         for trail in list(backend.trails.values()):
             if trail.region_name != region:
                 continue  # moto lists multi-region trails in every region; use the home one
+            if not own and not getattr(trail, "is_org_trail", False):
+                continue
             if not (trail.status.is_logging and trail.cw_log_group_arn):
                 continue
             if trail.status.started.replace(tzinfo=timezone.utc).timestamp() > event.recorded_at:
@@ -122,12 +138,12 @@ def receiving_trails(event: StoredEvent) -> Iterator[Any]:
                 yield trail
 
 
-def _log_group_of(arn: str) -> tuple[str, str]:
-    """(region, name) from ``arn:aws:logs:REGION:ACCOUNT:log-group:NAME[:*]``."""
+def _log_group_of(arn: str) -> tuple[str, str, str]:
+    """(account, region, name) from ``arn:aws:logs:REGION:ACCOUNT:log-group:NAME[:*]``."""
     parts = arn.split(":")
     if len(parts) < 7 or parts[5] != "log-group":
         raise ValueError(f"not a log group ARN: {arn}")
-    return parts[3], parts[6]
+    return parts[4], parts[3], parts[6]
 
 
 class Pump:
@@ -171,8 +187,9 @@ class Pump:
         stamp = event.event_time if event.event_time >= now - MAX_LOG_EVENT_AGE else now
         timestamp_ms = int(stamp * 1000)
         for trail in receiving_trails(event):
-            region, group_name = _log_group_of(trail.cw_log_group_arn)
-            logs = logs_backends[event.account][region]
+            # The trail's own account: an organization trail delivers members' records there.
+            account, region, group_name = _log_group_of(trail.cw_log_group_arn)
+            logs = logs_backends[account][region]
             group = logs.groups.get(group_name)
             if group is None:
                 log.warning("trail %s: log group %s does not exist", trail.trail_name, group_name)
@@ -186,7 +203,7 @@ class Pump:
             # Datapoints are stamped when they arrive, not with the event's (whole-second, often
             # earlier) time: real CloudWatch alarms also evaluate data that arrives late for a
             # period, which this evaluator (current periods only) would otherwise never see.
-            self._apply_metric_filters(logs, group_name, message, now, event.account, region)
+            self._apply_metric_filters(logs, group_name, message, now, account, region)
 
     def _apply_metric_filters(
         self, logs: Any, group_name: str, message: str, stamp: float, account: str, region: str

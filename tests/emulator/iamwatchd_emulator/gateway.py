@@ -14,12 +14,15 @@ import json
 import re
 import time
 import uuid
+from http import HTTPStatus
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from . import access_analyzer, control
+from . import access_analyzer, accounts, control
 from .lookup import ApiError, lookup_events
-from .records import DATA_EVENTS, EVENT_SOURCES, Call, build_record, camel_keys, query_params
+from .records import (
+    DATA_EVENTS, EVENT_SOURCES, Call, build_record, camel_keys, query_params, user_identity,
+)
 from .state import EmulatorState, Faults, clock
 
 CREDENTIAL = re.compile(r"Credential=([^/\s,]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
@@ -113,18 +116,14 @@ def _error_response(service: str, code: str, message: str, status: int) -> tuple
             f"<RequestId>{request_id}</RequestId></ErrorResponse>"
         ).encode()
         headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
-    reason = HTTP_REASONS.get(status, "Internal Server Error" if status >= 500 else "Bad Request")
-    return f"{status} {reason}", headers, body
+    return f"{status} {HTTPStatus(status).phrase}", headers, body
 
 
 def _codeless_error(status: int) -> tuple[str, list, bytes]:
     """An error page without an AWS error code, as a proxy or load balancer answers."""
-    reason = HTTP_REASONS.get(status, "Error")
+    reason = HTTPStatus(status).phrase
     body = f"<html><body><h1>{status} {reason}</h1></body></html>".encode()
     return f"{status} {reason}", [("Content-Type", "text/html")], body
-
-
-HTTP_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
 class Gateway:
@@ -224,9 +223,18 @@ class Gateway:
         if service == "cloudtrail" and action == "LookupEvents":
             status, headers, response = self._lookup_events(call, params)
             record_it = self.state.settings.record_lookups
+        elif service == "sts" and action == "AssumeRole" and (
+            refusal := accounts.assume_role_refusal(
+                params, user_identity(access_key, call.account)["arn"])
+        ):
+            status, headers, response = _error_response("sts", "AccessDenied", refusal, 403)
+            record_it = True
         else:
             status, headers, response = self._call_moto(environ)
             record_it = True
+            if (service, action) == ("organizations", "CreateAccount") and status.startswith("200"):
+                created = json.loads(response)["CreateAccountStatus"]["AccountId"]
+                accounts.create_organization_role(created, call.account)
         call.status = int(status.split(" ", 1)[0])
         call.response_body = response
         call.request_id = dict((k.lower(), v) for k, v in headers).get("x-amzn-requestid")

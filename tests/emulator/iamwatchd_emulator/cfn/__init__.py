@@ -57,6 +57,7 @@ Layout (each module imports only modules listed above it):
     policies.py          AWS::SNS::TopicPolicy, AWS::SQS::QueuePolicy, AWS::S3::BucketPolicy
     resource_patches.py  fixes to moto's per-resource creation and update (moto's parsing module)
     stack_patches.py     fixes to moto's stack operations: failures, rollbacks, change sets
+    stacksets.py         service-managed stack sets' automatic deployment to new accounts
     __init__.py          RESOURCE_CLASSES and install(), which applies the fixes
 """
 
@@ -82,6 +83,7 @@ from .resource_patches import (
     _storing_policy_documents_as_json,
 )
 from .sns import SNSSubscription, confirm_subscription
+from .stacksets import install as install_stacksets
 from .stack_patches import (
     _executing_change_sets_fully,
     _listing_only_existing_resources,
@@ -153,7 +155,9 @@ def install() -> None:
     - stores a template's inline policies as JSON text, as IAM does (moto kept the parsed
       object, and GetAccountAuthorizationDetails then failed for the whole account);
     - applies the KMS key and encryption properties moto drops and updates them in place
-      (``encryption``).
+      (``encryption``);
+    - deploys auto-deploying service-managed stack sets to accounts created in or moved into
+      a targeted OU (``stacksets``).
     """
     _patch(parsing, "parse_and_create_resource", _creating_dependencies_first_and_naming_failures)
     _patch(parsing, "parse_and_update_resource", _naming_update_failures)
@@ -166,6 +170,7 @@ def install() -> None:
     for entity in (iam_models.Role, iam_models.User, iam_models.Group):
         _patch(entity, "put_policy", _storing_policy_documents_as_json)
     install_encryption()
+    install_stacksets(_patch)
 
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()

@@ -1,0 +1,215 @@
+"""Several accounts under AWS Organizations: AssumeRole into members, each account's own event
+history and LookupEvents limit, and an organization trail carrying every member's records to the
+management account's one log group."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import lookup_all, wait_for
+
+MANAGEMENT = "123456789012"
+PATTERN = '{ ($.eventSource = "iam.amazonaws.com") && ($.readOnly IS FALSE) }'
+
+
+def member_account(emulator, name: str) -> str:
+    """A new member account of the organization, by CreateAccount."""
+    org = emulator.client("organizations")
+    status = org.create_account(AccountName=name, Email=f"{name}@example.com")
+    return status["CreateAccountStatus"]["AccountId"]
+
+
+def as_account(emulator, service: str, account: str, role: str = "OrganizationAccountAccessRole"):
+    """A client acting in ``account`` through an assumed role, as the daemon would."""
+    credentials = emulator.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="iamwatchd")["Credentials"]
+    return emulator.client(service, key=credentials["AccessKeyId"],
+                           secret=credentials["SecretAccessKey"],
+                           token=credentials["SessionToken"])
+
+
+def trail_to_logs(emulator, name: str, organization: bool) -> str:
+    logs = emulator.client("logs")
+    group = f"{name}-group"
+    logs.create_log_group(logGroupName=group)
+    emulator.client("s3").create_bucket(Bucket=f"{name}-bucket")
+    trail = emulator.client("cloudtrail")
+    trail.create_trail(
+        Name=name, S3BucketName=f"{name}-bucket", IsMultiRegionTrail=True,
+        IncludeGlobalServiceEvents=True, IsOrganizationTrail=organization,
+        CloudWatchLogsLogGroupArn=f"arn:aws:logs:us-east-1:{MANAGEMENT}:log-group:{group}:*",
+        CloudWatchLogsRoleArn=f"arn:aws:iam::{MANAGEMENT}:role/trail-to-logs")
+    trail.start_logging(Name=name)
+    return group
+
+
+def delivered(emulator, group: str) -> list[dict]:
+    events = emulator.client("logs").filter_log_events(logGroupName=group)["events"]
+    return [json.loads(e["message"]) for e in events]
+
+
+def test_each_member_account_has_its_own_event_history_and_identity(emulator):
+    emulator.client("organizations").create_organization(FeatureSet="ALL")
+    prod, dev = member_account(emulator, "prod"), member_account(emulator, "dev")
+    assert len({prod, dev, MANAGEMENT}) == 3
+    as_account(emulator, "iam", prod).create_user(UserName="in-prod")
+    as_account(emulator, "iam", dev).create_user(UserName="in-dev")
+
+    def history(account: str) -> list[dict]:
+        return lookup_all(as_account(emulator, "cloudtrail", account), LookupAttributes=[
+            {"AttributeKey": "EventName", "AttributeValue": "CreateUser"}])
+
+    prod_events = history(prod)
+    assert len(prod_events) == 1
+    record = json.loads(prod_events[0]["CloudTrailEvent"])
+    assert record["recipientAccountId"] == prod
+    assert record["requestParameters"]["userName"] == "in-prod"
+    identity = record["userIdentity"]
+    assert identity["type"] == "AssumedRole"
+    assert identity["arn"] == f"arn:aws:sts::{prod}:assumed-role/OrganizationAccountAccessRole/iamwatchd"
+    assert len(history(dev)) == 1
+    # The management account's own history holds neither member's change.
+    mine = lookup_all(emulator.client("cloudtrail"), LookupAttributes=[
+        {"AttributeKey": "EventName", "AttributeValue": "CreateUser"}])
+    assert mine == []
+
+
+def test_the_lookup_limit_is_per_account(emulator):
+    emulator.client("organizations").create_organization(FeatureSet="ALL")
+    prod = member_account(emulator, "prod")
+    emulator.settings(lookup_rate=1)
+    mine = emulator.client("cloudtrail")
+    theirs = as_account(emulator, "cloudtrail", prod)
+    mine.lookup_events(MaxResults=1)
+    with pytest.raises(ClientError) as throttled:
+        mine.lookup_events(MaxResults=1)
+    assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
+    # The management account's bucket is spent; the member's is its own.
+    theirs.lookup_events(MaxResults=1)
+
+
+def test_an_organization_trail_delivers_every_members_records_to_one_log_group(emulator):
+    emulator.client("organizations").create_organization(FeatureSet="ALL")
+    prod, dev = member_account(emulator, "prod"), member_account(emulator, "dev")
+    org_group = trail_to_logs(emulator, "org", organization=True)
+    own_group = trail_to_logs(emulator, "own", organization=False)
+    logs = emulator.client("logs")
+    logs.put_metric_filter(
+        logGroupName=org_group, filterName="iam-changes", filterPattern=PATTERN,
+        metricTransformations=[{"metricName": "IAMChanges", "metricNamespace": "Watch",
+                                "metricValue": "1"}])
+    as_account(emulator, "iam", prod).create_user(UserName="in-prod")
+    as_account(emulator, "iam", dev).create_user(UserName="in-dev")
+    emulator.client("iam").create_user(UserName="in-management")
+    # An account that left the organization: its records stay its own.
+    gone = member_account(emulator, "gone")
+    emulator.client("organizations").remove_account_from_organization(AccountId=gone)
+    as_account(emulator, "iam", gone).create_user(UserName="outsider")
+
+    def users_in(group: str) -> dict[str, str]:
+        return {r["requestParameters"]["userName"]: r["recipientAccountId"]
+                for r in delivered(emulator, group) if r["eventName"] == "CreateUser"}
+
+    emulator.control("POST", "tick")
+    org = wait_for(lambda: (users := users_in(org_group)) and len(users) >= 3 and users,
+                   "the members' records in the organization trail's log group")
+    assert org == {"in-prod": prod, "in-dev": dev, "in-management": MANAGEMENT}
+    # A trail that is not an organization trail receives its own account's records only.
+    assert users_in(own_group) == {"in-management": MANAGEMENT}
+    # The organization trail's metric filter counts every member's change, in the management
+    # account's CloudWatch.
+    assert emulator.counters()["metric_datapoints"] == 3
+    metrics = emulator.client("cloudwatch").list_metrics(Namespace="Watch")["Metrics"]
+    assert {m["MetricName"] for m in metrics} == {"IAMChanges"}
+
+
+def test_assume_role_needs_the_role_and_its_external_id(emulator):
+    emulator.client("organizations").create_organization(FeatureSet="ALL")
+    prod = member_account(emulator, "prod")
+    sts = emulator.client("sts")
+    # Organizations made its role in the new account, trusting the management account.
+    role = as_account(emulator, "iam", prod).get_role(RoleName="OrganizationAccountAccessRole")
+    assert f"arn:aws:iam::{MANAGEMENT}:root" in json.dumps(role["Role"]["AssumeRolePolicyDocument"])
+    with pytest.raises(ClientError) as missing:
+        sts.assume_role(RoleArn=f"arn:aws:iam::{prod}:role/iamwatchd-member",
+                        RoleSessionName="iamwatchd")
+    error = missing.value.response["Error"]
+    assert error["Code"] == "AccessDenied"
+    assert error["Message"] == (
+        f"User: arn:aws:iam::{MANAGEMENT}:root is not authorized to perform: sts:AssumeRole "
+        f"on resource: arn:aws:iam::{prod}:role/iamwatchd-member")
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    # The refusal is recorded in the caller's account, as CloudTrail does.
+    failed = [json.loads(e["CloudTrailEvent"]) for e in lookup_all(
+        emulator.client("cloudtrail"),
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "AssumeRole"}])]
+    refused = [r for r in failed if r.get("errorCode")]
+    assert [r["errorCode"] for r in refused] == ["AccessDenied"]
+    assert refused[0]["requestParameters"]["roleArn"].endswith(":role/iamwatchd-member")
+
+    as_account(emulator, "iam", prod).create_role(
+        RoleName="iamwatchd-member", AssumeRolePolicyDocument=json.dumps({"Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "s3cret"}}}]}))
+    with pytest.raises(ClientError):
+        sts.assume_role(RoleArn=f"arn:aws:iam::{prod}:role/iamwatchd-member",
+                        RoleSessionName="iamwatchd", ExternalId="wrong")
+    granted = sts.assume_role(RoleArn=f"arn:aws:iam::{prod}:role/iamwatchd-member",
+                              RoleSessionName="iamwatchd", ExternalId="s3cret")
+    assert granted["AssumedRoleUser"]["Arn"] == (
+        f"arn:aws:sts::{prod}:assumed-role/iamwatchd-member/iamwatchd")
+
+
+MEMBER_ROLE_TEMPLATE = json.dumps({"Resources": {"Member": {
+    "Type": "AWS::IAM::Role",
+    "Properties": {
+        "RoleName": "iamwatchd-member",
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"},
+            "Action": "sts:AssumeRole"}]},
+    }}}})
+
+
+def test_a_service_managed_stack_set_reaches_the_ou_and_every_account_that_joins_it(emulator):
+    org = emulator.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    workloads = org.create_organizational_unit(ParentId=root, Name="workloads")[
+        "OrganizationalUnit"]["Id"]
+    prod = org.create_organizational_unit(ParentId=workloads, Name="prod")["OrganizationalUnit"]["Id"]
+    early, outside = member_account(emulator, "early"), member_account(emulator, "outside")
+    org.move_account(AccountId=early, SourceParentId=root, DestinationParentId=workloads)
+    cfn = emulator.client("cloudformation")
+    cfn.create_stack_set(
+        StackSetName="iamwatchd-member", TemplateBody=MEMBER_ROLE_TEMPLATE,
+        PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"],
+        AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
+    assert cfn.describe_stack_set(StackSetName="iamwatchd-member")["StackSet"][
+        "AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
+    cfn.create_stack_instances(StackSetName="iamwatchd-member", Regions=["us-east-1"],
+                               DeploymentTargets={"OrganizationalUnitIds": [workloads]})
+
+    def has_role(account: str) -> bool:
+        try:
+            as_account(emulator, "iam", account, role="OrganizationAccountAccessRole").get_role(
+                RoleName="iamwatchd-member")
+            return True
+        except ClientError:
+            return False
+
+    assert has_role(early)
+    assert not has_role(outside)
+    # An account moved into the OU, and one created and moved into a child OU, get it too.
+    org.move_account(AccountId=outside, SourceParentId=root, DestinationParentId=workloads)
+    late = member_account(emulator, "late")
+    org.move_account(AccountId=late, SourceParentId=root, DestinationParentId=prod)
+    assert has_role(outside) and has_role(late)
+    accounts = {s["Account"] for s in cfn.list_stack_instances(
+        StackSetName="iamwatchd-member")["Summaries"]}
+    assert accounts == {early, outside, late}
+    # The role lets the management account in.
+    as_account(emulator, "sts", late, role="iamwatchd-member").get_caller_identity()
