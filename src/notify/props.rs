@@ -53,6 +53,7 @@ fn alert() -> BoxedStrategy<Alert> {
                 detected_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
                 record,
                 seen_by,
+                analysis: None,
             },
         )
         .boxed()

@@ -90,34 +90,6 @@ pub(crate) fn trail_files(paths: &[PathBuf]) -> Result<TrailFiles, ScanError> {
     Ok(found)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `logs/2026/loop -> ..` (a link to its parent) and `logs/again -> 2026` (a second way to
-    /// the same directory): every file once, each repeat reported once, and the walk ends.
-    #[test]
-    fn symbolic_link_loops_are_read_once_and_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let logs = dir.path().join("logs");
-        let year = logs.join("2026");
-        std::fs::create_dir_all(&year).unwrap();
-        std::fs::write(year.join("a.json"), "{}").unwrap();
-        std::fs::write(logs.join("b.json.gz"), "").unwrap();
-        std::os::unix::fs::symlink("..", year.join("loop")).unwrap();
-        std::os::unix::fs::symlink("2026", logs.join("again")).unwrap();
-
-        let found = trail_files(std::slice::from_ref(&logs)).unwrap();
-        assert_eq!(found.files, [year.join("a.json"), logs.join("b.json.gz")]);
-        assert_eq!(
-            found.loops,
-            [
-                (year.join("loop"), logs.clone()),
-                (logs.join("again"), year.clone()),
-            ]
-        );
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -166,5 +138,29 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// `logs/2026/loop -> ..` (a link to its parent) and `logs/again -> 2026` (a second way to
+    /// the same directory): every file once, each repeat reported once, and the walk ends.
+    #[test]
+    fn symbolic_link_loops_are_read_once_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        let year = logs.join("2026");
+        std::fs::create_dir_all(&year).unwrap();
+        std::fs::write(year.join("a.json"), "{}").unwrap();
+        std::fs::write(logs.join("b.json.gz"), "").unwrap();
+        std::os::unix::fs::symlink("..", year.join("loop")).unwrap();
+        std::os::unix::fs::symlink("2026", logs.join("again")).unwrap();
+
+        let found = trail_files(std::slice::from_ref(&logs)).unwrap();
+        assert_eq!(found.files, [year.join("a.json"), logs.join("b.json.gz")]);
+        assert_eq!(
+            found.loops,
+            [
+                (year.join("loop"), logs.clone()),
+                (logs.join("again"), year.clone()),
+            ]
+        );
     }
 }
