@@ -51,7 +51,7 @@ from harness.chaos import Fault, Injector, Sizes, StateDisk, schedule, unmount
 from harness.procs import Daemon, Emulator, aws_env, fresh, log, poller_config, wait_for
 from harness.records import catalogue, event_time, load_templates, resample
 from harness.settings import ACCESS_KEY, ACCOUNT, DEFAULT_RECORDS, RESULTS, ROOT, WORK
-from harness.sinks import (Delivery, HttpReader, MailReader, drain_queue, per_notifier,
+from harness.sinks import (Delivery, HttpReader, MailReader, QueueReader, per_notifier,
                            scrape, total)
 
 #: Records (mutations and reads) made visible per second. The daemon may spend 2 LookupEvents
@@ -536,6 +536,8 @@ def main() -> int:
         log(f"injecting {len(items):,} records, visible from {t0 - time.time():.0f} s on")
         inject(emulator, items, offsets, t0)
         run = Run(daemon, Injector(emulator, disk, seed), metrics_url, seed)
+        queue_reader = QueueReader(aws(emulator, "sqs"), queue, lambda: any(
+            key.startswith("sqs-receive") for key in run.injector.active))
         run.play(faults, t0)
         run.until("the end of the visible span", span + 30,
                   lambda: "" if time.time() > t0 + span else "records still to come")
@@ -566,7 +568,7 @@ def main() -> int:
         drained = run.until("every notifier to catch up", mode.drain_s, missing)
         run.finish()
         log("reading the sinks")
-        deliveries = {"smtp": mail.deliveries(), "sns": drain_queue(aws(emulator, "sqs"), queue)}
+        deliveries = {"smtp": mail.deliveries(), "sns": queue_reader.stop()}
         for name, path in HTTP_PATHS.items():
             deliveries[name] = http.deliveries(path)
         interruptions = crashes(run.lives)
