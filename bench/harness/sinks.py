@@ -97,23 +97,64 @@ def _iso_seconds(text: str) -> float:
     return datetime.datetime.fromisoformat(text).timestamp()
 
 
-def drain_queue(sqs: Any, queue_url: str) -> list[Delivery]:
-    """Every message of the SNS notifier's queue (raw delivery: the body is the SNS message),
-    deleted as read; the arrival time is SQS's ``SentTimestamp`` (the publish)."""
-    out = []
-    while True:
+class QueueReader:
+    """The SNS notifier's queue read all along in a thread of its own (moto's ReceiveMessage
+    costs time in proportion to the queue, so a queue left to fill up takes minutes to read at
+    the end), except while ``paused()`` says so (the soak's SQS receive errors are meant for
+    the daemon); ``stop()`` reads what is left and returns every message."""
+
+    def __init__(self, sqs: Any, queue_url: str, paused: Any) -> None:
+        import threading
+
+        self.sqs, self.queue_url, self.paused = sqs, queue_url, paused
+        self.deliveries: list[Delivery] = []
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.paused():
+                    self._stop.wait(1)
+                    continue
+                drain_queue(self.sqs, self.queue_url, rounds=20, into=self.deliveries,
+                            seen=self.seen)
+            except Exception:  # noqa: BLE001 - a fault began mid-call; the messages stay queued
+                self._stop.wait(1)
+
+    def stop(self) -> list[Delivery]:
+        self._stop.set()
+        self._thread.join()
+        return drain_queue(self.sqs, self.queue_url, into=self.deliveries, seen=self.seen)
+
+
+def drain_queue(sqs: Any, queue_url: str, rounds: int | None = None,
+                into: list[Delivery] | None = None, seen: set[str] | None = None) -> list[Delivery]:
+    """The messages of the SNS notifier's queue (raw delivery: the body is the SNS message),
+    added to ``into`` as received (so a failing call loses none), deleted once recorded, until
+    the queue is empty or after ``rounds`` receives; the arrival time is SQS's
+    ``SentTimestamp`` (the publish); a message seen before (its delete failed, so SQS handed
+    it out again) is not counted twice (``seen``: the MessageIds so far). Returns ``into``."""
+    out = [] if into is None else into
+    seen = set() if seen is None else seen
+    while rounds is None or rounds > 0:
+        rounds = None if rounds is None else rounds - 1
         answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
                                      AttributeNames=["SentTimestamp"], WaitTimeSeconds=1)
         messages = answer.get("Messages", [])
         if not messages:
             return out
         for message in messages:
+            if message["MessageId"] in seen:
+                continue
+            seen.add(message["MessageId"])
             out.append(Delivery(int(message["Attributes"]["SentTimestamp"]) / 1000,
                                 frozenset(UUID.findall(message["Body"]))))
-        for start in range(0, len(messages), 10):
-            sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                for i, m in enumerate(messages[start:start + 10])])
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+    return out
 
 
 # --- the daemon's Prometheus endpoint
