@@ -90,7 +90,6 @@ pub(crate) fn trail_files(paths: &[PathBuf]) -> Result<TrailFiles, ScanError> {
     Ok(found)
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
