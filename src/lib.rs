@@ -63,6 +63,7 @@
 // module, and the overviews link to the private items they explain.
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub mod accounts;
 pub mod analysis;
 pub mod aws;
 pub mod check;

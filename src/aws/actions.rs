@@ -29,6 +29,9 @@ enum ShippedPolicy {
 fn registry() -> Vec<(&'static [&'static str], ShippedPolicy)> {
     use ShippedPolicy::{Daemon, Deploy};
     vec![
+        (crate::accounts::credentials::ACTIONS, Daemon),
+        (crate::accounts::discovery::ACTIONS, Daemon),
+        (crate::accounts::estate::ACTIONS, Daemon),
         (crate::analysis::cross_check::ACTIONS, Daemon),
         (crate::analysis::lookup::ACTIONS, Daemon),
         (crate::analysis::seed::ACTIONS, Daemon),

@@ -5,6 +5,7 @@ use super::deploy::RawDeploy;
 pub(crate) use super::fields::fields_of;
 use super::problem::{join, quote_key, Problem};
 use super::raw::{RawAws, RawIdentityCenter, RawLog, RawMetrics};
+use crate::accounts::config::{RawAccounts, RawOrganizations};
 use crate::notify::digest::RawDigest;
 use crate::notify::smtp::RawSmtp;
 use crate::notify::sns::RawSns;
@@ -79,6 +80,8 @@ pub(crate) fn schema() -> Vec<(&'static str, &'static [&'static str])> {
             "analysis",
             fields_of::<crate::analysis::config::RawAnalysis>(),
         ),
+        ("accounts", fields_of::<RawAccounts>()),
+        ("accounts.organizations", fields_of::<RawOrganizations>()),
     ]
 }
 

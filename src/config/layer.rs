@@ -17,6 +17,7 @@ use super::keys::{fields_of, unknown_key};
 use super::problem::{join, quote_key, ConfigErrors, Problem};
 use super::raw::{RawAws, RawConfig, RawIdentityCenter, RawLog, RawMetrics};
 use super::secret::{SecretKey, CREDENTIALS_DIRECTORY, ENV_PREFIX};
+use crate::accounts::config::{RawAccounts, RawOrganizations};
 use crate::notify::chat::RawChat;
 use crate::notify::config as notifier_config;
 use crate::notify::digest::RawDigest;
@@ -46,6 +47,9 @@ const ENV_LIST_KEYS: &[(&str, &str)] = &[
     ("smtp", "to"),
     ("aws", "tampering_regions"),
     ("deploy", "emails"),
+    ("accounts", "ids"),
+    ("accounts", "include"),
+    ("accounts", "exclude"),
 ];
 
 impl RawConfig {
@@ -231,9 +235,32 @@ fn clean_root(root: &mut Map<String, Value>, from_env: &[String], problems: &mut
                 clean_table::<RawIdentityCenter>("identity_center", &mut table, problems)
             }
             "digest" => clean_table::<RawDigest>("digest", &mut table, problems),
+            "accounts" => clean_accounts(&mut table, problems),
             other => unreachable!("section {other} is a RawConfig field without a cleaner"),
         }
         root.insert(name, Value::new(None, ValueKind::Table(table)));
+    }
+}
+
+/// `[accounts]` and its `[accounts.organizations]` table, each checked against its struct.
+fn clean_accounts(accounts: &mut Map<String, Value>, problems: &mut Vec<Problem>) {
+    let organizations = accounts.remove("organizations");
+    clean_table::<RawAccounts>("accounts", accounts, problems);
+    let Some(value) = organizations else {
+        return;
+    };
+    match value.kind {
+        ValueKind::Table(mut table) => {
+            clean_table::<RawOrganizations>("accounts.organizations", &mut table, problems);
+            accounts.insert(
+                "organizations".to_owned(),
+                Value::new(None, ValueKind::Table(table)),
+            );
+        }
+        other => problems.push(Problem::new(
+            "accounts.organizations",
+            format!("expected a table ([accounts.organizations] with enabled = true), got {other}"),
+        )),
     }
 }
 

@@ -75,6 +75,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// The analysis of policy changes.
     pub analysis: crate::analysis::config::AnalysisConfig,
+    /// The accounts watched besides the daemon's own (`[accounts]`).
+    pub accounts: crate::accounts::config::AccountsConfig,
     /// Things that work but deserve a second look (e.g. a metrics listener on a public address).
     pub warnings: Vec<Problem>,
 }

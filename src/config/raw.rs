@@ -59,6 +59,8 @@ pub(crate) struct RawConfig {
     pub(crate) credentials_directory: Option<PathBuf>,
     /// Where IAM Identity Center records its events.
     pub(crate) identity_center: RawIdentityCenter,
+    /// The accounts watched besides the daemon's own.
+    pub(crate) accounts: crate::accounts::config::RawAccounts,
 }
 
 /// `[identity_center]`.

@@ -112,6 +112,9 @@ pub async fn run(
     let jobs = wiring::housekeeping(&config).start(parts.reporter.clone())?;
     let polling = tokio::spawn(poller.run(Arc::new(parts.reporter.clone()), stop_polling.clone()));
     wiring::seed_on_first_start(&config, parts.store.clone(), parts.iam.clone());
+    let estate = wiring::estate(&config, parts.roster.clone(), parts.reporter.clone())
+        .await
+        .map(|estate| tokio::spawn(estate.run(stop_polling.clone())));
     let alarm_path = wiring::alarm_path(&config, parts.reporter.clone())
         .await
         .map(|path| tokio::spawn(path.run(stop_polling.clone())));
@@ -136,6 +139,9 @@ pub async fn run(
     systemd::stopping();
     stop_polling.cancel();
     let _ = polling.await;
+    if let Some(estate) = estate {
+        let _ = estate.await;
+    }
     if let Some(alarm_path) = alarm_path {
         let _ = alarm_path.await;
     }

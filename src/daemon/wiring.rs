@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::DaemonError;
+use crate::accounts::estate::Estate;
+use crate::accounts::Roster;
 use crate::analysis::cross_check::AccessAnalyzer;
 use crate::analysis::lookup::Iam;
 use crate::config::Config;
@@ -69,6 +71,8 @@ pub(crate) struct Parts {
     pub(crate) reporter: Reporter,
     /// The IAM client the analysis reads managed policies and the seed with.
     pub(crate) iam: aws_sdk_iam::Client,
+    /// Every watched account's name, and the members' states.
+    pub(crate) roster: Roster,
 }
 
 impl Parts {
@@ -82,11 +86,14 @@ impl Parts {
         let store = SharedStore::new(open_when_writable(|| Store::open(dir)).await?);
         let notifiers = registry::build(config.notifiers()).await?;
         let names: Vec<String> = notifiers.iter().map(|n| n.name().to_owned()).collect();
-        let metrics = Arc::new(Metrics::new(
-            counters,
-            &names,
-            config.poller.health_max_age(),
-        ));
+        let roster = Roster::default();
+        for (account, name) in &config.accounts.names {
+            roster.set_name(account, name);
+        }
+        let metrics = Arc::new(
+            Metrics::new(counters, &names, config.poller.health_max_age())
+                .with_roster(roster.clone()),
+        );
         let wake = Arc::new(Notify::new());
         let iam = iam_client(config).await;
         let analyst = Analyst::new(
@@ -101,7 +108,8 @@ impl Parts {
             wake.clone(),
             metrics.clone(),
         )
-        .with_analyst(analyst);
+        .with_analyst(analyst)
+        .with_roster(roster.clone());
         Ok(Parts {
             store,
             notifiers,
@@ -109,6 +117,7 @@ impl Parts {
             wake,
             reporter,
             iam,
+            roster,
         })
     }
 }
@@ -182,6 +191,31 @@ pub(crate) async fn poller(config: &Config) -> Poller {
     )
 }
 
+/// The member accounts' pollers, when `[accounts]` lists or discovers any: each account gets
+/// the daemon's own streams, in its account, with its own budgets.
+pub(crate) async fn estate(
+    config: &Config,
+    roster: Roster,
+    reporter: Reporter,
+) -> Option<Estate<Reporter>> {
+    if !config.accounts.any() {
+        return None;
+    }
+    let home = crate::aws::loader(&config.aws.region, config.aws.max_attempts)
+        .load()
+        .await;
+    Some(Estate {
+        config: config.accounts.clone(),
+        home,
+        streams: streams(config),
+        requests_per_second: config.poller.requests_per_second,
+        schedule: config.poller.schedule(),
+        stale_after: config.poller.health_max_age(),
+        roster,
+        intake: Arc::new(reporter),
+    })
+}
+
 /// The regions where CloudTrail records what a group lists.
 fn regions(config: &Config, recorded: Recorded) -> Vec<String> {
     let us_east_1 = || crate::aws::IAM_EVENTS_REGION.to_owned();
@@ -199,6 +233,7 @@ fn regions(config: &Config, recorded: Recorded) -> Vec<String> {
 /// their order, each lookup once per region.
 fn streams(config: &Config) -> Vec<Stream> {
     let mut streams = vec![Stream {
+        account: None,
         region: config.aws.region.clone(),
         lookup: Lookup::EventSource(rules::IAM_EVENT_SOURCE.to_owned()),
         poll_interval: config.poller.poll_interval,
@@ -207,6 +242,7 @@ fn streams(config: &Config) -> Vec<Stream> {
         for region in regions(config, group.recorded) {
             for lookup in Lookup::of_group(group) {
                 let stream = Stream {
+                    account: None,
                     region: region.clone(),
                     lookup,
                     poll_interval: config.poller.poll_interval.max(LISTED_POLL_INTERVAL),

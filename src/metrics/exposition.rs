@@ -61,6 +61,8 @@ impl Metrics {
             let _ = writeln!(out, "{name} {value}");
         }
 
+        self.render_accounts(&mut out);
+
         let name = "iamwatchd_build_info";
         header(
             &mut out,
@@ -250,6 +252,92 @@ impl Metrics {
             let _ = writeln!(out, "{name} {value}");
         }
         out
+    }
+}
+
+impl Metrics {
+    /// One series per member account (`[accounts]`): whether it is watched, and its poller's
+    /// totals (the unlabelled `iamwatchd_poll_*` series are the daemon's own account).
+    fn render_accounts(&self, out: &mut String) {
+        let members = self.accounts.members();
+        if members.is_empty() {
+            return;
+        }
+        let name = "iamwatchd_account_watched";
+        header(
+            out,
+            name,
+            "1 while a member account's event history is read; 0 while its role cannot be \
+             assumed (or before the first try).",
+            "gauge",
+        );
+        for (account, account_name, member) in &members {
+            let watched = u8::from(member.state == crate::accounts::AccountState::Watched);
+            let _ = writeln!(
+                out,
+                "{name}{{account=\"{}\",name=\"{}\"}} {watched}",
+                label(account),
+                label(account_name.as_deref().unwrap_or(account))
+            );
+        }
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        type Pick = fn(&crate::source::cloudtrail::stream::Counters) -> &AtomicU64;
+        let series: [(&str, &str, Pick); 5] = [
+            (
+                "iamwatchd_account_poll_passes_total",
+                "LookupEvents passes completed in a member account.",
+                |c| &c.passes,
+            ),
+            (
+                "iamwatchd_account_poll_pages_total",
+                "LookupEvents pages read in a member account.",
+                |c| &c.pages,
+            ),
+            (
+                "iamwatchd_account_poll_throttled_total",
+                "LookupEvents calls throttled in a member account.",
+                |c| &c.throttled,
+            ),
+            (
+                "iamwatchd_account_poll_failed_passes_total",
+                "Passes that failed in a member account.",
+                |c| &c.failed_passes,
+            ),
+            (
+                "iamwatchd_account_poll_new_events_total",
+                "Events read for the first time in a member account.",
+                |c| &c.events_new,
+            ),
+        ];
+        for (name, help, pick) in series {
+            header(out, name, help, "counter");
+            for (account, _, member) in &members {
+                let value = member.counters.as_deref().map_or(0, |c| load(pick(c)));
+                let _ = writeln!(out, "{name}{{account=\"{}\"}} {value}", label(account));
+            }
+        }
+        let name = "iamwatchd_account_last_successful_poll_timestamp_seconds";
+        header(
+            out,
+            name,
+            "When a member account's streams last completed a pass, in Unix seconds (the \
+             oldest of its streams' last passes); an account appears after its first.",
+            "gauge",
+        );
+        for (account, _, member) in &members {
+            let oldest = member
+                .counters
+                .as_deref()
+                .and_then(|c| c.last_complete_passes().into_values().min());
+            if let Some(at) = oldest {
+                let _ = writeln!(
+                    out,
+                    "{name}{{account=\"{}\"}} {}",
+                    label(account),
+                    at as f64 / 1000.0
+                );
+            }
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::accounts::Roster;
 use crate::event::SeenBy;
 use crate::source::cloudtrail::stream::Counters;
 
@@ -82,6 +83,8 @@ pub(crate) struct Metrics {
     /// `/healthz` fails when no poll pass completed for this long.
     health_max_age: Duration,
     started: DateTime<Utc>,
+    /// The member accounts (`[accounts]`), each with its state and poller counters.
+    accounts: Roster,
 }
 
 impl Metrics {
@@ -102,7 +105,14 @@ impl Metrics {
             unrouted: AtomicU64::new(0),
             health_max_age,
             started: Utc::now(),
+            accounts: Roster::default(),
         }
+    }
+
+    /// The metrics with a series per member account of `roster`.
+    pub fn with_roster(mut self, roster: Roster) -> Metrics {
+        self.accounts = roster;
+        self
     }
 
     /// A notifier accepted a notification.

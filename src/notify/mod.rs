@@ -40,6 +40,9 @@ pub struct Alert {
     /// What the change grants, for changes to policies: the grants added and removed and the
     /// verdicts (the severity in `classification` already reflects them).
     pub analysis: Option<Analysis>,
+    /// The name of the record's account (`[accounts]` names, Organizations, the IAM alias),
+    /// shown beside its ID; `None`: the ID alone.
+    pub account_name: Option<String>,
 }
 
 impl Alert {

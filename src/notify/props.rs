@@ -54,6 +54,7 @@ fn alert() -> BoxedStrategy<Alert> {
                 record,
                 seen_by,
                 analysis: None,
+                account_name: None,
             },
         )
         .boxed()

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use crate::accounts::Roster;
 use crate::event::{Record, SeenBy};
 use crate::metrics::Metrics;
 use crate::notify::digest;
@@ -42,7 +43,9 @@ use crate::notify::route::Outlet;
 use crate::notify::{Alert, Message};
 use crate::rules::DigestMode;
 use crate::rules::Ruleset;
-use crate::source::{Accepted, Batch, CursorUpdate, EmptyAlarm, Intake, IntakeError};
+use crate::source::{
+    Accepted, AccountProblem, Batch, CursorUpdate, EmptyAlarm, Intake, IntakeError,
+};
 use crate::store::{NewEvent, Notification, Recorded, SetCursor, SharedStore, StoreError};
 use analyst::Analyst;
 
@@ -58,6 +61,7 @@ pub(crate) struct Reporter {
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
     analyst: Analyst,
+    roster: Roster,
 }
 
 impl Reporter {
@@ -78,7 +82,14 @@ impl Reporter {
             wake,
             metrics,
             analyst: Analyst::offline(),
+            roster: Roster::default(),
         }
+    }
+
+    /// The reporter naming each record's account from `roster` (`[accounts]`).
+    pub fn with_roster(mut self, roster: Roster) -> Reporter {
+        self.roster = roster;
+        self
     }
 
     /// The reporter with `analyst` analysing policy changes (the default looks nothing up in
@@ -176,7 +187,11 @@ impl Reporter {
         now: DateTime<Utc>,
     ) -> Option<(NewEvent, Vec<Notification>)> {
         let classification = self.ruleset.judge_with(&record, analysis.as_ref())?;
+        let account_name = record
+            .account()
+            .and_then(|account| self.roster.name(account));
         let alert = Alert {
+            account_name,
             classification,
             detected_at: now,
             seen_by,
@@ -357,6 +372,13 @@ impl Intake for Reporter {
         )
         .await
         .map_err(intake_error)
+    }
+
+    async fn account_problem(&self, problem: AccountProblem) -> Result<bool, IntakeError> {
+        let message = render::account_problem(&problem);
+        self.record_message(&message, problem.event_id, problem.since, Utc::now())
+            .await
+            .map_err(intake_error)
     }
 }
 

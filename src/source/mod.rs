@@ -85,6 +85,27 @@ pub struct EmptyAlarm {
     pub pattern: &'static str,
 }
 
+/// A watched account the daemon cannot read: its role cannot be assumed or its event history
+/// cannot be read. One per account and incident: the event ID stays the same until the
+/// account is read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountProblem {
+    /// The synthetic dedup key, `account:<id>:<since, Unix seconds>`.
+    pub event_id: String,
+    /// The account's ID.
+    pub account: String,
+    /// The account's name, when known.
+    pub name: Option<String>,
+    /// The role the daemon tried to assume.
+    pub role_arn: String,
+    /// What went wrong, in AWS's words (error code and message).
+    pub error: String,
+    /// What to do about it.
+    pub fix: String,
+    /// When the incident began.
+    pub since: DateTime<Utc>,
+}
+
 /// The intake could not store what a source handed in; the source keeps it (the poller's
 /// next sweep reads the window again, the alarm path leaves its message in the queue).
 #[derive(Debug, thiserror::Error)]
@@ -108,5 +129,12 @@ pub trait Intake: Send + Sync + 'static {
     fn empty_alarm(
         &self,
         alarm: EmptyAlarm,
+    ) -> impl Future<Output = Result<bool, IntakeError>> + Send;
+
+    /// Stores the message about a watched account that cannot be read, once per incident;
+    /// `true` when it was new.
+    fn account_problem(
+        &self,
+        problem: AccountProblem,
     ) -> impl Future<Output = Result<bool, IntakeError>> + Send;
 }

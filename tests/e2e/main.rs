@@ -5,6 +5,7 @@
 //! behind.
 
 mod access;
+mod accounts;
 mod alarm;
 mod analysis;
 mod chat;

@@ -37,6 +37,7 @@ fn hostile_admin_grant() -> Message {
         },
         seen_by: SeenBy::Poller,
         analysis: None,
+        account_name: None,
     }
     .render()
 }

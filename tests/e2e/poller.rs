@@ -215,7 +215,9 @@ mod streams {
     use iamwatchd::source::cloudtrail::poller::Poller;
     use iamwatchd::source::cloudtrail::schedule::Schedule;
     use iamwatchd::source::cloudtrail::stream::Stream;
-    use iamwatchd::source::{Accepted, Batch, EmptyAlarm, Intake, IntakeError, Pass};
+    use iamwatchd::source::{
+        Accepted, AccountProblem, Batch, EmptyAlarm, Intake, IntakeError, Pass,
+    };
     use serde_json::json;
     use tokio_util::sync::CancellationToken;
 
@@ -259,6 +261,10 @@ mod streams {
         async fn empty_alarm(&self, alarm: EmptyAlarm) -> Result<bool, IntakeError> {
             unreachable!("the poller reports no alarms: {alarm:?}")
         }
+
+        async fn account_problem(&self, problem: AccountProblem) -> Result<bool, IntakeError> {
+            unreachable!("the poller reports no account problems: {problem:?}")
+        }
     }
 
     fn schedule() -> Schedule {
@@ -274,6 +280,7 @@ mod streams {
     async fn poller(emulator: &Emulator) -> Poller {
         let client = aws_sdk_cloudtrail::Client::new(&emulator.sdk_config().await);
         let stream = Stream {
+            account: None,
             region: "us-east-1".into(),
             lookup: Lookup::EventSource("iam.amazonaws.com".into()),
             poll_interval: schedule().poll_interval,

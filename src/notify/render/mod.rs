@@ -31,10 +31,10 @@ use crate::rules::Category;
 use safe::part;
 #[cfg(test)]
 pub(crate) use sections::parameter_field;
-use sections::{account_of, console_link, what, when, where_, who, why_and_link};
+use sections::{account_of, account_shown, console_link, what, when, where_, who, why_and_link};
 pub(crate) use sections::{html_body, text_body};
 
-pub use pipeline::empty_alarm;
+pub use pipeline::{account_problem, empty_alarm};
 pub use sections::{Field, Section};
 
 pub(crate) use pipeline::{silent_alarm_path, test_message, SilentAlarmPath};
@@ -87,7 +87,7 @@ fn subject(alert: &Alert) -> String {
     }
     subject.push_str(" by ");
     subject.push_str(&part(&record.identity.display_name()));
-    subject.push_str(&format!(" ({})", account_of(record)));
+    subject.push_str(&format!(" ({})", account_shown(alert)));
     subject
 }
 
@@ -107,7 +107,7 @@ pub fn render(alert: &Alert) -> Message {
     sections.extend([
         who(record),
         what(alert),
-        where_(record),
+        where_(alert),
         when(alert),
         why_and_link(alert, link.as_deref()),
     ]);
@@ -197,6 +197,7 @@ mod tests {
                 reason: "test reason".to_owned(),
             },
             analysis: None,
+            account_name: None,
             record,
             detected_at,
             seen_by: SeenBy::Poller,

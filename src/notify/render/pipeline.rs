@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::safe::{html_escape, part};
 use super::sections::{html_body, human_duration, text_body, utc, Field, Section};
 use crate::notify::Message;
-use crate::source::EmptyAlarm;
+use crate::source::{AccountProblem, EmptyAlarm};
 
 /// Renders the "alarm fired, nothing found" message. Every string in it comes from the alarm's
 /// SNS message, which anyone allowed to publish to the topic can craft, so it is made safe like
@@ -58,6 +58,43 @@ pub fn empty_alarm(alarm: &EmptyAlarm) -> Message {
         "AlarmFired",
         account,
         &alarm.event_id,
+        &sections,
+    )
+}
+
+/// Renders the "cannot read this account" message: which account, which role, what AWS said
+/// and the fix. The name may come from Organizations, so it is made safe like a record's.
+pub fn account_problem(problem: &AccountProblem) -> Message {
+    let account = part(&problem.account);
+    let named = match &problem.name {
+        Some(name) => format!("{account} ({})", part(name)),
+        None => account.clone(),
+    };
+    let subject = format!(
+        "[iamwatchd] HIGH account {named} is not watched: {}",
+        part(&problem.fix)
+    );
+    let sections = [Section {
+        title: "Pipeline health".to_owned(),
+        fields: vec![
+            Field::new("Account", &named),
+            Field::new("Role", &problem.role_arn),
+            Field::new("Error", &problem.error),
+            Field::new("Fix", &problem.fix),
+            Field::new("Since", utc(problem.since)),
+            Field::new(
+                "Meaning",
+                "changes in this account are not reported until the daemon can read its event                  history again; it keeps trying, and catches up from where it stopped (up to                  90 days) once it can. Every other account is watched as before.",
+            ),
+        ],
+    }];
+    synthetic(
+        subject,
+        "HIGH",
+        "pipeline-health",
+        "AccountNotWatched",
+        account,
+        &problem.event_id,
         &sections,
     )
 }

@@ -73,6 +73,15 @@ pub(crate) fn account_of(record: &Record) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// The record's account as messages show it: `111122223333 (prod-payments)`, or the ID alone.
+pub(crate) fn account_shown(alert: &Alert) -> String {
+    let id = account_of(&alert.record);
+    match alert.account_name.as_deref().map(part) {
+        Some(name) if !name.is_empty() && name != id => format!("{id} ({name})"),
+        _ => id,
+    }
+}
+
 fn yes_no_unknown(flag: Option<bool>) -> &'static str {
     match flag {
         Some(true) => "yes",
@@ -212,7 +221,8 @@ pub(crate) fn what(alert: &Alert) -> Section {
     }
 }
 
-pub(crate) fn where_(record: &Record) -> Section {
+pub(crate) fn where_(alert: &Alert) -> Section {
+    let record = &alert.record;
     let unknown = || "unknown".to_owned();
     Section {
         title: "Where".to_owned(),
@@ -226,7 +236,7 @@ pub(crate) fn where_(record: &Record) -> Section {
                 record.user_agent.clone().unwrap_or_else(unknown),
             ),
             Field::new("Region", record.aws_region.clone().unwrap_or_else(unknown)),
-            Field::new("Account", account_of(record)),
+            Field::new("Account", account_shown(alert)),
         ],
     }
 }

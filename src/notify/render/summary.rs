@@ -271,6 +271,7 @@ mod tests {
             detected_at: Utc::now(),
             seen_by: SeenBy::Poller,
             analysis,
+            account_name: None,
         }
     }
 

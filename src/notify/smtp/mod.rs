@@ -301,6 +301,7 @@ mod tests {
             detected_at: "2024-01-01T00:01:00Z".parse().unwrap(),
             seen_by: SeenBy::Poller,
             analysis: None,
+            account_name: None,
         }
         .render()
     }

@@ -321,6 +321,7 @@ mod tests {
 
     fn stream(lookup: Lookup) -> Stream {
         Stream {
+            account: None,
             region: "us-east-1".into(),
             lookup,
             poll_interval: Duration::from_secs(5),

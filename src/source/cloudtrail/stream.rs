@@ -10,9 +10,12 @@ use chrono::Utc;
 use super::lookup::{Lookup, PassStats};
 use crate::source::Accepted;
 
-/// One thing to poll: a lookup attribute in a region, at its own pace.
+/// One thing to poll: a lookup attribute in a region of an account, at its own pace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stream {
+    /// The member account whose event history is read (`[accounts]`); `None`: the daemon's
+    /// own account.
+    pub account: Option<String>,
     /// The region whose event history is read.
     pub region: String,
     /// The one lookup attribute of every call.
@@ -22,9 +25,14 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// The durable cursor's key: `lookup:us-east-1:EventSource=iam.amazonaws.com`.
+    /// The durable cursor's key: `lookup:us-east-1:EventSource=iam.amazonaws.com`, and for a
+    /// member account `lookup:111122223333:us-east-1:EventSource=iam.amazonaws.com` (so an
+    /// account that leaves the watch list and comes back resumes where it stopped).
     pub(crate) fn cursor_key(&self) -> String {
-        format!("lookup:{}:{}", self.region, self.lookup.label())
+        match &self.account {
+            None => format!("lookup:{}:{}", self.region, self.lookup.label()),
+            Some(account) => format!("lookup:{account}:{}:{}", self.region, self.lookup.label()),
+        }
     }
 }
 
@@ -101,7 +109,8 @@ mod tests {
 
     #[test]
     fn cursor_keys_name_region_and_attribute() {
-        let stream = Stream {
+        let mut stream = Stream {
+            account: None,
             region: "us-east-1".into(),
             lookup: Lookup::EventSource("iam.amazonaws.com".into()),
             poll_interval: Duration::from_secs(10),
@@ -109,6 +118,11 @@ mod tests {
         assert_eq!(
             stream.cursor_key(),
             "lookup:us-east-1:EventSource=iam.amazonaws.com"
+        );
+        stream.account = Some("111122223333".into());
+        assert_eq!(
+            stream.cursor_key(),
+            "lookup:111122223333:us-east-1:EventSource=iam.amazonaws.com"
         );
     }
 }

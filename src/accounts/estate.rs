@@ -1,0 +1,407 @@
+//! The loop that keeps one poller per watched member account: the accounts wanted (the static
+//! list and, refreshed on a schedule, Organizations' list, narrowed by `include` / `exclude`)
+//! against the accounts running; a new account is started, one that left (suspended, closed,
+//! removed, excluded) is stopped and logged, and one that comes back resumes from its cursors.
+//!
+//! Each account's task assumes its role first ([`credentials::probe`]); while it cannot, the
+//! account is failing: one message per incident (its event ID is kept in the store, so a
+//! restart does not repeat it), its state in `/metrics`, a retry with backoff. Once in, the
+//! account's poller runs with the SDK's assume-role credentials; should its passes stop
+//! succeeding, the role is probed again and a refusal turns into an incident the same way.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{Region, SdkConfig};
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::config::AccountsConfig;
+use super::credentials::{self, Refusal};
+use super::discovery::{self, Discovered};
+use super::{AccountState, Roster};
+use crate::source::cloudtrail::poller::Poller;
+use crate::source::cloudtrail::schedule::Schedule;
+use crate::source::cloudtrail::stream::{Counters, Stream};
+use crate::source::{AccountProblem, Batch, CursorUpdate, Intake};
+
+/// The AWS actions this file calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
+/// allows them; `src/aws/actions.rs` enforces it).
+#[cfg(test)]
+pub(crate) const ACTIONS: &[&str] = &["sts:GetCallerIdentity"];
+
+/// The first wait after a refused role; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(60);
+/// The longest wait between two tries of a refused role.
+const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
+/// How often a running account's progress is looked at.
+const PROGRESS_CHECK: Duration = Duration::from_secs(60);
+
+/// Everything an account's task needs, shared by all of them.
+pub(crate) struct Estate<I> {
+    /// `[accounts]`.
+    pub config: AccountsConfig,
+    /// The daemon's own SDK configuration (its credentials assume the member roles).
+    pub home: SdkConfig,
+    /// The streams of the daemon's own account; each member gets the same in its account.
+    pub streams: Vec<Stream>,
+    /// The LookupEvents budget per account and region.
+    pub requests_per_second: f64,
+    /// The passes' schedule.
+    pub schedule: Schedule,
+    /// How old an account's last complete pass may be before its role is probed again.
+    pub stale_after: Duration,
+    /// Names and states.
+    pub roster: Roster,
+    /// Where records and account problems go.
+    pub intake: Arc<I>,
+}
+
+/// An account the estate wants, with its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Wanted {
+    id: String,
+    name: Option<String>,
+}
+
+/// The key of the stored incident of `account`: when its current incident began (the Unix
+/// epoch: none).
+fn incident_key(account: &str) -> String {
+    format!("account-incident:{account}")
+}
+
+impl<I: Intake> Estate<I> {
+    /// Runs until `cancel` fires.
+    pub(crate) async fn run(self, cancel: CancellationToken) {
+        let estate = Arc::new(self);
+        let home_account = estate.home_account().await;
+        let organizations = match &estate.config.organizations {
+            Some(org) => Some((
+                estate.organizations_client(org.role_arn.as_deref()).await,
+                org.refresh,
+            )),
+            None => None,
+        };
+        let mut running: HashMap<String, (CancellationToken, JoinHandle<()>)> = HashMap::new();
+        let mut listing_failed = false;
+        loop {
+            let listing = match &organizations {
+                Some((client, _)) => {
+                    match discovery::list(client, &estate.config.parents()).await {
+                        Ok(found) => {
+                            if listing_failed {
+                                tracing::info!("the organization's accounts can be listed again");
+                            }
+                            listing_failed = false;
+                            Some(found)
+                        }
+                        Err(error) => {
+                            if !listing_failed {
+                                tracing::error!(%error, role = ?estate.config.organizations.as_ref()
+                                    .and_then(|o| o.role_arn.as_deref()),
+                                    "cannot list the organization's accounts; the accounts \
+                                     watched so far stay watched (allow organizations:ListAccounts \
+                                     to accounts.organizations.role_arn, in the management or a \
+                                     delegated-administrator account)");
+                            }
+                            listing_failed = true;
+                            None
+                        }
+                    }
+                }
+                None => Some(Vec::new()),
+            };
+            if let Some(found) = listing {
+                let wanted = estate.wanted(&found, home_account.as_deref());
+                for (id, (stop, _)) in running.iter() {
+                    if !wanted.iter().any(|w| &w.id == id) {
+                        tracing::warn!(account = %estate.roster.display(id),
+                            reason = why_dropped(id, &found, organizations.is_some()),
+                            "account no longer watched");
+                        stop.cancel();
+                    }
+                }
+                running.retain(|id, _| {
+                    let keep = wanted.iter().any(|w| &w.id == id);
+                    if !keep {
+                        estate.roster.remove(id);
+                    }
+                    keep
+                });
+                for account in wanted {
+                    if let Some(name) = &account.name {
+                        estate.roster.set_name(&account.id, name);
+                    }
+                    if running.contains_key(&account.id) {
+                        continue;
+                    }
+                    tracing::info!(account = %estate.roster.display(&account.id), "watching account");
+                    estate.roster.set_state(&account.id, AccountState::Starting);
+                    let stop = cancel.child_token();
+                    let task = tokio::spawn(estate.clone().watch(account.id.clone(), stop.clone()));
+                    running.insert(account.id, (stop, task));
+                }
+            }
+            let Some((_, refresh)) = &organizations else {
+                cancel.cancelled().await;
+                break;
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(*refresh) => {}
+            }
+        }
+        for (_, (_, task)) in running {
+            let _ = task.await;
+        }
+    }
+
+    /// The daemon's own account (never assumed into: its own credentials read it), named by
+    /// its alias unless the configuration names it.
+    async fn home_account(&self) -> Option<String> {
+        let sts = aws_sdk_sts::Client::new(&self.home);
+        let id = match sts.get_caller_identity().send().await {
+            Ok(identity) => identity.account().map(str::to_owned),
+            Err(error) => {
+                let error = crate::aws::errors::AwsError::read(&error);
+                tracing::warn!(%error, "cannot tell the daemon's own account (sts:GetCallerIdentity); \
+                    should it be in the list, it is watched through its member role as well");
+                None
+            }
+        }?;
+        if let Some(name) = self.config.names.get(&id) {
+            self.roster.set_name(&id, name);
+        } else if let Some(alias) = discovery::alias(&self.home).await {
+            self.roster.set_name(&id, &alias);
+        }
+        Some(id)
+    }
+
+    /// The Organizations client: the discovery role's credentials, or the daemon's own.
+    async fn organizations_client(&self, role_arn: Option<&str>) -> aws_sdk_organizations::Client {
+        // Organizations' endpoint is in us-east-1 (a global service).
+        let home = self
+            .home
+            .to_builder()
+            .region(Region::new(crate::aws::IAM_EVENTS_REGION))
+            .build();
+        let sdk = match role_arn {
+            Some(arn) => credentials::member_sdk(&home, arn, None).await,
+            None => home,
+        };
+        aws_sdk_organizations::Client::new(&sdk)
+    }
+
+    /// The accounts to watch: the static list and the organization's active accounts,
+    /// narrowed by `include` / `exclude`, without the daemon's own.
+    fn wanted(&self, found: &[Discovered], home: Option<&str>) -> Vec<Wanted> {
+        let config = &self.config;
+        let mut wanted: Vec<Wanted> = Vec::new();
+        let listed = config.ids.iter().map(|id| {
+            let discovered = found.iter().find(|d| &d.id == id);
+            (
+                id.clone(),
+                discovered.and_then(|d| d.name.clone()),
+                discovered.map(|d| d.parents.clone()).unwrap_or_default(),
+            )
+        });
+        let discovered = found
+            .iter()
+            .filter(|d| d.active)
+            .map(|d| (d.id.clone(), d.name.clone(), d.parents.clone()));
+        for (id, name, parents) in listed.chain(discovered) {
+            if Some(id.as_str()) == home || wanted.iter().any(|w| w.id == id) {
+                continue;
+            }
+            let name = config.names.get(&id).cloned().or(name);
+            if config.selects(&id, name.as_deref(), &parents) {
+                wanted.push(Wanted { id, name });
+            }
+        }
+        wanted
+    }
+
+    /// One account's task: in through its role, then its poller, until `stop`.
+    async fn watch(self: Arc<Self>, account: String, stop: CancellationToken) {
+        let role_arn = self.config.member_role_arn(&account);
+        let external_id = self.config.external_id.as_deref();
+        let mut wait = RETRY_FIRST;
+        loop {
+            match credentials::probe(&self.home, &role_arn, external_id).await {
+                Ok(()) => {
+                    wait = RETRY_FIRST;
+                    self.incident_over(&account).await;
+                    let sdk = credentials::member_sdk(&self.home, &role_arn, external_id).await;
+                    if self.roster.name(&account).is_none() {
+                        if let Some(alias) = discovery::alias(&sdk).await {
+                            self.roster.set_name(&account, &alias);
+                        }
+                    }
+                    self.roster.set_state(&account, AccountState::Watched);
+                    match self.poll(&account, &sdk, &stop).await {
+                        Stopped::Cancelled => return,
+                        Stopped::Stale => {
+                            tracing::warn!(account = %self.roster.display(&account),
+                                "no pass of this account succeeded for {:?}; assuming its role again",
+                                self.stale_after);
+                            continue;
+                        }
+                    }
+                }
+                Err(refusal) => {
+                    self.roster
+                        .set_state(&account, AccountState::Failing(refusal.error.clone()));
+                    self.incident(&account, &role_arn, &refusal).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+
+    /// Polls `account` with `sdk` until `stop`, or until its passes stopped succeeding.
+    async fn poll(&self, account: &str, sdk: &SdkConfig, stop: &CancellationToken) -> Stopped {
+        let streams: Vec<Stream> = self
+            .streams
+            .iter()
+            .cloned()
+            .map(|mut stream| {
+                stream.account = Some(account.to_owned());
+                stream
+            })
+            .collect();
+        let mut clients = HashMap::new();
+        for stream in &streams {
+            clients.entry(stream.region.clone()).or_insert_with(|| {
+                // One attempt per call: the poller retries within its budget itself.
+                let config = aws_sdk_cloudtrail::config::Builder::from(sdk)
+                    .region(Region::new(stream.region.clone()))
+                    .retry_config(RetryConfig::standard().with_max_attempts(1))
+                    .build();
+                aws_sdk_cloudtrail::Client::from_conf(config)
+            });
+        }
+        let poller = Poller::new(streams, clients, self.requests_per_second, self.schedule);
+        let counters = poller.counters();
+        self.roster.set_counters(account, counters.clone());
+        let polling = stop.child_token();
+        let mut task = tokio::spawn(poller.run(self.intake.clone(), polling.clone()));
+        let started = Utc::now();
+        let mut check = tokio::time::interval(PROGRESS_CHECK);
+        check.tick().await;
+        let stopped = loop {
+            tokio::select! {
+                _ = stop.cancelled() => break Stopped::Cancelled,
+                _ = &mut task => break Stopped::Stale,
+                _ = check.tick() => {
+                    if is_stale(&counters, started, Utc::now(), self.stale_after) {
+                        break Stopped::Stale;
+                    }
+                }
+            }
+        };
+        polling.cancel();
+        let _ = task.await;
+        stopped
+    }
+
+    /// Records (once per incident) that `account` cannot be read.
+    async fn incident(&self, account: &str, role_arn: &str, refusal: &Refusal) {
+        let key = incident_key(account);
+        let stored = self.intake.cursor(&key).await.ok().flatten();
+        let since = match stored {
+            Some(since) if since > DateTime::UNIX_EPOCH => since,
+            _ => {
+                let now = Utc::now();
+                self.set_incident(&key, now).await;
+                now
+            }
+        };
+        let problem = AccountProblem {
+            event_id: format!("account:{account}:{}", since.timestamp()),
+            account: account.to_owned(),
+            name: self.roster.name(account),
+            role_arn: role_arn.to_owned(),
+            error: refusal.error.clone(),
+            fix: refusal.fix.clone(),
+            since,
+        };
+        match self.intake.account_problem(problem).await {
+            Ok(true) => tracing::error!(account = %self.roster.display(account), role = role_arn,
+                error = %refusal.error, "account not watched: {}", refusal.fix),
+            Ok(false) => tracing::debug!(account, "account still not watched"),
+            Err(error) => {
+                tracing::error!(account, %error, "cannot record that the account is not watched")
+            }
+        }
+    }
+
+    /// The account can be read again: its incident, if any, is over.
+    async fn incident_over(&self, account: &str) {
+        let key = incident_key(account);
+        if let Ok(Some(since)) = self.intake.cursor(&key).await {
+            if since > DateTime::UNIX_EPOCH {
+                tracing::info!(account = %self.roster.display(account),
+                    "account watched again after the incident that began {since}");
+                self.set_incident(&key, DateTime::UNIX_EPOCH).await;
+            }
+        }
+    }
+
+    async fn set_incident(&self, key: &str, value: DateTime<Utc>) {
+        let batch = Batch {
+            records: Vec::new(),
+            seen_by: crate::event::SeenBy::Poller,
+            pass: None,
+            cursor: Some(CursorUpdate {
+                key: key.to_owned(),
+                value,
+            }),
+        };
+        if let Err(error) = self.intake.accept(batch).await {
+            tracing::warn!(key, %error, "cannot record the account's incident");
+        }
+    }
+}
+
+/// Why an account's poller stopped.
+enum Stopped {
+    /// Told to.
+    Cancelled,
+    /// No pass succeeded for too long (or the poller ended).
+    Stale,
+}
+
+/// Whether an account's last complete pass (or its start, before the first) is older than
+/// `stale_after` while passes fail.
+fn is_stale(
+    counters: &Counters,
+    started: DateTime<Utc>,
+    now: DateTime<Utc>,
+    stale_after: Duration,
+) -> bool {
+    let last = counters.last_pass_unix_ms.load(Ordering::Relaxed);
+    let last = DateTime::from_timestamp_millis(last)
+        .filter(|_| last > 0)
+        .unwrap_or(started)
+        .max(started);
+    let age = (now - last).to_std().unwrap_or_default();
+    age > stale_after && counters.failed_passes.load(Ordering::Relaxed) > 0
+}
+
+/// Why `id`, running, is no longer wanted.
+fn why_dropped(id: &str, found: &[Discovered], discovering: bool) -> &'static str {
+    match found.iter().find(|d| d.id == id) {
+        Some(d) if !d.active => "suspended or closed in the organization",
+        Some(_) => "excluded by accounts.include / accounts.exclude",
+        None if discovering => "no longer in the organization",
+        None => "no longer in accounts.ids",
+    }
+}
