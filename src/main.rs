@@ -193,6 +193,9 @@ struct CheckArgs {
     /// Also send a clearly marked test message through every notifier.
     #[arg(long)]
     send_test: bool,
+    /// With [accounts]: try every member account's role, not a sample of 5.
+    #[arg(long, conflicts_with = "offline")]
+    all_accounts: bool,
 }
 
 #[derive(Debug, Args)]
@@ -433,6 +436,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             let options = iamwatchd::check::Options {
                 send_test: args.send_test,
+                all_accounts: args.all_accounts,
             };
             let report = iamwatchd::check::check(&config, options).await;
             iamwatchd::out!("{report}");

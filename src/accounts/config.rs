@@ -68,6 +68,29 @@ impl Selector {
     }
 }
 
+/// What is read in each member account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "String")]
+pub enum MemberStreams {
+    /// The same streams as the daemon's own account: IAM, and every group of the catalogue
+    /// (tampering, security services, root use, sign-ins) where CloudTrail records it.
+    #[default]
+    All,
+    /// IAM only: one stream per account, about a tenth of the requests.
+    Iam,
+}
+
+impl TryFrom<String> for MemberStreams {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        values::choose(
+            &text,
+            &[("all", MemberStreams::All), ("iam", MemberStreams::Iam)],
+        )
+    }
+}
+
 /// Discovery through AWS Organizations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrganizationsConfig {
@@ -96,6 +119,8 @@ pub struct AccountsConfig {
     pub exclude: Vec<Selector>,
     /// Discovery, when `[accounts.organizations] enabled = true`.
     pub organizations: Option<OrganizationsConfig>,
+    /// What is read in each member account.
+    pub streams: MemberStreams,
 }
 
 impl AccountsConfig {
@@ -176,6 +201,8 @@ pub(crate) struct RawAccounts {
     include: Vec<String>,
     /// Account IDs, OU IDs or name globs never to watch.
     exclude: Vec<String>,
+    /// `"all"` (the daemon's own streams) or `"iam"` in each member account.
+    streams: MemberStreams,
     /// Discovery through AWS Organizations.
     pub(crate) organizations: RawOrganizations,
 }
@@ -189,6 +216,7 @@ impl Default for RawAccounts {
             external_id: None,
             include: Vec::new(),
             exclude: Vec::new(),
+            streams: MemberStreams::All,
             organizations: RawOrganizations::default(),
         }
     }
@@ -322,6 +350,7 @@ impl RawAccounts {
             include,
             exclude,
             organizations,
+            streams: self.streams,
         }
     }
 }
@@ -350,6 +379,7 @@ mod tests {
             "arn:aws:iam::444455556666:role/iamwatchd-member"
         );
         assert!(config.organizations.is_none());
+        assert_eq!(config.streams, MemberStreams::All);
         assert!(!load_str(MINIMAL, &[]).unwrap().accounts.any());
     }
 
@@ -358,7 +388,7 @@ mod tests {
         let config = load_str(
             &format!(
                 "{MINIMAL}[accounts]\ninclude = [\"ou-ab12-cd34ef56\", \"prod-*\"]\n\
-                 exclude = [\"999988887777\"]\nexternal_id = \"iamwatchd-7f3a\"\n\
+                 exclude = [\"999988887777\"]\nstreams = \"iam\"\nexternal_id = \"iamwatchd-7f3a\"\n\
                  [accounts.organizations]\nenabled = true\n\
                  role_arn = \"arn:aws:iam::123456789012:role/iamwatchd-organizations\"\n\
                  refresh = \"5m\"\n"
@@ -369,6 +399,7 @@ mod tests {
         .accounts;
         let organizations = config.organizations.clone().unwrap();
         assert_eq!(organizations.refresh, Duration::from_secs(300));
+        assert_eq!(config.streams, MemberStreams::Iam);
         assert_eq!(config.parents(), ["ou-ab12-cd34ef56"]);
         let under_ou = ["r-ab12".to_owned(), "ou-ab12-cd34ef56".to_owned()];
         assert!(config.selects("111111111111", Some("sandbox"), &under_ou));

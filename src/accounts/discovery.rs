@@ -30,6 +30,23 @@ pub(crate) struct Discovered {
     pub parents: Vec<String>,
 }
 
+/// The Organizations client: `role_arn`'s credentials (assumed with the daemon's own), or the
+/// daemon's own when there is no discovery role. Organizations answers in us-east-1.
+pub(crate) async fn client(
+    home: &SdkConfig,
+    role_arn: Option<&str>,
+) -> aws_sdk_organizations::Client {
+    let home = home
+        .to_builder()
+        .region(aws_config::Region::new(crate::aws::IAM_EVENTS_REGION))
+        .build();
+    let sdk = match role_arn {
+        Some(arn) => super::credentials::member_sdk(&home, arn, None).await,
+        None => home,
+    };
+    aws_sdk_organizations::Client::new(&sdk)
+}
+
 /// Whether an account's state (or, from older answers, its status) is ACTIVE. `Status` is
 /// being retired in favour of `State` (September 2026).
 fn is_active(account: &aws_sdk_organizations::types::Account) -> bool {

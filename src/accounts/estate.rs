@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{Region, SdkConfig};
+
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -63,9 +64,11 @@ pub(crate) struct Estate<I> {
 
 /// An account the estate wants, with its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Wanted {
-    id: String,
-    name: Option<String>,
+pub(crate) struct Wanted {
+    /// Its ID.
+    pub id: String,
+    /// Its name (the configuration's, else Organizations').
+    pub name: Option<String>,
 }
 
 /// The key of the stored incident of `account`: when its current incident began (the Unix
@@ -81,7 +84,7 @@ impl<I: Intake> Estate<I> {
         let home_account = estate.home_account().await;
         let organizations = match &estate.config.organizations {
             Some(org) => Some((
-                estate.organizations_client(org.role_arn.as_deref()).await,
+                discovery::client(&estate.home, org.role_arn.as_deref()).await,
                 org.refresh,
             )),
             None => None,
@@ -116,7 +119,7 @@ impl<I: Intake> Estate<I> {
                 None => Some(Vec::new()),
             };
             if let Some(found) = listing {
-                let wanted = estate.wanted(&found, home_account.as_deref());
+                let wanted = wanted(&estate.config, &found, home_account.as_deref());
                 for (id, (stop, _)) in running.iter() {
                     if !wanted.iter().any(|w| &w.id == id) {
                         tracing::warn!(account = %estate.roster.display(id),
@@ -179,50 +182,6 @@ impl<I: Intake> Estate<I> {
             self.roster.set_name(&id, &alias);
         }
         Some(id)
-    }
-
-    /// The Organizations client: the discovery role's credentials, or the daemon's own.
-    async fn organizations_client(&self, role_arn: Option<&str>) -> aws_sdk_organizations::Client {
-        // Organizations' endpoint is in us-east-1 (a global service).
-        let home = self
-            .home
-            .to_builder()
-            .region(Region::new(crate::aws::IAM_EVENTS_REGION))
-            .build();
-        let sdk = match role_arn {
-            Some(arn) => credentials::member_sdk(&home, arn, None).await,
-            None => home,
-        };
-        aws_sdk_organizations::Client::new(&sdk)
-    }
-
-    /// The accounts to watch: the static list and the organization's active accounts,
-    /// narrowed by `include` / `exclude`, without the daemon's own.
-    fn wanted(&self, found: &[Discovered], home: Option<&str>) -> Vec<Wanted> {
-        let config = &self.config;
-        let mut wanted: Vec<Wanted> = Vec::new();
-        let listed = config.ids.iter().map(|id| {
-            let discovered = found.iter().find(|d| &d.id == id);
-            (
-                id.clone(),
-                discovered.and_then(|d| d.name.clone()),
-                discovered.map(|d| d.parents.clone()).unwrap_or_default(),
-            )
-        });
-        let discovered = found
-            .iter()
-            .filter(|d| d.active)
-            .map(|d| (d.id.clone(), d.name.clone(), d.parents.clone()));
-        for (id, name, parents) in listed.chain(discovered) {
-            if Some(id.as_str()) == home || wanted.iter().any(|w| w.id == id) {
-                continue;
-            }
-            let name = config.names.get(&id).cloned().or(name);
-            if config.selects(&id, name.as_deref(), &parents) {
-                wanted.push(Wanted { id, name });
-            }
-        }
-        wanted
     }
 
     /// One account's task: in through its role, then its poller, until `stop`.
@@ -371,6 +330,38 @@ impl<I: Intake> Estate<I> {
     }
 }
 
+/// The accounts to watch: the static list and the organization's active accounts,
+/// narrowed by `include` / `exclude`, without the daemon's own.
+pub(crate) fn wanted(
+    config: &AccountsConfig,
+    found: &[Discovered],
+    home: Option<&str>,
+) -> Vec<Wanted> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let listed = config.ids.iter().map(|id| {
+        let discovered = found.iter().find(|d| &d.id == id);
+        (
+            id.clone(),
+            discovered.and_then(|d| d.name.clone()),
+            discovered.map(|d| d.parents.clone()).unwrap_or_default(),
+        )
+    });
+    let discovered = found
+        .iter()
+        .filter(|d| d.active)
+        .map(|d| (d.id.clone(), d.name.clone(), d.parents.clone()));
+    for (id, name, parents) in listed.chain(discovered) {
+        if Some(id.as_str()) == home || wanted.iter().any(|w| w.id == id) {
+            continue;
+        }
+        let name = config.names.get(&id).cloned().or(name);
+        if config.selects(&id, name.as_deref(), &parents) {
+            wanted.push(Wanted { id, name });
+        }
+    }
+    wanted
+}
+
 /// Why an account's poller stopped.
 enum Stopped {
     /// Told to.
@@ -403,5 +394,93 @@ fn why_dropped(id: &str, found: &[Discovered], discovering: bool) -> &'static st
         Some(_) => "excluded by accounts.include / accounts.exclude",
         None if discovering => "no longer in the organization",
         None => "no longer in accounts.ids",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::config::Selector;
+
+    fn found(id: &str, name: &str, active: bool, parents: &[&str]) -> Discovered {
+        Discovered {
+            id: id.to_owned(),
+            name: Some(name.to_owned()),
+            active,
+            parents: parents.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_static_list_and_the_active_discovered_accounts_without_our_own() {
+        let mut config = AccountsConfig {
+            ids: vec!["999900001111".into()],
+            member_role: "iamwatchd-member".into(),
+            ..AccountsConfig::default()
+        };
+        config
+            .names
+            .insert("222200003333".into(), "payments".into());
+        let organization = [
+            found("123456789012", "management", true, &[]),
+            found("222200003333", "prod-payments", true, &["ou-prod-1"]),
+            found("444400005555", "suspended", false, &[]),
+            found("666600007777", "sandbox", true, &[]),
+        ];
+        let ids = |wanted: Vec<Wanted>| -> Vec<(String, Option<String>)> {
+            wanted.into_iter().map(|w| (w.id, w.name)).collect()
+        };
+        assert_eq!(
+            ids(wanted(&config, &organization, Some("123456789012"))),
+            [
+                ("999900001111".to_owned(), None),
+                ("222200003333".to_owned(), Some("payments".to_owned())),
+                ("666600007777".to_owned(), Some("sandbox".to_owned())),
+            ]
+        );
+        config.include = vec![Selector::Parent("ou-prod-1".into())];
+        assert_eq!(
+            ids(wanted(&config, &organization, Some("123456789012"))),
+            [("222200003333".to_owned(), Some("payments".to_owned()))]
+        );
+        assert_eq!(
+            why_dropped("444400005555", &organization, true),
+            "suspended or closed in the organization"
+        );
+        assert_eq!(
+            why_dropped("666600007777", &organization, true),
+            "excluded by accounts.include / accounts.exclude"
+        );
+        assert_eq!(
+            why_dropped("888800009999", &organization, true),
+            "no longer in the organization"
+        );
+        assert_eq!(
+            why_dropped("888800009999", &[], false),
+            "no longer in accounts.ids"
+        );
+    }
+
+    #[test]
+    fn an_account_is_stale_only_while_its_passes_fail_for_too_long() {
+        let counters = Counters::default();
+        let started = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let later = |secs| started + chrono::TimeDelta::seconds(secs);
+        let limit = Duration::from_secs(900);
+        assert!(
+            !is_stale(&counters, started, later(3600), limit),
+            "no failure: quiet, not stale"
+        );
+        counters.failed_passes.store(3, Ordering::Relaxed);
+        assert!(!is_stale(&counters, started, later(600), limit));
+        assert!(is_stale(&counters, started, later(901), limit));
+        counters
+            .last_pass_unix_ms
+            .store(later(800).timestamp_millis(), Ordering::Relaxed);
+        assert!(
+            !is_stale(&counters, started, later(1200), limit),
+            "a pass 400 s ago"
+        );
+        assert!(is_stale(&counters, started, later(1701), limit));
     }
 }

@@ -10,6 +10,7 @@
 //! Everything here only reads, except `--send-test`, which sends one clearly marked test
 //! message through every notifier.
 
+pub(crate) mod accounts;
 pub(crate) mod encryption;
 mod notifiers;
 pub(crate) mod stack;
@@ -113,6 +114,8 @@ impl fmt::Display for Report {
 pub struct Options {
     /// Send a test message through every notifier.
     pub send_test: bool,
+    /// Try every member account's role, not a sample (`[accounts]`).
+    pub all_accounts: bool,
 }
 
 /// An AWS error in one line, with the service's code and message.
@@ -186,6 +189,16 @@ pub async fn check(config: &Config, options: Options) -> Report {
         );
     }
 
+    if account.is_some() {
+        accounts::accounts(
+            &sdk,
+            config,
+            account.as_deref(),
+            options.all_accounts,
+            &mut report,
+        )
+        .await;
+    }
     notifiers(config, options, account.as_deref(), &mut report).await;
     report
 }

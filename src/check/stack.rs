@@ -16,6 +16,7 @@ use crate::stack::names::output;
 pub(crate) const ACTIONS: &[&str] = &[
     "cloudformation:DescribeStacks",
     "cloudtrail:GetTrailStatus",
+    "cloudtrail:GetTrail",
     "logs:DescribeMetricFilters",
     "cloudwatch:DescribeAlarms",
     "sns:ListSubscriptionsByTopic",
@@ -79,7 +80,12 @@ pub(super) async fn stack(sdk: &aws_config::SdkConfig, config: &Config, report: 
     };
 
     match outputs.get(output::TRAIL_ARN) {
-        Some(trail) => trail_logging(sdk, trail, report).await,
+        Some(trail) => {
+            trail_logging(sdk, trail, report).await;
+            if config.accounts.organizations.is_some() {
+                organization_trail(sdk, trail, report).await;
+            }
+        }
         None => missing(report, output::TRAIL_ARN),
     }
     match outputs.get(output::LOG_GROUP_NAME) {
@@ -111,6 +117,30 @@ pub(super) async fn stack(sdk: &aws_config::SdkConfig, config: &Config, report: 
         None => missing(report, output::TOPIC_ARN),
     }
     super::encryption::encryption(sdk, &outputs, &deploy_fix, report).await;
+}
+
+/// With discovery on, the alarm path covers every account only with an organization trail.
+async fn organization_trail(sdk: &aws_config::SdkConfig, trail: &str, report: &mut Report) {
+    let cloudtrail = aws_sdk_cloudtrail::Client::new(sdk);
+    match cloudtrail.get_trail().name(trail).send().await {
+        Ok(answer) if answer.trail().and_then(|t| t.is_organization_trail()) == Some(true) => {
+            report.ok(format!(
+                "trail {trail}: an organization trail (the alarm path covers every account)"
+            ));
+        }
+        Ok(_) => report.problem(
+            super::Status::Warn,
+            format!(
+                "trail {trail}: not an organization trail — the alarm path confirms only this \
+                 account's changes (the poller still reads every member account)"
+            ),
+            "run `iamwatchd deploy --organization` in the management account",
+        ),
+        Err(error) => report.fail(
+            format!("trail {trail}: cannot read it: {}", aws_error(&error)),
+            "allow cloudtrail:GetTrail (deploy/iamwatchd-policy.json)",
+        ),
+    }
 }
 
 async fn trail_logging(sdk: &aws_config::SdkConfig, trail: &str, report: &mut Report) {

@@ -334,6 +334,7 @@ mod tests {
                     let l = l.trim_start_matches(['#', ' ']);
                     l.starts_with(&format!("{field} ="))
                         || l.starts_with(&format!("[[{section}.{field}]]"))
+                        || l.starts_with(&format!("[{section}.{field}]"))
                 });
                 assert!(documented, "{section}.{field} is not in the example");
             }

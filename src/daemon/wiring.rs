@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::DaemonError;
+use crate::accounts::config::MemberStreams;
 use crate::accounts::estate::Estate;
 use crate::accounts::Roster;
 use crate::analysis::cross_check::AccessAnalyzer;
@@ -204,10 +205,14 @@ pub(crate) async fn estate(
     let home = crate::aws::loader(&config.aws.region, config.aws.max_attempts)
         .load()
         .await;
+    let mut streams = streams(config);
+    if config.accounts.streams == MemberStreams::Iam {
+        streams.truncate(1);
+    }
     Some(Estate {
         config: config.accounts.clone(),
         home,
-        streams: streams(config),
+        streams,
         requests_per_second: config.poller.requests_per_second,
         schedule: config.poller.schedule(),
         stale_after: config.poller.health_max_age(),

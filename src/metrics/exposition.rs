@@ -391,6 +391,40 @@ mod tests {
     }
 
     #[test]
+    fn each_member_account_has_its_labelled_series() {
+        use crate::accounts::{AccountState, Roster};
+        use crate::source::cloudtrail::stream::Counters;
+        let roster = Roster::default();
+        let m = metrics().with_roster(roster.clone());
+        assert!(
+            !m.render(None).contains("iamwatchd_account_"),
+            "no [accounts]: no series"
+        );
+        roster.set_name("111122223333", "prod \"payments\"");
+        roster.set_state("111122223333", AccountState::Watched);
+        let counters = std::sync::Arc::new(Counters::default());
+        counters.pages.fetch_add(7, Ordering::Relaxed);
+        counters.last_complete_pass.lock().unwrap().extend([
+            (("us-east-1".into(), "a".into()), 1_700_000_100_000),
+            (("us-east-1".into(), "b".into()), 1_700_000_000_000),
+        ]);
+        roster.set_counters("111122223333", counters);
+        roster.set_state("444455556666", AccountState::Failing("AccessDenied".into()));
+        let text = m.render(None);
+        assert_well_formed(&text);
+        for line in [
+            "iamwatchd_account_watched{account=\"111122223333\",name=\"prod \\\"payments\\\"\"} 1",
+            "iamwatchd_account_watched{account=\"444455556666\",name=\"444455556666\"} 0",
+            "iamwatchd_account_poll_pages_total{account=\"111122223333\"} 7",
+            "iamwatchd_account_poll_pages_total{account=\"444455556666\"} 0",
+            "iamwatchd_account_last_successful_poll_timestamp_seconds{account=\"111122223333\"} 1700000000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("last_successful_poll_timestamp_seconds{account=\"444455556666\""));
+    }
+
+    #[test]
     fn renders_every_metric_with_help_type_and_labels() {
         let m = metrics();
         m.poller.passes.fetch_add(3, Ordering::Relaxed);

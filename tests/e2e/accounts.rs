@@ -168,4 +168,33 @@ async fn an_organization_is_watched_account_by_account_with_names() {
         .filter(|m| m.contains("is not watched"))
         .count();
     assert_eq!(refusals, 1, "one message for the account and its incident");
+
+    // `check` covers the organization: the listing, and every member's role.
+    let output = crate::cli::command(Some(&emulator.endpoint), dir.path())
+        .args(["check", "--all-accounts", "--config"])
+        .arg(dir.path().join("iamwatchd.toml"))
+        .output()
+        .unwrap();
+    let checklist = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        checklist.contains("organization: 7 accounts (7 active) listed"),
+        "{checklist}"
+    );
+    for (name, id, _) in &members {
+        assert!(
+            checklist.contains(&format!(
+                "✓ account {id} ({name}): role assumed, event history readable"
+            )),
+            "{checklist}"
+        );
+    }
+    assert!(
+        checklist.contains(&format!("✗ account {orphan} (legacy): cannot assume")),
+        "{checklist}"
+    );
+    assert!(
+        checklist.contains("deploy the member-role template"),
+        "{checklist}"
+    );
+    assert_eq!(output.status.code(), Some(69), "{checklist}");
 }
