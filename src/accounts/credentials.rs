@@ -2,7 +2,8 @@
 //! `iamwatchd` and the configured external ID. The first call is made by hand ([`probe`]) so
 //! its failure can be read and named; after it the SDK's assume-role provider takes over
 //! ([`member_sdk`]): its credentials are cached and refreshed before they expire, shared by
-//! every client of the account.
+//! every client of the account. [`readable`] then reads one event, so a role that may not read
+//! the event history is named as clearly as one that cannot be assumed.
 
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::SdkConfig;
@@ -13,7 +14,7 @@ use crate::aws::errors::{AwsError, Kind};
 /// The AWS actions this file calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
 /// allows them; `src/aws/actions.rs` enforces it).
 #[cfg(test)]
-pub(crate) const ACTIONS: &[&str] = &["sts:AssumeRole"];
+pub(crate) const ACTIONS: &[&str] = &["sts:AssumeRole", "cloudtrail:LookupEvents"];
 
 /// The session name of every assumed role: CloudTrail records it as the caller, so the
 /// daemon's own reads are recognisable in every account.
@@ -76,6 +77,30 @@ pub(crate) fn refusal(error: &AwsError, role_arn: &str) -> Refusal {
         error: error.to_string(),
         fix,
         retryable: error.kind.is_retryable(),
+    }
+}
+
+/// Reads one event of the account `sdk` acts in (its event history exists whether or not it
+/// has a trail), to find out whether the role may.
+pub(crate) async fn readable(sdk: &SdkConfig, role_arn: &str) -> Result<(), Refusal> {
+    let cloudtrail = aws_sdk_cloudtrail::Client::new(sdk);
+    match cloudtrail.lookup_events().max_results(1).send().await {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let error = AwsError::read(&error);
+            let role = crate::aws::arn::last_segment(role_arn);
+            Err(Refusal {
+                error: error.to_string(),
+                fix: if error.kind.is_retryable() {
+                    "CloudTrail did not answer: retrying".to_owned()
+                } else {
+                    format!(
+                        "role {role} was assumed but may not read the event history: allow it                          cloudtrail:LookupEvents (the member-role template does)"
+                    )
+                },
+                retryable: error.kind.is_retryable(),
+            })
+        }
     }
 }
 

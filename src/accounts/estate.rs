@@ -39,7 +39,7 @@ pub(crate) const ACTIONS: &[&str] = &["sts:GetCallerIdentity"];
 const RETRY_FIRST: Duration = Duration::from_secs(60);
 /// The longest wait between two tries of a refused role.
 const RETRY_MAX: Duration = Duration::from_secs(15 * 60);
-/// How often a running account's progress is looked at.
+/// How often a running account's progress is looked at, at most.
 const PROGRESS_CHECK: Duration = Duration::from_secs(60);
 
 /// Everything an account's task needs, shared by all of them.
@@ -190,11 +190,10 @@ impl<I: Intake> Estate<I> {
         let external_id = self.config.external_id.as_deref();
         let mut wait = RETRY_FIRST;
         loop {
-            match credentials::probe(&self.home, &role_arn, external_id).await {
-                Ok(()) => {
+            match self.get_in(&role_arn, external_id).await {
+                Ok(sdk) => {
                     wait = RETRY_FIRST;
                     self.incident_over(&account).await;
-                    let sdk = credentials::member_sdk(&self.home, &role_arn, external_id).await;
                     if self.roster.name(&account).is_none() {
                         if let Some(alias) = discovery::alias(&sdk).await {
                             self.roster.set_name(&account, &alias);
@@ -214,7 +213,12 @@ impl<I: Intake> Estate<I> {
                 Err(refusal) => {
                     self.roster
                         .set_state(&account, AccountState::Failing(refusal.error.clone()));
-                    self.incident(&account, &role_arn, &refusal).await;
+                    if refusal.retryable {
+                        tracing::warn!(account = %self.roster.display(&account),
+                            error = %refusal.error, "cannot get into the account yet; retrying");
+                    } else {
+                        self.incident(&account, &role_arn, &refusal).await;
+                    }
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}
@@ -223,6 +227,19 @@ impl<I: Intake> Estate<I> {
                 }
             }
         }
+    }
+
+    /// Assumes the account's role and reads one event with it: the account's SDK
+    /// configuration, or why it cannot be read.
+    async fn get_in(
+        &self,
+        role_arn: &str,
+        external_id: Option<&str>,
+    ) -> Result<SdkConfig, Refusal> {
+        credentials::probe(&self.home, role_arn, external_id).await?;
+        let sdk = credentials::member_sdk(&self.home, role_arn, external_id).await;
+        credentials::readable(&sdk, role_arn).await?;
+        Ok(sdk)
     }
 
     /// Polls `account` with `sdk` until `stop`, or until its passes stopped succeeding.
@@ -253,7 +270,8 @@ impl<I: Intake> Estate<I> {
         let polling = stop.child_token();
         let mut task = tokio::spawn(poller.run(self.intake.clone(), polling.clone()));
         let started = Utc::now();
-        let mut check = tokio::time::interval(PROGRESS_CHECK);
+        let every = (self.stale_after / 3).clamp(Duration::from_secs(1), PROGRESS_CHECK);
+        let mut check = tokio::time::interval(every);
         check.tick().await;
         let stopped = loop {
             tokio::select! {

@@ -36,7 +36,6 @@ fn registry() -> Vec<(&'static [&'static str], ShippedPolicy)> {
         (crate::analysis::lookup::ACTIONS, Daemon),
         (crate::analysis::seed::ACTIONS, Daemon),
         (crate::check::ACTIONS, Daemon),
-        (crate::check::accounts::ACTIONS, Daemon),
         (crate::check::stack::ACTIONS, Daemon),
         (crate::check::encryption::ACTIONS, Daemon),
         (crate::stack::deploy::ACTIONS, Deploy),

@@ -8,13 +8,7 @@ use super::Report;
 use crate::accounts::credentials;
 use crate::accounts::discovery;
 use crate::accounts::estate::wanted;
-use crate::aws::errors::AwsError;
 use crate::config::Config;
-
-/// The AWS actions this file calls (the daemon's policy, `deploy/iamwatchd-policy.json`,
-/// allows them for `check`; `src/aws/actions.rs` enforces it).
-#[cfg(test)]
-pub(crate) const ACTIONS: &[&str] = &["cloudtrail:LookupEvents"];
 
 /// How many member accounts `check` tries without `--all-accounts`.
 pub(crate) const SAMPLE: usize = 5;
@@ -85,17 +79,16 @@ pub(super) async fn accounts(
             continue;
         }
         let member_sdk = credentials::member_sdk(sdk, &role, external_id).await;
-        let cloudtrail = aws_sdk_cloudtrail::Client::new(&member_sdk);
-        match cloudtrail.lookup_events().max_results(1).send().await {
-            Ok(_) => report.ok(format!(
+        match credentials::readable(&member_sdk, &role).await {
+            Ok(()) => report.ok(format!(
                 "account {shown}: role assumed, event history readable"
             )),
-            Err(error) => report.fail(
+            Err(refusal) => report.fail(
                 format!(
                     "account {shown}: role assumed, but its event history cannot be read: {}",
-                    AwsError::read(&error)
+                    refusal.error
                 ),
-                format!("allow cloudtrail:LookupEvents to {role} (the member-role template does)"),
+                refusal.fix,
             ),
         }
     }

@@ -10,7 +10,7 @@
 //! Everything here only reads, except `--send-test`, which sends one clearly marked test
 //! message through every notifier.
 
-pub(crate) mod accounts;
+mod accounts;
 pub(crate) mod encryption;
 mod notifiers;
 pub(crate) mod stack;

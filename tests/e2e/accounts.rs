@@ -9,6 +9,10 @@ use aws_sdk_iam::Client as Iam;
 use crate::daemon::{mails_about, wait_until, Daemon};
 use crate::emulator::Emulator;
 
+/// The daemon's configuration: discovery every 10 s, each change its own message.
+const ORGANIZATION: &str =
+    "[digest]\nenabled = false\n[accounts.organizations]\nenabled = true\nrefresh = \"10s\"\n";
+
 /// The member role the daemon assumes (`accounts.member_role`'s default).
 const MEMBER_ROLE: &str = "iamwatchd-member";
 
@@ -89,11 +93,7 @@ async fn an_organization_is_watched_account_by_account_with_names() {
     let (orphan, _) = member(&emulator, "legacy").await;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(
-        &emulator,
-        dir.path(),
-        "[digest]\nenabled = false\n[accounts.organizations]\nenabled = true\nrefresh = \"10s\"\n",
-    );
+    let mut daemon = Daemon::start(&emulator, dir.path(), ORGANIZATION);
     daemon.ready().await;
 
     for (name, _, admin) in &members {
@@ -168,6 +168,25 @@ async fn an_organization_is_watched_account_by_account_with_names() {
         .filter(|m| m.contains("is not watched"))
         .count();
     assert_eq!(refusals, 1, "one message for the account and its incident");
+
+    // A restart during the incident says nothing new about it.
+    let mut daemon = Daemon::start(&emulator, dir.path(), ORGANIZATION);
+    wait_until("the incident seen again after the restart", || {
+        daemon
+            .log()
+            .contains("account still not watched")
+            .then_some(())
+    })
+    .await;
+    assert!(daemon.stop().success());
+    let refusals = mails_about(&emulator, &orphan)
+        .into_iter()
+        .filter(|m| m.contains("is not watched"))
+        .count();
+    assert_eq!(
+        refusals, 1,
+        "the incident's message is not repeated after a restart"
+    );
 
     // `check` covers the organization: the listing, and every member's role.
     let output = crate::cli::command(Some(&emulator.endpoint), dir.path())
