@@ -35,6 +35,10 @@
 //! - [`source`]: where records come from — CloudTrail `LookupEvents` ([`source::cloudtrail`])
 //!   and the alarm heard through SQS ([`source::alarm`]) — each handing them to one
 //!   [`source::Intake`].
+//! - [`accounts`]: the member accounts of an organization (`[accounts]`): which ones
+//!   (a static list, discovery through Organizations), AssumeRole into each, and one
+//!   [`source::cloudtrail`] poller per account as accounts come and go; the roster of names the
+//!   messages show.
 //! - [`notify`]: one rendering of an alert (untrusted text made safe) and the notifiers (SMTP,
 //!   SNS), built by one factory.
 //! - [`store`]: the durable state (SQLite): cursors, every seen `eventID`, the per-notifier
