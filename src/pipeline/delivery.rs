@@ -29,6 +29,8 @@ pub struct DeliveryConfig {
     pub initial_backoff: Duration,
     /// Longest delay between retries.
     pub max_backoff: Duration,
+    /// Sends each notifier keeps in flight: also the most copies a crash can repeat.
+    pub in_flight: usize,
 }
 
 /// `[delivery]`.
@@ -44,6 +46,8 @@ pub(crate) struct RawDelivery {
     /// Longest retry delay.
     #[serde(deserialize_with = "values::duration")]
     max_backoff: Duration,
+    /// Sends in flight per notifier.
+    in_flight: i64,
 }
 
 impl Default for RawDelivery {
@@ -52,6 +56,7 @@ impl Default for RawDelivery {
             max_age: defaults::DELIVERY_MAX_AGE,
             initial_backoff: defaults::INITIAL_BACKOFF,
             max_backoff: defaults::MAX_BACKOFF,
+            in_flight: DEFAULT_IN_FLIGHT as i64,
         }
     }
 }
@@ -77,10 +82,23 @@ impl RawDelivery {
             ("delivery.max_backoff", raw.max_backoff),
             ", or a notification is given up before its next retry",
         );
+        if !(1..=MAX_IN_FLIGHT as i64).contains(&raw.in_flight) {
+            problems.error(
+                "delivery.in_flight",
+                format!(
+                    "must be between 1 and {MAX_IN_FLIGHT}, got {}: each send in flight is a \
+                     message a crash may repeat",
+                    raw.in_flight
+                ),
+            );
+        }
         DeliveryConfig {
             max_age: raw.max_age,
             initial_backoff: raw.initial_backoff,
             max_backoff: raw.max_backoff,
+            in_flight: usize::try_from(raw.in_flight)
+                .unwrap_or(DEFAULT_IN_FLIGHT)
+                .clamp(1, MAX_IN_FLIGHT),
         }
     }
 }
@@ -88,15 +106,21 @@ impl RawDelivery {
 /// Outbox rows a worker takes per round.
 const DELIVERY_BATCH: usize = 20;
 
-/// Sends a worker keeps in flight. One SMTP session delivers a mail per round trip plus the
-/// server's delayed ACK (lettre writes the closing dot separately, about 40 ms per mail on
-/// Linux), so a burst of changes goes out over several pooled connections at once.
-const DELIVERY_CONCURRENCY: usize = 4;
+/// Sends a worker keeps in flight unless `delivery.in_flight` says otherwise. A message the
+/// notifier accepted is recorded as sent a moment later, so a crash (kill -9, power) in that
+/// moment sends it again after the restart: each send in flight is a possible copy. One keeps
+/// that to at most one copy per crash and notifier (what the soak measures); more drain a
+/// burst faster (one SMTP session delivers a mail per round trip plus the server's delayed
+/// ACK, about 40 ms per mail on Linux) at the price of more copies. Digests keep bursts small.
+pub(crate) const DEFAULT_IN_FLIGHT: usize = 1;
+
+/// The most sends in flight `delivery.in_flight` allows.
+const MAX_IN_FLIGHT: usize = 8;
 
 /// How often a worker looks for rows whose backoff has run out (new rows wake it at once).
 pub(crate) const DELIVERY_TICK: Duration = Duration::from_secs(1);
 
-/// Delivers one notifier's outbox: oldest first, up to [`DELIVERY_CONCURRENCY`] sends in flight,
+/// Delivers one notifier's outbox: oldest first, up to `in_flight` sends at once,
 /// each row marked sent only after the notifier accepted it, failures retried with backoff.
 /// Returns when `stop` fires and the rows in hand are done.
 async fn deliver(
@@ -105,6 +129,7 @@ async fn deliver(
     store: SharedStore,
     wake: Arc<Notify>,
     backoff: (Duration, Duration),
+    in_flight: usize,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
@@ -134,7 +159,7 @@ async fn deliver(
         };
         let full = rows.len() == DELIVERY_BATCH;
         futures_util::stream::iter(rows)
-            .for_each_concurrent(DELIVERY_CONCURRENCY, |row| {
+            .for_each_concurrent(in_flight, |row| {
                 let (notifier, store, metrics, stop) = (&notifier, &store, &metrics, &stop);
                 async move {
                     if !stop.is_cancelled() {
@@ -205,7 +230,7 @@ const RECORD_SENT_RETRY: Duration = Duration::from_secs(1);
 /// notifier accepted must not go back to the outbox only because the disk was full or the
 /// database read-only for a moment, or every round would send it again. Holding the row also
 /// holds one of the worker's sends, so a store that cannot record anything stops the sending
-/// after at most [`DELIVERY_CONCURRENCY`] messages instead of repeating them.
+/// after at most `delivery.in_flight` messages instead of repeating them.
 async fn record_sent(
     name: &str,
     event_id: &str,
@@ -334,6 +359,7 @@ pub(crate) fn spawn_workers(
             store.clone(),
             wake.clone(),
             (delivery.initial_backoff, delivery.max_backoff),
+            delivery.in_flight,
             metrics.clone(),
             stop.clone(),
         ));
@@ -400,6 +426,7 @@ mod tests {
             store.clone(),
             Arc::new(Notify::new()),
             (Duration::from_millis(200), Duration::from_secs(1)),
+            DEFAULT_IN_FLIGHT,
             metrics,
             stop.clone(),
         ));
@@ -444,5 +471,92 @@ mod tests {
             backoff_with(3, Duration::from_millis(100), Duration::from_secs(1)),
             Duration::from_millis(400)
         );
+    }
+
+    /// A notifier that counts how many sends it has in flight at once (each takes a second).
+    #[derive(Default)]
+    struct Slow {
+        now: AtomicUsize,
+        most: AtomicUsize,
+        sent: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Notifier for Slow {
+        fn name(&self) -> &str {
+            "n"
+        }
+
+        async fn send(&self, _message: &Message) -> Result<(), NotifyError> {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+
+        async fn healthcheck(&self) -> Result<(), NotifyError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_in_flight_are_bounded_by_the_setting_one_by_default() {
+        for (in_flight, most) in [(DEFAULT_IN_FLIGHT, 1), (4, 4)] {
+            let (_dir, mut store) = open();
+            let message = Message::for_test("HIGH", "iam-change", "CreateUser");
+            for i in 0..8 {
+                let note = Notification {
+                    notifier: "n".to_owned(),
+                    payload: serde_json::to_vec(&message).unwrap(),
+                    burst: None,
+                };
+                store
+                    .record_event(&event(&format!("e{i}"), SeenBy::Poller, 0), &[note])
+                    .unwrap();
+            }
+            let store = SharedStore::new(store);
+            let notifier = Arc::new(Slow::default());
+            let metrics = Arc::new(Metrics::new(
+                Arc::new(Counters::default()),
+                &["n".to_owned()],
+                Duration::from_secs(60),
+            ));
+            let stop = CancellationToken::new();
+            let worker = tokio::spawn(deliver(
+                notifier.clone(),
+                None,
+                store,
+                Arc::new(Notify::new()),
+                (Duration::from_millis(200), Duration::from_secs(1)),
+                in_flight,
+                metrics,
+                stop.clone(),
+            ));
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            stop.cancel();
+            worker.await.unwrap();
+            assert_eq!(notifier.sent.load(Ordering::SeqCst), 8);
+            assert_eq!(
+                notifier.most.load(Ordering::SeqCst),
+                most,
+                "in_flight = {in_flight}"
+            );
+        }
+    }
+
+    #[test]
+    fn in_flight_is_one_unless_set_within_its_bounds() {
+        use crate::config::testing::{load_str, problem_at, problems, MINIMAL};
+        assert_eq!(load_str(MINIMAL, &[]).unwrap().delivery.in_flight, 1);
+        let four = load_str(&format!("{MINIMAL}[delivery]\nin_flight = 4\n"), &[]).unwrap();
+        assert_eq!(four.delivery.in_flight, 4);
+        for bad in ["0", "9", "-1"] {
+            let found = problems(&format!("{MINIMAL}[delivery]\nin_flight = {bad}\n"));
+            assert!(problem_at(&found, "delivery.in_flight")
+                .message
+                .contains("crash"));
+        }
     }
 }
