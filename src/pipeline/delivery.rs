@@ -120,6 +120,13 @@ const MAX_IN_FLIGHT: usize = 8;
 /// How often a worker looks for rows whose backoff has run out (new rows wake it at once).
 pub(crate) const DELIVERY_TICK: Duration = Duration::from_secs(1);
 
+/// How a worker paces its sends: the retry backoff (first, longest) and the sends in flight.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    backoff: (Duration, Duration),
+    in_flight: usize,
+}
+
 /// Delivers one notifier's outbox: oldest first, up to `in_flight` sends at once,
 /// each row marked sent only after the notifier accepted it, failures retried with backoff.
 /// Returns when `stop` fires and the rows in hand are done.
@@ -128,11 +135,11 @@ async fn deliver(
     digest: Option<DigestConfig>,
     store: SharedStore,
     wake: Arc<Notify>,
-    backoff: (Duration, Duration),
-    in_flight: usize,
+    pace: Pace,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
+    let Pace { backoff, in_flight } = pace;
     let name = notifier.name().to_owned();
     loop {
         if let Some(digest) = digest.filter(|d| d.enabled) {
@@ -358,8 +365,10 @@ pub(crate) fn spawn_workers(
             digest,
             store.clone(),
             wake.clone(),
-            (delivery.initial_backoff, delivery.max_backoff),
-            delivery.in_flight,
+            Pace {
+                backoff: (delivery.initial_backoff, delivery.max_backoff),
+                in_flight: delivery.in_flight,
+            },
             metrics.clone(),
             stop.clone(),
         ));
@@ -425,8 +434,10 @@ mod tests {
             None,
             store.clone(),
             Arc::new(Notify::new()),
-            (Duration::from_millis(200), Duration::from_secs(1)),
-            DEFAULT_IN_FLIGHT,
+            Pace {
+                backoff: (Duration::from_millis(200), Duration::from_secs(1)),
+                in_flight: DEFAULT_IN_FLIGHT,
+            },
             metrics,
             stop.clone(),
         ));
@@ -529,8 +540,10 @@ mod tests {
                 None,
                 store,
                 Arc::new(Notify::new()),
-                (Duration::from_millis(200), Duration::from_secs(1)),
-                in_flight,
+                Pace {
+                    backoff: (Duration::from_millis(200), Duration::from_secs(1)),
+                    in_flight,
+                },
                 metrics,
                 stop.clone(),
             ));
