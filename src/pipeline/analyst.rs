@@ -65,6 +65,12 @@ impl Analyst {
         }
     }
 
+    /// Whether `record` is a change this analyst would analyse (before knowing whether it was
+    /// seen): only those are worth asking the store about.
+    pub(crate) fn wants(&self, record: &Record) -> bool {
+        self.enabled && analysis::plan(record).is_some()
+    }
+
     /// Analyses every policy change among `records` but those in `seen`, reading snapshots
     /// from `store`.
     pub(crate) async fn analyse(

@@ -125,12 +125,22 @@ impl Reporter {
         // recording stay one synchronous step. Records already seen (the poller's overlapping
         // windows, the alarm path's confirmations) queue nothing, so they are not analysed: no
         // IAM lookup and no billed Access Analyzer call for them.
-        let ids: Vec<String> = records.iter().map(|r| r.event_id.clone()).collect();
-        let seen = match self.store.with(move |s| s.already_seen(&ids)).await {
-            Ok(seen) => seen,
-            Err(error) => {
-                tracing::warn!(%error, "cannot tell which records were seen; analysing them all");
-                HashSet::new()
+        // Only policy changes are asked about (none with the analysis off): most records of a
+        // batch are not, and the poller's overlapping windows hand in many batches.
+        let ids: Vec<String> = records
+            .iter()
+            .filter(|r| self.analyst.wants(r))
+            .map(|r| r.event_id.clone())
+            .collect();
+        let seen = if ids.is_empty() {
+            HashSet::new()
+        } else {
+            match self.store.with(move |s| s.already_seen(&ids)).await {
+                Ok(seen) => seen,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot tell which records were seen; analysing them all");
+                    HashSet::new()
+                }
             }
         };
         let analysed = self.analyst.analyse(&self.store, &records, &seen).await;
