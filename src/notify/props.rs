@@ -41,9 +41,10 @@ fn alert() -> BoxedStrategy<Alert> {
         any::<bool>(),
         hostile_string(),
         seen_by,
+        proptest::option::of(hostile_short()),
     )
         .prop_map(
-            |(record, severity, category, attempt, reason, seen_by)| Alert {
+            |(record, severity, category, attempt, reason, seen_by, account_name)| Alert {
                 classification: Classification {
                     category,
                     severity,
@@ -54,7 +55,8 @@ fn alert() -> BoxedStrategy<Alert> {
                 record,
                 seen_by,
                 analysis: None,
-                account_name: None,
+                // An Organizations account name is chosen by whoever administers it.
+                account_name,
             },
         )
         .boxed()
