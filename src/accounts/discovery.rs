@@ -63,14 +63,9 @@ pub(crate) async fn list(
     parents: &[&str],
 ) -> Result<Vec<Discovered>, AwsError> {
     let mut found = Vec::new();
-    let mut next = None;
-    loop {
-        let page = client
-            .list_accounts()
-            .set_next_token(next)
-            .send()
-            .await
-            .map_err(|e| AwsError::read(&e))?;
+    let mut pages = client.list_accounts().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::read(&e))?;
         for account in page.accounts() {
             if let Some(id) = account.id() {
                 found.push(Discovered {
@@ -80,10 +75,6 @@ pub(crate) async fn list(
                     parents: Vec::new(),
                 });
             }
-        }
-        next = page.next_token().map(str::to_owned);
-        if next.is_none() {
-            break;
         }
     }
     for parent in parents {
@@ -104,43 +95,31 @@ async fn under(
     let mut ids = Vec::new();
     let mut parents = vec![parent.to_owned()];
     while let Some(parent) = parents.pop() {
-        let mut next = None;
-        loop {
-            let page = client
-                .list_accounts_for_parent()
-                .parent_id(&parent)
-                .set_next_token(next)
-                .send()
-                .await
-                .map_err(|e| AwsError::read(&e))?;
+        let mut pages = client
+            .list_accounts_for_parent()
+            .parent_id(&parent)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::read(&e))?;
             ids.extend(
                 page.accounts()
                     .iter()
                     .filter_map(|a| a.id().map(str::to_owned)),
             );
-            next = page.next_token().map(str::to_owned);
-            if next.is_none() {
-                break;
-            }
         }
-        let mut next = None;
-        loop {
-            let page = client
-                .list_organizational_units_for_parent()
-                .parent_id(&parent)
-                .set_next_token(next)
-                .send()
-                .await
-                .map_err(|e| AwsError::read(&e))?;
+        let mut pages = client
+            .list_organizational_units_for_parent()
+            .parent_id(&parent)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::read(&e))?;
             parents.extend(
                 page.organizational_units()
                     .iter()
                     .filter_map(|ou| ou.id().map(str::to_owned)),
             );
-            next = page.next_token().map(str::to_owned);
-            if next.is_none() {
-                break;
-            }
         }
     }
     Ok(ids)
