@@ -120,20 +120,16 @@ impl<I: Intake> Estate<I> {
             };
             if let Some(found) = listing {
                 let wanted = wanted(&estate.config, &found, home_account.as_deref());
-                for (id, (stop, _)) in running.iter() {
-                    if !wanted.iter().any(|w| &w.id == id) {
-                        tracing::warn!(account = %estate.roster.display(id),
-                            reason = why_dropped(id, &found, organizations.is_some()),
-                            "account no longer watched");
-                        stop.cancel();
+                running.retain(|id, (stop, _)| {
+                    if wanted.iter().any(|w| &w.id == id) {
+                        return true;
                     }
-                }
-                running.retain(|id, _| {
-                    let keep = wanted.iter().any(|w| &w.id == id);
-                    if !keep {
-                        estate.roster.remove(id);
-                    }
-                    keep
+                    tracing::warn!(account = %estate.roster.display(id),
+                        reason = why_dropped(id, &found, organizations.is_some()),
+                        "account no longer watched");
+                    stop.cancel();
+                    estate.roster.remove(id);
+                    false
                 });
                 for account in wanted {
                     if let Some(name) = &account.name {
@@ -164,7 +160,7 @@ impl<I: Intake> Estate<I> {
     }
 
     /// The daemon's own account (never assumed into: its own credentials read it), named by
-    /// its alias unless the configuration names it.
+    /// its alias unless the configuration names it (the roster starts with those names).
     async fn home_account(&self) -> Option<String> {
         let sts = aws_sdk_sts::Client::new(&self.home);
         let id = match sts.get_caller_identity().send().await {
@@ -176,10 +172,11 @@ impl<I: Intake> Estate<I> {
                 None
             }
         }?;
-        if let Some(name) = self.config.names.get(&id) {
-            self.roster.set_name(&id, name);
-        } else if let Some(alias) = discovery::alias(&self.home).await {
-            self.roster.set_name(&id, &alias);
+        // The roster already holds the configured names.
+        if self.roster.name(&id).is_none() {
+            if let Some(alias) = discovery::alias(&self.home).await {
+                self.roster.set_name(&id, &alias);
+            }
         }
         Some(id)
     }

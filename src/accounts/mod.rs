@@ -24,6 +24,14 @@ use std::sync::{Arc, Mutex};
 
 use crate::source::cloudtrail::stream::Counters;
 
+/// An account as logs and `check` show it: `111122223333 (prod-payments)`, or the ID alone.
+pub(crate) fn shown(account: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) if name != account => format!("{account} ({name})"),
+        _ => account.to_owned(),
+    }
+}
+
 /// Where a member account stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountState {
@@ -76,12 +84,9 @@ impl Roster {
         }
     }
 
-    /// `account` as messages show it: `prod-payments (111122223333)`, or the ID alone.
+    /// `account` as messages show it: `111122223333 (prod-payments)`, or the ID alone.
     pub fn display(&self, account: &str) -> String {
-        match self.name(account) {
-            Some(name) if name != account => format!("{account} ({name})"),
-            _ => account.to_owned(),
-        }
+        shown(account, self.name(account).as_deref())
     }
 
     /// Sets where member `account` stands.

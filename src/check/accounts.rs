@@ -65,10 +65,7 @@ pub(super) async fn accounts(
         ));
     }
     for member in &members[..tried] {
-        let shown = match &member.name {
-            Some(name) => format!("{} ({name})", member.id),
-            None => member.id.clone(),
-        };
+        let shown = crate::accounts::shown(&member.id, member.name.as_deref());
         let role = accounts.member_role_arn(&member.id);
         let external_id = accounts.external_id.as_deref();
         if let Err(refusal) = credentials::probe(sdk, &role, external_id).await {
