@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Metrics, NotifierCounters, LAG_BUCKETS_SECONDS};
+use crate::source::cloudtrail::stream::Counters;
 use crate::store::Stats;
 
 impl Metrics {
@@ -135,8 +136,7 @@ impl Metrics {
             let _ = writeln!(out, "{name}_count{{path=\"{path}\"}} {}", load(&lag.count));
         }
 
-        type Pick = fn(&NotifierCounters) -> &AtomicU64;
-        let per_notifier: [(&str, &str, Pick); 4] = [
+        let per_notifier: [Series<'_, NotifierCounters>; 4] = [
             (
                 "iamwatchd_notifications_sent_total",
                 "Notifications a notifier accepted.",
@@ -158,13 +158,12 @@ impl Metrics {
                 |c| &c.digested,
             ),
         ];
-        for (name, help, pick) in per_notifier {
-            header(&mut out, name, help, "counter");
-            for (notifier, counters) in &self.notifiers {
-                let value = load(pick(counters));
-                let _ = writeln!(out, "{name}{{notifier=\"{}\"}} {value}", label(notifier));
-            }
-        }
+        let notifiers: Vec<(&str, Option<&NotifierCounters>)> = self
+            .notifiers
+            .iter()
+            .map(|(name, counters)| (name.as_str(), Some(counters)))
+            .collect();
+        labelled_counters(&mut out, "notifier", &per_notifier, &notifiers);
 
         let name = "iamwatchd_findings_unrouted_total";
         header(
@@ -280,9 +279,7 @@ impl Metrics {
                 label(account_name.as_deref().unwrap_or(account))
             );
         }
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        type Pick = fn(&crate::source::cloudtrail::stream::Counters) -> &AtomicU64;
-        let series: [(&str, &str, Pick); 5] = [
+        let series: [Series<'_, Counters>; 5] = [
             (
                 "iamwatchd_account_poll_passes_total",
                 "LookupEvents passes completed in a member account.",
@@ -309,13 +306,11 @@ impl Metrics {
                 |c| &c.events_new,
             ),
         ];
-        for (name, help, pick) in series {
-            header(out, name, help, "counter");
-            for (account, _, member) in &members {
-                let value = member.counters.as_deref().map_or(0, |c| load(pick(c)));
-                let _ = writeln!(out, "{name}{{account=\"{}\"}} {value}", label(account));
-            }
-        }
+        let accounts: Vec<(&str, Option<&Counters>)> = members
+            .iter()
+            .map(|(account, _, member)| (account.as_str(), member.counters.as_deref()))
+            .collect();
+        labelled_counters(out, "account", &series, &accounts);
         let name = "iamwatchd_account_last_successful_poll_timestamp_seconds";
         header(
             out,
@@ -337,6 +332,25 @@ impl Metrics {
                     at as f64 / 1000.0
                 );
             }
+        }
+    }
+}
+
+/// One counter series: its name, its help text, and where its value is in `T`.
+type Series<'a, T> = (&'a str, &'a str, fn(&T) -> &AtomicU64);
+
+/// Counter series, each with a `key` label per row: a row without counters (yet) reads 0.
+fn labelled_counters<T>(
+    out: &mut String,
+    key: &str,
+    series: &[Series<'_, T>],
+    rows: &[(&str, Option<&T>)],
+) {
+    for (name, help, pick) in series {
+        header(out, name, help, "counter");
+        for (value_of_key, counters) in rows {
+            let value = counters.map_or(0, |c| pick(c).load(Ordering::Relaxed));
+            let _ = writeln!(out, "{name}{{{key}=\"{}\"}} {value}", label(value_of_key));
         }
     }
 }
