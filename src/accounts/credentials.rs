@@ -5,6 +5,7 @@
 //! every client of the account. [`readable`] then reads one event, so a role that may not read
 //! the event history is named as clearly as one that cannot be assumed.
 
+use aws_config::identity::IdentityCache;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::SdkConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -104,8 +105,13 @@ pub(crate) async fn readable(sdk: &SdkConfig, role_arn: &str) -> Result<(), Refu
     }
 }
 
-/// The SDK configuration of a member account: `home`'s, with credentials from assuming
-/// `role_arn` (cached and refreshed before expiry by the SDK).
+/// The SDK configuration of a member account: `home`'s (its HTTP client, so one connection
+/// pool and one set of trusted roots serve every account), with credentials from assuming
+/// `role_arn`, cached and refreshed before expiry by the SDK in a cache of the account's own.
+///
+/// The cache must be the account's own: `home`'s is shared by everything built from it and
+/// keeps at most 64 credential providers, so past 64 accounts each pass would evict another
+/// account's credentials and assume its role again (thousands of AssumeRole calls an hour).
 pub(crate) async fn member_sdk(
     home: &SdkConfig,
     role_arn: &str,
@@ -120,6 +126,7 @@ pub(crate) async fn member_sdk(
     let provider = provider.build().await;
     home.to_builder()
         .credentials_provider(SharedCredentialsProvider::new(provider))
+        .identity_cache(IdentityCache::lazy().build())
         .build()
 }
 
