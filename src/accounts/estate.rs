@@ -265,25 +265,13 @@ impl<I: Intake> Estate<I> {
         let counters = poller.counters();
         self.roster.set_counters(account, counters.clone());
         let polling = stop.child_token();
-        let mut task = tokio::spawn(poller.run(self.intake.clone(), polling.clone()));
+        let task = tokio::spawn(poller.run(self.intake.clone(), polling.clone()));
         let started = Utc::now();
         let every = (self.stale_after / 3).clamp(Duration::from_secs(1), PROGRESS_CHECK);
-        let mut check = tokio::time::interval(every);
-        check.tick().await;
-        let stopped = loop {
-            tokio::select! {
-                _ = stop.cancelled() => break Stopped::Cancelled,
-                _ = &mut task => break Stopped::Stale,
-                _ = check.tick() => {
-                    if is_stale(&counters, started, Utc::now(), self.stale_after) {
-                        break Stopped::Stale;
-                    }
-                }
-            }
-        };
-        polling.cancel();
-        let _ = task.await;
-        stopped
+        supervise(task, polling, stop, every, || {
+            is_stale(&counters, started, Utc::now(), self.stale_after)
+        })
+        .await
     }
 
     /// Records (once per incident) that `account` cannot be read.
@@ -378,11 +366,48 @@ pub(crate) fn wanted(
 }
 
 /// Why an account's poller stopped.
+#[derive(Debug, PartialEq, Eq)]
 enum Stopped {
     /// Told to.
     Cancelled,
     /// No pass succeeded for too long (or the poller ended).
     Stale,
+}
+
+/// Waits for `task` (a poller stopped by `polling`, a child of `stop`) until `stop` fires,
+/// the task ends or `stale` says, looked at `every` so often; then stops the task and waits
+/// for it.
+async fn supervise(
+    mut task: JoinHandle<()>,
+    polling: CancellationToken,
+    stop: &CancellationToken,
+    every: Duration,
+    stale: impl Fn() -> bool,
+) -> Stopped {
+    let mut check = tokio::time::interval(every);
+    check.tick().await;
+    let (stopped, ended) = loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break (Stopped::Cancelled, false),
+            // At shutdown the poller may end before `stop` is seen here.
+            _ = &mut task => {
+                let stopped = if stop.is_cancelled() { Stopped::Cancelled } else { Stopped::Stale };
+                break (stopped, true);
+            }
+            _ = check.tick() => {
+                if stale() {
+                    break (Stopped::Stale, false);
+                }
+            }
+        }
+    };
+    polling.cancel();
+    // A finished task's handle must not be awaited again: it panics.
+    if !ended {
+        let _ = task.await;
+    }
+    stopped
 }
 
 /// Whether an account's last complete pass (or its start, before the first) is older than
@@ -474,6 +499,42 @@ mod tests {
             why_dropped("888800009999", &[], false),
             "no longer in accounts.ids"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poller_that_ends_is_waited_for_once_whatever_ended_it() {
+        let every = Duration::from_secs(60);
+        // Shutdown: the poller sees the cancellation before (or as) the supervisor does.
+        for _ in 0..20 {
+            let stop = CancellationToken::new();
+            let polling = stop.child_token();
+            let ends = polling.clone();
+            let task = tokio::spawn(async move { ends.cancelled().await });
+            stop.cancel();
+            tokio::task::yield_now().await;
+            let stopped = supervise(task, polling, &stop, every, || false).await;
+            assert_eq!(stopped, Stopped::Cancelled);
+        }
+        // The poller ended by itself: stale, so the role is probed again.
+        let stop = CancellationToken::new();
+        let polling = stop.child_token();
+        let task = tokio::spawn(async {});
+        assert_eq!(
+            supervise(task, polling, &stop, every, || false).await,
+            Stopped::Stale
+        );
+        // Passes stopped succeeding: the running poller is stopped and waited for.
+        let polling = stop.child_token();
+        let ends = polling.clone();
+        let task = tokio::spawn(async move { ends.cancelled().await });
+        let looked = std::sync::atomic::AtomicU32::new(0);
+        let stale = || looked.fetch_add(1, Ordering::Relaxed) >= 2;
+        assert_eq!(
+            supervise(task, polling.clone(), &stop, every, stale).await,
+            Stopped::Stale
+        );
+        assert!(polling.is_cancelled());
+        assert_eq!(looked.load(Ordering::Relaxed), 3);
     }
 
     #[test]
