@@ -50,9 +50,11 @@ pub(crate) mod errors;
 
 mod actions;
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use aws_config::{retry::RetryConfig, BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// Since November 2021 CloudTrail records IAM (and STS) events in us-east-1 only: a poller
 /// looking at any other region sees no IAM changes at all.
@@ -70,7 +72,8 @@ pub(crate) const LOOKUP_EVENTS_REQUESTS_PER_SECOND: f64 = 2.0;
 /// (throttling, 5xx, timeouts).
 pub(crate) const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
-/// The configuration loader every client starts from: defaults, a region, the retry policy.
+/// The configuration loader every client starts from: defaults, a region, the retry policy,
+/// and one HTTPS client for everything built from the configuration.
 ///
 /// Callers add nothing but what the standard chain cannot know (tests add the emulator's
 /// endpoint and fixed credentials, exactly as `AWS_ENDPOINT_URL` and the environment would).
@@ -78,6 +81,33 @@ pub fn loader(region: &str, max_attempts: u32) -> ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
         .retry_config(RetryConfig::standard().with_max_attempts(max_attempts.max(1)))
+        .http_client(https_client())
+}
+
+/// The SDK's default HTTPS client (hyper 1, rustls with aws-lc, the proxy from the
+/// environment), made once per process: every service client, region and member account
+/// share one connection pool and one set of trusted roots. Left to itself the SDK makes a
+/// client, with its own roots (a few hundred KB once used), for each service client; with a
+/// client per region and per member account that was most of the memory of a daemon
+/// watching many accounts. (Connections are pooled per host; the daemon runs one runtime.)
+fn https_client() -> SharedHttpClient {
+    static CLIENT: OnceLock<SharedHttpClient> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
+            Builder::new().build_with_connector_fn(|settings, components| {
+                let mut connector = ConnectorBuilder::default().tls_provider(
+                    tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc),
+                );
+                connector.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    connector.set_sleep_impl(components.sleep_impl());
+                }
+                connector.set_proxy_config(Some(ProxyConfig::from_env()));
+                connector.build()
+            })
+        })
+        .clone()
 }
 
 /// Loads the SDK configuration for `region` from the environment.
@@ -102,6 +132,7 @@ mod tests {
             .await;
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(5));
+        assert!(config.http_client().is_some(), "one HTTPS client for all");
     }
 
     #[tokio::test]
