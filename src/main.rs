@@ -524,6 +524,7 @@ const RUNTIME_WORKERS: usize = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    iamwatchd::daemon::memory::limit_arenas();
     // The daemon waits on the network nearly all the time: two worker threads are plenty, and
     // a fixed number keeps its memory the same on a 2-core VM and a 64-core host.
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -5,6 +5,7 @@
 //! it like systemd does: polling stops, in-flight sends finish within a deadline, exit 0, and
 //! everything not yet sent is delivered after the next start.
 
+pub mod memory;
 pub(crate) mod once;
 pub(crate) mod ours;
 mod systemd;
@@ -25,6 +26,9 @@ pub(crate) use once::report_once;
 
 /// How long in-flight sends may take after the stop signal before the daemon exits anyway.
 pub(crate) const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How often memory the daemon freed is returned to the system ([`memory`]).
+const GIVE_BACK_MEMORY: Duration = Duration::from_secs(60);
 
 /// Why the daemon could not start (or `scan --notify` could not report).
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +131,10 @@ pub async fn run(
         &parts.metrics,
         &stop_delivery,
     );
+    let memory = tokio::spawn(memory::give_back_every(
+        GIVE_BACK_MEMORY,
+        stop_metrics.clone(),
+    ));
     tracing::info!(region = %config.aws.region, "iamwatchd is running");
     systemd::ready();
 
@@ -157,6 +165,7 @@ pub async fn run(
     }
     jobs.shutdown().await;
     stop_metrics.cancel();
+    let _ = memory.await;
     if let Some(server) = metrics_server {
         let _ = server.await;
     }
