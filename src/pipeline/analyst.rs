@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -297,12 +297,18 @@ pub(crate) struct SeedReport {
 
 /// Seeds the store's snapshots from IAM (`GetAccountAuthorizationDetails`, paged, within
 /// `config`'s request budget). What an event recorded later than the seed's read wins.
+///
+/// The seed is dated by the whole second its read began ([`seed_time`]): CloudTrail's
+/// `eventTime` has whole seconds, so a change made in the second the read began (or while it
+/// ran) is dated no later than the read, and dated at the read's fraction of a second the
+/// seed's older document would win over it. An event's document is never older than what the
+/// seed read before it, so the event wins a tie.
 pub(crate) async fn seed(
     store: &SharedStore,
     client: &aws_sdk_iam::Client,
     config: &analysis::config::AnalysisConfig,
 ) -> Result<SeedReport, String> {
-    let read_at = Utc::now();
+    let read_at = seed_time(Utc::now());
     let seeded = analysis::seed::read(
         client,
         config.seed_requests_per_second,
@@ -346,4 +352,53 @@ pub(crate) async fn seed(
         .await
         .map_err(|e| format!("the store could not record the seed: {e}"))?;
     Ok(report)
+}
+
+/// When a seed that began reading at `now` is dated: the start of that second.
+fn seed_time(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.trunc_subsecs(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::open;
+
+    #[test]
+    fn a_change_in_the_second_the_seed_began_wins_over_the_seed() {
+        // Found by the analysis end-to-end test under load: the seed read at 14:31:41.300, a
+        // PutRolePolicy at 14:31:41.5 (eventTime 14:31:41) was dropped as older, and the next
+        // change to the policy was compared with the seed's document.
+        let began = DateTime::parse_from_rfc3339("2026-12-02T14:31:41.300Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let event_time = DateTime::parse_from_rfc3339("2026-12-02T14:31:41Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let key = SnapshotKey {
+            account: "123456789012".into(),
+            kind: "role-policy",
+            entity: "app".into(),
+            name: "base".into(),
+        };
+        let write = |document: &str, as_of, source| SnapshotWrite {
+            key: key.clone(),
+            document: Some(document.to_owned()),
+            as_of,
+            source,
+        };
+        let (_dir, mut store) = open();
+        let seeded = seed_time(began);
+        store
+            .write_snapshots(
+                &[write("seeded", seeded, "seed")],
+                Some(("123456789012", true)),
+                seeded,
+            )
+            .unwrap();
+        store
+            .write_snapshots(&[write("changed", event_time, "event")], None, event_time)
+            .unwrap();
+        assert_eq!(store.snapshot(&key).unwrap().as_deref(), Some("changed"));
+    }
 }
