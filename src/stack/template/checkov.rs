@@ -16,12 +16,11 @@ mod tests {
     use crate::stack::template::{member_role_template, template};
 
     /// Every skip of both templates names a checkov check and gives a reason of at least a
-    /// sentence.
+    /// sentence (the member role needs none).
     #[test]
     fn every_skip_has_a_check_id_and_a_reason() {
-        for template in [template(), member_role_template()] {
-            assert!(skips_of(&template) > 0);
-        }
+        assert!(skips_of(&template()) > 0);
+        assert_eq!(skips_of(&member_role_template()), 0);
     }
 
     fn skips_of(template: &serde_json::Value) -> usize {
