@@ -484,3 +484,51 @@ async fn the_organization_trails_alarm_confirms_changes_in_several_member_accoun
         assert!(mail[0].contains(&format!("{id} ({name})")), "{}", mail[0]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_role_that_cannot_be_created_names_the_account_and_why() {
+    let emulator = Emulator::start();
+    let home = tempfile::tempdir().unwrap();
+    Organizations::new(&emulator.sdk_config().await)
+        .create_organization()
+        .feature_set(OrganizationFeatureSet::All)
+        .send()
+        .await
+        .unwrap();
+    let (fine, _) = member(&emulator, "fine").await;
+    // Someone made a role of that name by hand in this one.
+    let (taken, admin) = member(&emulator, "taken").await;
+    Iam::new(&admin)
+        .create_role()
+        .role_name(MEMBER_ROLE)
+        .assume_role_policy_document(r#"{"Version": "2012-10-17", "Statement": []}"#)
+        .send()
+        .await
+        .unwrap();
+    let principal = format!("arn:aws:iam::{ACCOUNT}:role/iamwatchd");
+    let failed = iamwatchd(
+        Some(&emulator.endpoint),
+        home.path(),
+        &[
+            "deploy",
+            "--member-roles",
+            "--member-role-principal",
+            &principal,
+        ],
+    );
+    failed.assert_failure();
+    assert!(
+        failed
+            .stderr
+            .contains(&format!("account {taken} (us-east-1)"))
+            && failed.stderr.contains("already exists")
+            && failed.stderr.contains("FAILED")
+            && !failed.stderr.contains(&fine),
+        "the failing account and CloudFormation's reason, only: {}",
+        failed.stderr
+    );
+    assert!(
+        member_role_trust(&emulator, &fine).await.is_some(),
+        "the other account has its role"
+    );
+}
