@@ -46,23 +46,24 @@ pub(super) async fn check_organization_trail(config: &SdkConfig) -> Result<Strin
     let (account, _) = caller(config).await?;
     let org = aws_sdk_organizations::Client::new(config);
     let organization = match org.describe_organization().send().await {
-        Ok(answer) => answer
-            .organization
-            .unwrap_or_else(|| aws_sdk_organizations::types::Organization::builder().build()),
+        Ok(answer) => answer.organization,
         Err(error) => {
             let error = AwsError::read(&error);
-            if error
+            if !error
                 .code
                 .as_deref()
                 .is_some_and(|c| c.contains("NotInUse"))
             {
-                return Err(DeployError::NoOrganization { account });
+                return Err(DeployError::call(
+                    "organizations:DescribeOrganization",
+                    error,
+                ));
             }
-            return Err(DeployError::call(
-                "organizations:DescribeOrganization",
-                error,
-            ));
+            None
         }
+    };
+    let Some(organization) = organization else {
+        return Err(DeployError::NoOrganization { account });
     };
     let id = organization.id().unwrap_or_default().to_owned();
     let management = organization.master_account_id().unwrap_or_default();
