@@ -44,8 +44,14 @@ enum Command {
     ///
     /// Exit status: 0 done, 1 failed, 78 configuration file invalid.
     Deploy(DeployArgs),
-    /// Print the CloudFormation template that `deploy` uses.
-    Template,
+    /// Print the CloudFormation template that `deploy` uses (with --member-role: the member
+    /// role's, which `deploy --member-roles` puts in every member account).
+    Template {
+        /// The member-role template: the role the daemon assumes in a member account, allowed
+        /// to read its event history and alias only.
+        #[arg(long)]
+        member_role: bool,
+    },
     /// Run the daemon: poll CloudTrail for IAM changes and tampering, report each once.
     ///
     /// Stops on SIGTERM or SIGINT: polling ends, notifications in flight get 20 seconds,
@@ -255,6 +261,36 @@ struct DeployArgs {
     /// Add the SQS queue through which the daemon hears the alarms (default true).
     #[arg(long, value_name = "BOOL")]
     daemon_queue: Option<bool>,
+    /// Make the trail an organization trail (as deploy.organization = true): run in the
+    /// organization's management account, after `aws organizations
+    /// enable-aws-service-access --service-principal cloudtrail.amazonaws.com`; every member
+    /// account's records then reach the one log group and alarms. `--organization false`
+    /// makes it the account's own trail again.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    organization: Option<bool>,
+    /// Instead of the stack: the member role in every account of the organization (or of
+    /// --member-role-ous), as the service-managed StackSet iamwatchd-member-roles with
+    /// automatic deployment; with --delete, remove it from every account.
+    #[arg(long, conflicts_with_all = ["dry_run", "organization"])]
+    member_roles: bool,
+    /// With --member-roles: the OUs (or the root r-…) whose accounts get the role,
+    /// comma-separated [default: the organization's root: every account].
+    #[arg(
+        long,
+        value_name = "OU,...",
+        value_delimiter = ',',
+        requires = "member_roles"
+    )]
+    member_role_ous: Vec<String>,
+    /// With --member-roles: the IAM role or user ARN the daemon runs as, the one principal
+    /// the member role trusts [default: the StackSet's current one, else these credentials'
+    /// role or user].
+    #[arg(long, value_name = "ARN", requires = "member_roles")]
+    member_role_principal: Option<String>,
+    /// With --member-roles: the external ID the member role requires (the daemon's
+    /// accounts.external_id); "" for none [default: the StackSet's current one, else none].
+    #[arg(long, value_name = "ID", requires = "member_roles")]
+    member_role_external_id: Option<String>,
     /// Give up waiting for CloudFormation after this many minutes.
     #[arg(long, value_name = "MINUTES", default_value_t = deploy::DEFAULT_TIMEOUT.as_secs() / 60)]
     timeout_minutes: u64,
@@ -278,6 +314,7 @@ impl DeployArgs {
                 cis_filter: self.cis_filter,
                 tampering_alarm: self.tampering_alarm,
                 daemon_queue: self.daemon_queue,
+                organization: self.organization,
             },
         }
     }
@@ -456,13 +493,33 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .context("iamwatchd analysis seed")?;
             println!("{done}");
         }
-        Command::Template => {
-            iamwatchd::out!("{}", template::template_json());
+        Command::Template { member_role } => {
+            let text = if member_role {
+                template::member_role_template_json()
+            } else {
+                template::template_json()
+            };
+            iamwatchd::out!("{text}");
         }
         Command::Deploy(args) => {
             let target = args.flags().resolve(args.config.as_deref())?;
             for warning in &target.warnings {
                 eprintln!("iamwatchd: warning: {warning}");
+            }
+            if args.member_roles {
+                if args.delete {
+                    deploy::delete_member_roles(&target.region, args.timeout()).await?;
+                } else {
+                    deploy::deploy_member_roles(&deploy::MemberRolesRequest {
+                        region: target.region.clone(),
+                        ous: args.member_role_ous.clone(),
+                        principal: args.member_role_principal.clone(),
+                        external_id: args.member_role_external_id.clone(),
+                        timeout: args.timeout(),
+                    })
+                    .await?;
+                }
+                return Ok(ExitCode::SUCCESS);
             }
             let request = DeployRequest {
                 target,
@@ -769,6 +826,31 @@ mod tests {
         assert_eq!(flags.settings.alarm_threshold, Some(2));
         assert_eq!(args.timeout(), Duration::from_secs(3600));
         assert!(Cli::try_parse_from(["iamwatchd", "deploy", "--dry-run", "--delete"]).is_err());
+
+        let cli = Cli::try_parse_from(["iamwatchd", "deploy", "--organization"]).unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!("deploy")
+        };
+        assert_eq!(args.flags().settings.organization, Some(true));
+        let cli = Cli::try_parse_from([
+            "iamwatchd",
+            "deploy",
+            "--member-roles",
+            "--member-role-ous",
+            "ou-ab12-cd34ef56,r-ab12",
+            "--member-role-external-id",
+            "x1",
+        ])
+        .unwrap();
+        let Command::Deploy(args) = cli.command else {
+            panic!("deploy")
+        };
+        assert!(args.member_roles);
+        assert_eq!(args.member_role_ous, ["ou-ab12-cd34ef56", "r-ab12"]);
+        assert!(
+            Cli::try_parse_from(["iamwatchd", "deploy", "--member-role-ous", "r-ab12"]).is_err(),
+            "the member-role flags need --member-roles"
+        );
     }
 
     #[test]

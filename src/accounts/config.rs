@@ -13,7 +13,7 @@ use crate::config::values;
 
 /// The role every member account holds for the daemon, unless `accounts.member_role` says
 /// otherwise (the member-role template creates it under this name).
-pub const DEFAULT_MEMBER_ROLE: &str = "iamwatchd-member";
+pub const DEFAULT_MEMBER_ROLE: &str = crate::stack::names::MEMBER_ROLE_NAME;
 
 /// How often Organizations is asked again which accounts exist, unless told otherwise.
 pub(crate) const DEFAULT_REFRESH: Duration = Duration::from_secs(15 * 60);

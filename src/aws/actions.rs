@@ -41,6 +41,8 @@ fn registry() -> Vec<(&'static [&'static str], ShippedPolicy)> {
         (crate::stack::deploy::ACTIONS, Deploy),
         (crate::stack::deploy::change_set::ACTIONS, Deploy),
         (crate::stack::deploy::follow::ACTIONS, Deploy),
+        (crate::stack::deploy::member_roles::ACTIONS, Deploy),
+        (crate::stack::deploy::organization::ACTIONS, Deploy),
         (crate::notify::sns::ACTIONS, Daemon),
         (crate::source::alarm::ACTIONS, Daemon),
         (crate::source::cloudtrail::lookup::ACTIONS, Daemon),
@@ -270,9 +272,17 @@ fn every_sdk_call_is_in_its_modules_actions_and_every_action_is_called() {
             );
             continue;
         };
+        // Case-insensitive: the SDK's snake case loses acronyms
+        // (list_aws_service_access_for_organization is ListAWSServiceAccessForOrganization).
+        let called: BTreeSet<String> = called.iter().map(|op| op.to_ascii_lowercase()).collect();
         let listed: BTreeSet<String> = actions
             .iter()
-            .map(|a| a.split_once(':').expect("service:Action").1.to_owned())
+            .map(|a| {
+                a.split_once(':')
+                    .expect("service:Action")
+                    .1
+                    .to_ascii_lowercase()
+            })
             .collect();
         assert_eq!(called, listed, "{file}: SDK calls vs its ACTIONS");
         declared.push(actions);
@@ -304,17 +314,40 @@ fn the_daemon_policy_allows_exactly_what_run_and_check_call() {
     assert_eq!(policy_actions("iamwatchd-policy.json"), wanted);
 }
 
+/// What CloudTrail does with the caller's permissions when `deploy --organization` makes the
+/// trail an organization trail: it creates its service-linked role (AWSServiceRoleForCloudTrail)
+/// ("Prepare for creating a trail for your organization"); trusted access it needs enabled
+/// already (deploy checks, and does not enable it itself).
+const DEPLOY_IMPLIED: &[&str] = &["iam:CreateServiceLinkedRole"];
+
 /// `deploy` needs its own calls plus, because CloudFormation acts with the caller's
 /// permissions, the services of every resource type in the template (and no others).
 #[test]
 fn the_deploy_policy_covers_deploy_and_every_resource_type() {
     let allowed = policy_actions("iamwatchd-deploy-policy.json");
+    let mut called_services = BTreeSet::new();
     for (actions, _) in registry()
         .into_iter()
         .filter(|(_, policy)| *policy == ShippedPolicy::Deploy)
     {
-        for action in actions {
+        for action in actions.iter().chain(DEPLOY_IMPLIED) {
             assert!(allowed.contains(*action), "deploy calls {action}");
+            called_services.insert(action.split_once(':').unwrap().0.to_owned());
+        }
+    }
+    // Every action of a service deploy calls itself (not through CloudFormation) is one it
+    // calls: no more.
+    for action in &allowed {
+        let service = action.split_once(':').unwrap().0;
+        if service == "organizations" || service == "sts" {
+            let declared = registry()
+                .into_iter()
+                .filter(|(_, policy)| *policy == ShippedPolicy::Deploy)
+                .any(|(actions, _)| actions.contains(&action.as_str()));
+            assert!(
+                declared || DEPLOY_IMPLIED.contains(&action.as_str()),
+                "{action} is allowed but deploy never calls it"
+            );
         }
     }
     let template = crate::stack::template::template();
@@ -328,6 +361,7 @@ fn the_deploy_policy_covers_deploy_and_every_resource_type() {
         })
         .collect();
     services.insert("cloudformation".into());
+    services.extend(called_services);
     let used: BTreeSet<String> = allowed
         .iter()
         .map(|a| a.split_once(':').unwrap().0.to_owned())

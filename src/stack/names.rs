@@ -35,6 +35,36 @@ pub(crate) mod param {
     /// Daemon mode: seconds an alarm message may wait in the queue before the dead-man's
     /// switch e-mails the humans directly.
     pub(crate) const QUEUE_AGE_THRESHOLD: &str = "DaemonQueueMaxAgeSeconds";
+    /// `true` makes the trail an organization trail (the stack is in the management account):
+    /// every member account's records reach the one log group, filters and alarms.
+    pub(crate) const ORGANIZATION_TRAIL: &str = "EnableOrganizationTrail";
+    /// The organization's ID (`o-…`), which an organization trail's bucket policy needs: the
+    /// members' log files go to `AWSLogs/<organization ID>/<account>/`. Empty without one.
+    pub(crate) const ORGANIZATION_ID: &str = "OrganizationId";
+}
+
+/// The member role's name: what the daemon assumes in every member account unless
+/// `accounts.member_role` says otherwise, and the default of the member-role template's
+/// `MemberRoleName` (`iamwatchd template --member-role`, deployed to the members by the
+/// StackSet of `iamwatchd deploy --member-roles`).
+pub const MEMBER_ROLE_NAME: &str = "iamwatchd-member";
+
+/// Everything the daemon calls with a member account's credentials (`src/accounts/`): its
+/// event history and its alias. The member role allows these and nothing else; a test keeps
+/// them equal to the member-side calls the code declares.
+pub const MEMBER_ROLE_ACTIONS: &[&str] = &["cloudtrail:LookupEvents", "iam:ListAccountAliases"];
+
+/// The service-managed StackSet that puts the member role in the member accounts.
+pub const MEMBER_ROLES_STACK_SET: &str = "iamwatchd-member-roles";
+
+/// The member-role template's parameter names, shared with `deploy --member-roles`.
+pub(crate) mod member_param {
+    /// The role's name.
+    pub(crate) const ROLE_NAME: &str = "MemberRoleName";
+    /// The ARN of the daemon's IAM role or user, the one principal the role trusts.
+    pub(crate) const PRINCIPAL: &str = "DaemonPrincipalArn";
+    /// The external ID the daemon must give when it assumes the role; empty: none.
+    pub(crate) const EXTERNAL_ID: &str = "ExternalId";
 }
 
 /// Output names, read back by [`crate::stack::deploy`], `check` and the daemon's
@@ -257,6 +287,12 @@ pub(crate) const DEFAULT_CIS_FILTER: bool = false;
 pub(crate) const DEFAULT_TAMPERING_ALARM: bool = true;
 /// Default of [`param::DAEMON_QUEUE`]: daemon mode.
 pub(crate) const DEFAULT_DAEMON_QUEUE: bool = true;
+/// Default of [`param::ORGANIZATION_TRAIL`]: the account's own trail.
+pub(crate) const DEFAULT_ORGANIZATION_TRAIL: bool = false;
+
+/// What the template's `OrganizationId` parameter accepts (Organizations' own pattern), or
+/// empty.
+pub(crate) const ORGANIZATION_ID_PATTERN: &str = "^(o-[a-z0-9]{10,32})?$";
 
 /// The alarm periods the template offers. CloudWatch itself takes 10, 30 or any multiple of
 /// 60 seconds, but a CloudFormation parameter cannot say "multiple of 60", so the template

@@ -18,7 +18,7 @@ const MEMBER_ROLE: &str = "iamwatchd-member";
 
 /// A new member account named `name` (CreateAccount), and an SDK configuration acting in it
 /// through the role Organizations created there.
-async fn member(emulator: &Emulator, name: &str) -> (String, SdkConfig) {
+pub(crate) async fn member(emulator: &Emulator, name: &str) -> (String, SdkConfig) {
     let org = aws_sdk_organizations::Client::new(&emulator.sdk_config().await);
     let status = org
         .create_account()
@@ -37,7 +37,7 @@ async fn member(emulator: &Emulator, name: &str) -> (String, SdkConfig) {
 }
 
 /// An SDK configuration acting in `account` through `role`.
-async fn as_role(emulator: &Emulator, account: &str, role: &str) -> SdkConfig {
+pub(crate) async fn as_role(emulator: &Emulator, account: &str, role: &str) -> SdkConfig {
     let sts = aws_sdk_sts::Client::new(&emulator.sdk_config().await);
     let credentials = sts
         .assume_role()

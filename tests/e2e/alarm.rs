@@ -18,7 +18,7 @@ use crate::deploy::outputs;
 use crate::emulator::{Emulator, Options};
 
 /// The stack's alarm period in these tests (the emulator evaluates alarms every tick).
-const PERIOD: u64 = 10;
+pub(crate) const PERIOD: u64 = 10;
 
 /// Deploys the stack in daemon mode and returns its outputs.
 async fn deploy(emulator: &Emulator, home: &Path) -> HashMap<String, String> {
@@ -72,7 +72,7 @@ async fn daemon(
 }
 
 /// The `[alarm]` section for the stack's outputs.
-fn alarm_config(out: &HashMap<String, String>, confirm_within: &str) -> String {
+pub(crate) fn alarm_config(out: &HashMap<String, String>, confirm_within: &str) -> String {
     format!(
         "[alarm]\nqueue_url = \"{}\"\nlog_group = \"{}\"\nlookback_margin = \"30s\"\n\
          confirm_within = \"{confirm_within}\"\n",
@@ -91,7 +91,7 @@ async fn alarm_state(emulator: &Emulator, name: &str) -> String {
 
 /// Waits until the alarm is OK, so the next change sets off a fresh ALARM notification (an
 /// alarm that stays in ALARM notifies nobody again).
-async fn alarm_ok(emulator: &Emulator, name: &str) {
+pub(crate) async fn alarm_ok(emulator: &Emulator, name: &str) {
     let started = Instant::now();
     while alarm_state(emulator, name).await != "OK" {
         assert!(started.elapsed() < DEADLINE, "alarm {name} never OK");
@@ -103,7 +103,7 @@ async fn alarm_ok(emulator: &Emulator, name: &str) {
 /// record's time while its alarm looks only at the current period, so a record delivered
 /// to the log group after a delay sets the alarm off only if call and delivery fall in one
 /// period: tests with a delivery delay make their call just after a period starts.
-async fn start_of_period() {
+pub(crate) async fn start_of_period() {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let into = now.as_millis() as u64 % (PERIOD * 1000);
     if into > 1000 {
@@ -113,12 +113,12 @@ async fn start_of_period() {
 
 /// What the daemon's store knows about `event_id`, read beside the running daemon; `None`
 /// also while the daemon is still creating the store (polled again by the caller).
-fn seen(dir: &Path, event_id: &str) -> Option<SeenEvent> {
+pub(crate) fn seen(dir: &Path, event_id: &str) -> Option<SeenEvent> {
     Store::open(&dir.join("state")).ok()?.seen(event_id).ok()?
 }
 
 /// The eventID of the only record of the trail's log group whose event name is `name`.
-async fn logged_event(
+pub(crate) async fn logged_event(
     emulator: &Emulator,
     log_group: &str,
     name: &str,

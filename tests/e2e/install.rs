@@ -426,6 +426,7 @@ for f in /usr/bin/iamwatchd /lib/systemd/system/iamwatchd.service \
     /usr/share/fish/vendor_completions.d/iamwatchd.fish \
     /usr/share/iamwatchd/iamwatchd-policy.json /usr/share/iamwatchd/iamwatchd-deploy-policy.json \
     /usr/share/iamwatchd/iamwatchd.template.json \
+    /usr/share/iamwatchd/iamwatchd-member-role.template.json \
     /usr/share/doc/iamwatchd/copyright /usr/share/doc/iamwatchd/changelog.Debian.gz; do
   test -f "$f" || { echo "missing: $f"; exit 1; }
 done

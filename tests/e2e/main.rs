@@ -21,6 +21,7 @@ mod foundation;
 mod install;
 mod notify;
 mod ops;
+mod organization_stack;
 mod poller;
 mod rules;
 mod run;

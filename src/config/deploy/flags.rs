@@ -369,6 +369,7 @@ mod tests {
                 cis_filter: Some(false),
                 tampering_alarm: Some(true),
                 daemon_queue: Some(true),
+                organization: Some(false),
             },
         };
         let r = given

@@ -49,6 +49,9 @@ pub struct DeployConfig {
     pub tampering_alarm: Option<bool>,
     /// The SQS queue for the daemon (`--daemon-queue`).
     pub daemon_queue: Option<bool>,
+    /// An organization trail (`--organization`): the stack is in the organization's
+    /// management account and its trail records every member account.
+    pub organization: Option<bool>,
 }
 
 /// `[deploy]` as written (or as the flags give it): every key optional, numbers as written, so
@@ -74,13 +77,15 @@ pub struct RawDeploy {
     pub tampering_alarm: Option<bool>,
     /// The daemon's SQS queue.
     pub daemon_queue: Option<bool>,
+    /// An organization trail.
+    pub organization: Option<bool>,
 }
 
 /// `[deploy]`'s keys named as the file's.
 pub(crate) const DEPLOY_FILE_NAMES: Names<'static> = Names::file("deploy");
 
 /// The flag of each `[deploy]` key.
-const DEPLOY_FLAGS: [(&str, &str); 9] = [
+const DEPLOY_FLAGS: [(&str, &str); 10] = [
     ("emails", "--email"),
     ("bucket", "--bucket"),
     ("kms_key", "--kms-key"),
@@ -90,6 +95,7 @@ const DEPLOY_FLAGS: [(&str, &str); 9] = [
     ("cis_filter", "--cis-filter"),
     ("tampering_alarm", "--tampering-alarm"),
     ("daemon_queue", "--daemon-queue"),
+    ("organization", "--organization"),
 ];
 
 impl RawDeploy {
@@ -186,6 +192,7 @@ impl RawDeploy {
             cis_filter: self.cis_filter,
             tampering_alarm: self.tampering_alarm,
             daemon_queue: self.daemon_queue,
+            organization: self.organization,
         }
     }
 
@@ -211,6 +218,7 @@ impl RawDeploy {
         take("cis_filter", flags.cis_filter.is_some());
         take("tampering_alarm", flags.tampering_alarm.is_some());
         take("daemon_queue", flags.daemon_queue.is_some());
+        take("organization", flags.organization.is_some());
         if !flags.emails.is_empty() {
             self.emails = flags.emails;
         }
@@ -222,6 +230,7 @@ impl RawDeploy {
         self.cis_filter = flags.cis_filter.or(self.cis_filter);
         self.tampering_alarm = flags.tampering_alarm.or(self.tampering_alarm);
         self.daemon_queue = flags.daemon_queue.or(self.daemon_queue);
+        self.organization = flags.organization.or(self.organization);
         given
     }
 }
@@ -235,7 +244,7 @@ mod tests {
     fn deploy_section_reads_every_flag_counterpart() {
         let config = load_str(
             &format!(
-                "{MINIMAL}[deploy]\nemails = [\"a@example.com\", \"b@example.com\"]\nbucket = \"my-trail-logs\"\nlog_retention_days = 30\nalarm_period = 60\nalarm_threshold = 4\ncis_filter = true\ntampering_alarm = false\ndaemon_queue = false\n"
+                "{MINIMAL}[deploy]\nemails = [\"a@example.com\", \"b@example.com\"]\nbucket = \"my-trail-logs\"\nlog_retention_days = 30\nalarm_period = 60\nalarm_threshold = 4\ncis_filter = true\ntampering_alarm = false\ndaemon_queue = false\norganization = true\n"
             ),
             &[],
         )
@@ -252,6 +261,7 @@ mod tests {
                 cis_filter: Some(true),
                 tampering_alarm: Some(false),
                 daemon_queue: Some(false),
+                organization: Some(true),
             }
         );
         // Left out: nothing is set, so the stack keeps (or the template gives) its values.

@@ -30,9 +30,13 @@ impl DeployRequest {
     /// earlier `--alarm-threshold`); on a create it takes the template's default. Values are
     /// spelled out rather than sent as `UsePreviousValue`, so the change set says exactly what
     /// the stack will be.
+    ///
+    /// `organization_id` is the organization's, when the trail is (or stays) an organization
+    /// trail.
     pub(super) fn parameters(
         &self,
         existing: Option<&Stack>,
+        organization_id: Option<&str>,
     ) -> Result<Vec<Parameter>, DeployError> {
         let settings = &self.target.settings;
         if settings.emails.is_empty() && existing.is_none() {
@@ -87,6 +91,11 @@ impl DeployRequest {
         set(param::CIS_FILTER, flag(settings.cis_filter));
         set(param::TAMPERING_ALARM, flag(settings.tampering_alarm));
         set(param::DAEMON_QUEUE, flag(settings.daemon_queue));
+        set(param::ORGANIZATION_TRAIL, flag(settings.organization));
+        set(
+            param::ORGANIZATION_ID,
+            Some(organization_id.unwrap_or_default().to_owned()),
+        );
         Ok(parameters)
     }
 }
@@ -98,11 +107,12 @@ pub(super) async fn apply(
     request: &DeployRequest,
     existing: Option<&Stack>,
     creating: bool,
+    organization_id: Option<&str>,
 ) -> Result<(), DeployError> {
     let region = request.target.region.as_str();
     let name = request.target.stack_name.as_str();
     let previous = if creating { None } else { existing };
-    let parameters = request.parameters(previous)?;
+    let parameters = request.parameters(previous, organization_id)?;
 
     let change_set_name = format!(
         "iamwatchd-{}",
@@ -363,7 +373,7 @@ mod tests {
         let mut r = request();
         r.target.settings.emails.clear();
         r.target.settings.log_retention_days = Some(30);
-        let parameters = r.parameters(Some(&stack)).unwrap();
+        let parameters = r.parameters(Some(&stack), None).unwrap();
         let value = |key: &str| {
             parameters
                 .iter()
@@ -381,10 +391,24 @@ mod tests {
         assert_eq!(value(param::BUCKET), "");
         // An old stack has no key parameter: the update creates the stack's key.
         assert_eq!(value(param::KMS_KEY), "");
-        assert_eq!(parameters.len(), 11, "every parameter is spelled out");
+        assert_eq!(value(param::ORGANIZATION_TRAIL), "false");
+        assert_eq!(value(param::ORGANIZATION_ID), "");
+        assert_eq!(parameters.len(), 13, "every parameter is spelled out");
+        // An organization trail names its organization.
+        r.target.settings.organization = Some(true);
+        let parameters = r.parameters(Some(&stack), Some("o-abcdefghij")).unwrap();
+        let org = |key: &str| {
+            parameters
+                .iter()
+                .find(|p| p.parameter_key() == Some(key))
+                .and_then(|p| p.parameter_value())
+                .map(str::to_owned)
+        };
+        assert_eq!(org(param::ORGANIZATION_TRAIL).as_deref(), Some("true"));
+        assert_eq!(org(param::ORGANIZATION_ID).as_deref(), Some("o-abcdefghij"));
         // Creating needs an address.
         assert!(matches!(
-            r.parameters(None),
+            r.parameters(None, None),
             Err(DeployError::NoEmail { .. })
         ));
     }
@@ -393,7 +417,7 @@ mod tests {
     fn given_addresses_replace_all_three() {
         let mut r = request();
         r.target.settings.emails = vec!["a@example.com".to_owned(), "b@example.com".to_owned()];
-        let parameters = r.parameters(None).unwrap();
+        let parameters = r.parameters(None, None).unwrap();
         let values: Vec<_> = param::EMAILS
             .iter()
             .map(|key| {

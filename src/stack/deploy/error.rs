@@ -110,6 +110,83 @@ pub enum DeployError {
         /// How long the command waited.
         waited: Duration,
     },
+    /// `--organization` with credentials of an account outside any organization.
+    #[error(
+        "account {account} is not in an organization, so its trail cannot be an organization \
+         trail: run deploy --organization with credentials of the organization's management \
+         account, or deploy without --organization (deploy.organization = false)"
+    )]
+    NoOrganization {
+        /// The caller's account.
+        account: String,
+    },
+    /// `--organization` with credentials of a member account.
+    #[error(
+        "account {account} is not the management account of organization {organization} \
+         ({management} is): only the management account can create an organization trail; \
+         run deploy --organization with credentials of account {management}"
+    )]
+    NotManagementAccount {
+        /// The caller's account.
+        account: String,
+        /// The organization's management account.
+        management: String,
+        /// The organization's ID.
+        organization: String,
+    },
+    /// `--organization` in an organization with consolidated billing only.
+    #[error(
+        "organization {organization} has the feature set {feature_set}, and an organization \
+         trail needs all features: run `aws organizations enable-all-features` in the \
+         management account (every member account must accept), then deploy again"
+    )]
+    NotAllFeatures {
+        /// The organization's ID.
+        organization: String,
+        /// Its feature set, such as `CONSOLIDATED_BILLING`.
+        feature_set: String,
+    },
+    /// `--organization` before CloudTrail's trusted access was enabled.
+    #[error(
+        "CloudTrail's trusted access is not enabled in organization {organization}, so \
+         CloudTrail cannot make the trail an organization trail: run `aws organizations \
+         enable-aws-service-access --service-principal cloudtrail.amazonaws.com` in the \
+         management account, then deploy again"
+    )]
+    TrustedAccessMissing {
+        /// The organization's ID.
+        organization: String,
+    },
+    /// A StackSet operation ended in failure.
+    #[error(
+        "{action} of StackSet {stack_set} {status} (operation {operation}): {reason}. Fix the \
+         cause in the accounts named and run the same deploy again (it updates the StackSet)"
+    )]
+    StackSetFailed {
+        /// The StackSet's name.
+        stack_set: String,
+        /// What ran: CREATE, UPDATE or DELETE.
+        action: String,
+        /// How it ended: FAILED or STOPPED.
+        status: String,
+        /// The operation's ID.
+        operation: String,
+        /// Why, per account where CloudFormation says so.
+        reason: String,
+    },
+    /// The request cannot work as given; the message says what to give instead.
+    #[error("{0}")]
+    Refused(String),
+    /// A call other than CloudFormation's failed.
+    #[error("{action} failed: {code}: {message}")]
+    Call {
+        /// The IAM action, such as `organizations:DescribeOrganization`.
+        action: &'static str,
+        /// AWS's error code (`Error` when it gave none).
+        code: String,
+        /// AWS's error message.
+        message: String,
+    },
     /// Any other failure of a CloudFormation call, or a change set that did not complete.
     #[error("CloudFormation {operation} failed: {code}: {message}")]
     Aws {
@@ -155,6 +232,42 @@ impl fmt::Display for StackFailure {
             self.resource_status,
             self.reason
         )
+    }
+}
+
+impl DeployError {
+    /// A failed call of `action` (`service:Operation`) of a service other than
+    /// CloudFormation; credentials and permission problems keep their own advice.
+    pub(super) fn call(action: &'static str, error: AwsError) -> DeployError {
+        match error.kind {
+            Kind::Denied => DeployError::AccessDenied {
+                action: denied_action(&error.message).unwrap_or_else(|| action.to_owned()),
+                message: error.message,
+            },
+            Kind::Credentials => match error.code {
+                Some(code) => DeployError::BadCredentials {
+                    code,
+                    message: error.message,
+                },
+                None => DeployError::NoCredentials {
+                    detail: error.message,
+                },
+            },
+            Kind::Unreachable => DeployError::Call {
+                action,
+                code: "Unreachable".to_owned(),
+                message: format!(
+                    "{}; check the network (proxy, firewall, DNS) and AWS_ENDPOINT_URL if it is \
+                     set",
+                    error.message
+                ),
+            },
+            _ => DeployError::Call {
+                action,
+                code: error.code.unwrap_or_else(|| "Error".to_owned()),
+                message: error.message,
+            },
+        }
     }
 }
 

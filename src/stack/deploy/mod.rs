@@ -11,6 +11,8 @@
 pub(crate) mod change_set;
 mod error;
 pub(crate) mod follow;
+pub(crate) mod member_roles;
+pub(crate) mod organization;
 mod progress;
 
 use std::time::Duration;
@@ -23,12 +25,13 @@ use crate::aws;
 use crate::aws::errors::{root_cause, AwsError, Kind};
 use crate::config::DeployTarget;
 use crate::stack::names::{
-    ACCESS_LOG_BUCKET_LOGICAL_ID, CREATED_BUCKET_LOGICAL_ID, CREATED_KEY_LOGICAL_ID,
+    param, ACCESS_LOG_BUCKET_LOGICAL_ID, CREATED_BUCKET_LOGICAL_ID, CREATED_KEY_LOGICAL_ID,
 };
 use error::{aws_failure, sdk_error};
 use follow::{delete_and_follow, first_failure_of};
 
 pub use error::{DeployError, StackFailure};
+pub use member_roles::{delete_member_roles, deploy_member_roles, MemberRolesRequest};
 
 /// The AWS actions this file calls itself; its parts declare theirs. The deploy policy
 /// (`deploy/iamwatchd-deploy-policy.json`) must allow every one of them, plus what
@@ -93,6 +96,11 @@ pub(super) fn is_settled(status: &str) -> bool {
 /// A CloudFormation client with the region and endpoint of the request, after making sure
 /// there are credentials at all (the SDK's own error for that is a "dispatch failure").
 async fn client(region: &str) -> Result<Client, DeployError> {
+    Ok(Client::new(&checked_config(region).await?))
+}
+
+/// The SDK configuration for `region`, once it is known to hold credentials.
+pub(super) async fn checked_config(region: &str) -> Result<aws_config::SdkConfig, DeployError> {
     let config = aws::sdk_config(region).await;
     let provider = config
         .credentials_provider()
@@ -109,7 +117,7 @@ async fn client(region: &str) -> Result<Client, DeployError> {
             .to_owned();
         return Err(DeployError::NoCredentials { detail });
     }
-    Ok(Client::new(&config))
+    Ok(config)
 }
 
 /// The stack by name, `None` when it does not exist (CloudFormation says so with a
@@ -135,9 +143,21 @@ pub(super) fn status_of(stack: &Stack) -> String {
 pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
     let region = request.target.region.as_str();
     let name = request.target.stack_name.as_str();
-    let cfn = client(region).await?;
+    let config = checked_config(region).await?;
+    let cfn = Client::new(&config);
 
     let mut existing = find_stack(&cfn, name, region).await?;
+    // An organization trail (asked for, or the stack's already): CloudTrail's prerequisites
+    // first, each refusal with its fix, before any change set exists.
+    let organization_id = if request.target.settings.organization.unwrap_or_else(|| {
+        existing
+            .as_ref()
+            .is_some_and(|s| parameter_of(s, param::ORGANIZATION_TRAIL) == Some("true"))
+    }) {
+        Some(organization::check_organization_trail(&config).await?)
+    } else {
+        None
+    };
     if let Some(stack) = &existing {
         let status = status_of(stack);
         match status.as_str() {
@@ -211,7 +231,23 @@ pub async fn deploy(request: &DeployRequest) -> Result<(), DeployError> {
     let creating = existing
         .as_ref()
         .is_none_or(|s| status_of(s) == "REVIEW_IN_PROGRESS");
-    change_set::apply(&cfn, request, existing.as_ref(), creating).await
+    change_set::apply(
+        &cfn,
+        request,
+        existing.as_ref(),
+        creating,
+        organization_id.as_deref(),
+    )
+    .await
+}
+
+/// The value of a stack's parameter `key`.
+pub(super) fn parameter_of<'a>(stack: &'a Stack, key: &str) -> Option<&'a str> {
+    stack
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some(key))
+        .and_then(|p| p.parameter_value())
 }
 
 /// What the stack created that deletion keeps (`DeletionPolicy: Retain`), each with its

@@ -51,6 +51,20 @@ fn deny_insecure_transport(bucket: &str) -> Value {
     })
 }
 
+/// Where the trail writes its log files: `AWSLogs/<account>/`, and for an organization trail
+/// also `AWSLogs/<organization ID>/`, under which every member account's files go (the
+/// management account's own go to both, depending on when the trail became one).
+fn trail_log_objects() -> Value {
+    let own = sub(&format!(
+        "${{{CREATED_BUCKET_LOGICAL_ID}.Arn}}/AWSLogs/${{AWS::AccountId}}/*"
+    ));
+    let organization = sub(&format!(
+        "${{{CREATED_BUCKET_LOGICAL_ID}.Arn}}/AWSLogs/${{{}}}/*",
+        param::ORGANIZATION_ID
+    ));
+    json!({ "Fn::If": ["OrganizationTrail", [own.clone(), organization], own] })
+}
+
 /// A bucket that a condition creates and deletion keeps.
 fn retained_bucket(properties: Value, metadata: Option<Value>) -> Value {
     let mut bucket = json!({
@@ -105,7 +119,7 @@ pub(super) fn bucket_resources(resources: &mut Map<String, Value>) {
                             "Effect": "Allow",
                             "Principal": { "Service": "cloudtrail.amazonaws.com" },
                             "Action": "s3:PutObject",
-                            "Resource": sub(&format!("${{{CREATED_BUCKET_LOGICAL_ID}.Arn}}/AWSLogs/${{AWS::AccountId}}/*")),
+                            "Resource": trail_log_objects(),
                             "Condition": {
                                 "StringEquals": {
                                     "s3:x-amz-acl": "bucket-owner-full-control",

@@ -26,17 +26,22 @@
 //! (`buckets`). checkov's checks that a resource does not meet on purpose are skipped in its
 //! metadata, each with its reason (`checkov`).
 //!
+//! The member role that an organization's member accounts hold for the daemon has a template of
+//! its own (`member_role`, `iamwatchd template --member-role`).
+//!
 //! The parameters and conditions are in `parameters`, the resources and outputs in `resources`;
 //! the names and limits they share with the rest of the crate in [`crate::stack::names`].
 
 mod buckets;
 mod checkov;
 mod key;
+mod member_role;
 mod parameters;
 mod resources;
 
 use serde_json::{json, Value};
 
+pub use member_role::{member_role_template, member_role_template_json};
 use parameters::conditions;
 pub(crate) use parameters::parameters;
 use resources::{outputs, resources};

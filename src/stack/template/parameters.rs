@@ -7,8 +7,8 @@ use super::{is_true, not_empty, reference};
 use crate::stack::names::{
     param, ALARM_PERIOD_SECONDS_ALLOWED, DEFAULT_ALARM_PERIOD_SECONDS, DEFAULT_ALARM_THRESHOLD,
     DEFAULT_CIS_FILTER, DEFAULT_DAEMON_QUEUE, DEFAULT_LOG_RETENTION_DAYS,
-    DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, DEFAULT_TAMPERING_ALARM, KMS_KEY_ARN_PATTERN,
-    LOG_RETENTION_DAYS_ALLOWED, MIN_ALARM_THRESHOLD,
+    DEFAULT_ORGANIZATION_TRAIL, DEFAULT_QUEUE_AGE_THRESHOLD_SECONDS, DEFAULT_TAMPERING_ALARM,
+    KMS_KEY_ARN_PATTERN, LOG_RETENTION_DAYS_ALLOWED, MIN_ALARM_THRESHOLD, ORGANIZATION_ID_PATTERN,
 };
 
 fn boolean_parameter(description: &str, default: bool) -> Value {
@@ -129,6 +129,26 @@ pub(crate) fn parameters() -> Value {
                 message has waited this many seconds (the daemon stopped reading the queue).",
         }),
     );
+    parameters.insert(
+        param::ORGANIZATION_TRAIL.to_owned(),
+        boolean_parameter(
+            "Make the trail an organization trail (deploy in the organization's management \
+             account, with CloudTrail's trusted access enabled): every member account's \
+             records reach the one log group, its metric filters and alarms.",
+            DEFAULT_ORGANIZATION_TRAIL,
+        ),
+    );
+    parameters.insert(
+        param::ORGANIZATION_ID.to_owned(),
+        json!({
+            "Type": "String",
+            "Default": "",
+            "Description": "With the organization trail: the organization's ID (o-...), for the \
+                created bucket's policy (members' log files go to AWSLogs/<organization ID>/).",
+            "AllowedPattern": ORGANIZATION_ID_PATTERN,
+            "ConstraintDescription": "an organization ID (o-abcd123456), or empty",
+        }),
+    );
     Value::Object(parameters)
 }
 
@@ -141,5 +161,6 @@ pub(super) fn conditions() -> Value {
         "CisFilter": is_true(param::CIS_FILTER),
         "TamperingAlarm": is_true(param::TAMPERING_ALARM),
         "DaemonQueue": is_true(param::DAEMON_QUEUE),
+        "OrganizationTrail": is_true(param::ORGANIZATION_TRAIL),
     })
 }

@@ -168,6 +168,7 @@ pub(super) fn resources() -> Value {
                 "IsMultiRegionTrail": true,
                 "IncludeGlobalServiceEvents": true,
                 "EnableLogFileValidation": true,
+                "IsOrganizationTrail": { "Fn::If": ["OrganizationTrail", true, false] },
                 "KMSKeyId": key_arn(),
                 "S3BucketName": bucket_name(),
                 "Tags": [trail_bucket_tag()],

@@ -32,7 +32,7 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 
-from . import cbor, cfn, filterpattern, managed_policies
+from . import cbor, cfn, filterpattern, managed_policies, organization_trails
 from .delivery import Pump
 from .gateway import Gateway
 from .http_sink import HttpSink, HttpSinkConfig
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     filterpattern.install()
     managed_policies.install()
     cfn.install()
+    organization_trails.install()
 
     state = EmulatorState(
         Settings(

@@ -31,7 +31,7 @@ EMULATOR_DIR = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(EMULATOR_DIR))
 
 from cfn_support import Aws  # noqa: E402
-from iamwatchd_emulator import cfn  # noqa: E402
+from iamwatchd_emulator import cfn, organization_trails  # noqa: E402
 
 REPO = EMULATOR_DIR.parent.parent
 #: The public CloudTrail records the tests use (see tests/data/cloudtrail/README.md).
@@ -136,6 +136,7 @@ def emulator(emulator_server: Emulator) -> Emulator:
 def aws() -> Iterator[Aws]:
     """boto3 clients on an in-process moto with the CloudFormation plugin installed."""
     cfn.install()
+    organization_trails.install()
     with mock_aws():
         yield Aws()
 

@@ -93,6 +93,8 @@ def test_the_lookup_limit_is_per_account(emulator):
 
 def test_an_organization_trail_delivers_every_members_records_to_one_log_group(emulator):
     emulator.client("organizations").create_organization(FeatureSet="ALL")
+    emulator.client("organizations").enable_aws_service_access(
+        ServicePrincipal="cloudtrail.amazonaws.com")
     prod, dev = member_account(emulator, "prod"), member_account(emulator, "dev")
     org_group = trail_to_logs(emulator, "org", organization=True)
     own_group = trail_to_logs(emulator, "own", organization=False)
@@ -213,3 +215,159 @@ def test_a_service_managed_stack_set_reaches_the_ou_and_every_account_that_joins
     assert accounts == {early, outside, late}
     # The role lets the management account in.
     as_account(emulator, "sts", late, role="iamwatchd-member").get_caller_identity()
+
+
+def _refusal(call) -> dict:
+    with pytest.raises(ClientError) as refused:
+        call()
+    return refused.value.response["Error"]
+
+
+def test_an_organization_trail_needs_the_management_account_all_features_and_trusted_access(
+        emulator):
+    def org_trail(client, name: str = "org"):
+        return lambda: client.create_trail(Name=name, S3BucketName="org-bucket",
+                                           IsOrganizationTrail=True)
+
+    emulator.client("s3").create_bucket(Bucket="org-bucket")
+    trail = emulator.client("cloudtrail")
+    # No organization at all.
+    assert _refusal(org_trail(trail))["Code"] == "OrganizationsNotInUseException"
+    org = emulator.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    # Trusted access not enabled.
+    error = _refusal(org_trail(trail))
+    assert error["Code"] == "CloudTrailAccessNotEnabledException"
+    assert "Trusted access" in error["Message"]
+    # A member account may not, trusted access or not.
+    org.enable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
+    prod = member_account(emulator, "prod")
+    member_trail = as_account(emulator, "cloudtrail", prod)
+    as_account(emulator, "s3", prod).create_bucket(Bucket="prod-bucket")
+    error = _refusal(lambda: member_trail.create_trail(
+        Name="org", S3BucketName="prod-bucket", IsOrganizationTrail=True))
+    assert error["Code"] == "NotOrganizationMasterAccountException"
+    assert MANAGEMENT in error["Message"]
+    # A member's own trail is still fine; so is the management account's organization trail.
+    member_trail.create_trail(Name="own", S3BucketName="prod-bucket")
+    created = trail.create_trail(Name="org", S3BucketName="org-bucket", IsOrganizationTrail=True)
+    assert created["IsOrganizationTrail"] is True
+    # Converting a trail later is checked the same way: with trusted access gone, refused.
+    trail.create_trail(Name="later", S3BucketName="org-bucket")
+    org.disable_aws_service_access(ServicePrincipal="cloudtrail.amazonaws.com")
+    error = _refusal(lambda: trail.update_trail(Name="later", IsOrganizationTrail=True))
+    assert error["Code"] == "CloudTrailAccessNotEnabledException"
+    trail.update_trail(Name="later", IsOrganizationTrail=False)
+
+
+def test_an_organization_with_consolidated_billing_only_has_no_organization_trail(emulator):
+    emulator.client("organizations").create_organization(FeatureSet="CONSOLIDATED_BILLING")
+    emulator.client("s3").create_bucket(Bucket="org-bucket")
+    error = _refusal(lambda: emulator.client("cloudtrail").create_trail(
+        Name="org", S3BucketName="org-bucket", IsOrganizationTrail=True))
+    assert error["Code"] == "OrganizationNotInAllFeaturesModeException"
+
+
+def _member_role_template() -> str:
+    return json.dumps({
+        "Parameters": {"Principal": {"Type": "String",
+                                     "Default": f"arn:aws:iam::{MANAGEMENT}:root"}},
+        "Resources": {"Member": {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "RoleName": "iamwatchd-member",
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"AWS": {"Ref": "Principal"}},
+                    "Action": "sts:AssumeRole"}]},
+            }}}})
+
+
+def _role_trust(emulator, account: str) -> str | None:
+    try:
+        role = as_account(emulator, "iam", account).get_role(RoleName="iamwatchd-member")
+    except ClientError:
+        return None
+    return json.dumps(role["Role"]["AssumeRolePolicyDocument"])
+
+
+def _operation(cfn, operation_id: str) -> dict:
+    return cfn.describe_stack_set_operation(
+        StackSetName="iamwatchd-member-roles", OperationId=operation_id)["StackSetOperation"]
+
+
+def test_stack_set_instances_below_an_ou_at_any_depth_updated_and_deleted_by_ou(emulator):
+    org = emulator.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    workloads = org.create_organizational_unit(ParentId=root, Name="workloads")[
+        "OrganizationalUnit"]["Id"]
+    prod = org.create_organizational_unit(ParentId=workloads, Name="prod")["OrganizationalUnit"]["Id"]
+    eu = org.create_organizational_unit(ParentId=prod, Name="eu")["OrganizationalUnit"]["Id"]
+    deep, outside = member_account(emulator, "deep"), member_account(emulator, "outside")
+    org.move_account(AccountId=deep, SourceParentId=root, DestinationParentId=eu)
+    cfn = emulator.client("cloudformation")
+    cfn.create_stack_set(
+        StackSetName="iamwatchd-member-roles", TemplateBody=_member_role_template(),
+        PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"],
+        AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
+    created = cfn.create_stack_instances(
+        StackSetName="iamwatchd-member-roles", Regions=["us-east-1"],
+        DeploymentTargets={"OrganizationalUnitIds": [workloads]})["OperationId"]
+    assert _operation(cfn, created)["Status"] == "SUCCEEDED"
+    # Three levels down, and nowhere else.
+    assert _role_trust(emulator, deep) is not None
+    assert _role_trust(emulator, outside) is None
+    summaries = cfn.list_stack_instances(StackSetName="iamwatchd-member-roles")["Summaries"]
+    assert [(s["Account"], s["OrganizationalUnitId"]) for s in summaries] == [(deep, workloads)]
+    results = cfn.list_stack_set_operation_results(
+        StackSetName="iamwatchd-member-roles", OperationId=created)["Summaries"]
+    assert [(r["Account"], r["Status"]) for r in results] == [(deep, "SUCCEEDED")]
+
+    # An update reaches the existing instances' stacks: the role trusts the new principal.
+    updated = cfn.update_stack_set(
+        StackSetName="iamwatchd-member-roles", TemplateBody=_member_role_template(),
+        Parameters=[{"ParameterKey": "Principal",
+                     "ParameterValue": f"arn:aws:iam::{MANAGEMENT}:role/iamwatchd"}],
+        Capabilities=["CAPABILITY_NAMED_IAM"], PermissionModel="SERVICE_MANAGED")["OperationId"]
+    assert _operation(cfn, updated)["Status"] == "SUCCEEDED"
+    assert "role/iamwatchd" in _role_trust(emulator, deep)
+
+    # Deleting by OU removes the instances below it, and the role with them.
+    deleted = cfn.delete_stack_instances(
+        StackSetName="iamwatchd-member-roles", Regions=["us-east-1"], RetainStacks=False,
+        DeploymentTargets={"OrganizationalUnitIds": [workloads]})["OperationId"]
+    assert _operation(cfn, deleted)["Status"] == "SUCCEEDED"
+    assert cfn.list_stack_instances(StackSetName="iamwatchd-member-roles")["Summaries"] == []
+    assert _role_trust(emulator, deep) is None
+    cfn.delete_stack_set(StackSetName="iamwatchd-member-roles")
+    with pytest.raises(ClientError) as gone:
+        cfn.describe_stack_set(StackSetName="iamwatchd-member-roles")
+    assert gone.value.response["Error"]["Code"] == "StackSetNotFoundException"
+
+
+def test_stack_set_skips_the_management_account_and_a_failing_account_fails_the_operation(
+        emulator):
+    org = emulator.client("organizations")
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    fine, taken = member_account(emulator, "fine"), member_account(emulator, "taken")
+    # Someone made a role of that name by hand in one account.
+    as_account(emulator, "iam", taken).create_role(
+        RoleName="iamwatchd-member", AssumeRolePolicyDocument=json.dumps({"Statement": []}))
+    cfn = emulator.client("cloudformation")
+    cfn.create_stack_set(
+        StackSetName="iamwatchd-member-roles", TemplateBody=_member_role_template(),
+        PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"])
+    operation_id = cfn.create_stack_instances(
+        StackSetName="iamwatchd-member-roles", Regions=["us-east-1"],
+        DeploymentTargets={"OrganizationalUnitIds": [root]})["OperationId"]
+    operation = _operation(cfn, operation_id)
+    assert operation["Status"] == "FAILED"
+    assert "1 of 2" in operation["StatusReason"]
+    results = {r["Account"]: r for r in cfn.list_stack_set_operation_results(
+        StackSetName="iamwatchd-member-roles", OperationId=operation_id)["Summaries"]}
+    assert set(results) == {fine, taken}, "the management account gets no instance"
+    assert results[fine]["Status"] == "SUCCEEDED"
+    assert results[taken]["Status"] == "FAILED"
+    assert "already exists" in results[taken]["StatusReason"], results[taken]
+    assert _role_trust(emulator, fine) is not None

@@ -21,6 +21,7 @@ from moto.cloudformation.exceptions import (
     CloudFormationError,
     UnformattedGetAttTemplateException,
 )
+from moto.iam import models as iam_models
 from moto.logs.models import logs_backends
 
 from .encryption import set_log_group_key
@@ -99,6 +100,24 @@ def _apply_log_group_update(log_group: Any, resource_json: dict[str, Any], resou
         backend.put_retention_policy(log_group.name, days)
 
 
+def _apply_role_update(role: Any, resource_json: dict[str, Any], resources_map: Any) -> None:
+    """moto's AWS::IAM::Role update changes the description only; its trust policy and inline
+    policies are what an update changes too, in place (UpdateAssumeRolePolicy, PutRolePolicy /
+    DeleteRolePolicy), as CloudFormation applies them."""
+    properties = parsing.clean_json(resource_json.get("Properties") or {}, resources_map)
+    backend = iam_models.iam_backends[role.account_id][role.arn.split(":")[1]]
+    trust = properties.get("AssumeRolePolicyDocument")
+    if trust is not None:
+        backend.update_assume_role_policy(
+            role.name, trust if isinstance(trust, str) else json.dumps(trust))
+    wanted = {p["PolicyName"]: p["PolicyDocument"] for p in properties.get("Policies") or []}
+    for name in set(role.policies) - set(wanted):
+        backend.delete_role_policy(role.name, name)
+    for name, document in wanted.items():
+        backend.put_role_policy(
+            role.name, name, document if isinstance(document, str) else json.dumps(document))
+
+
 def _naming_update_failures(parse_and_update_resource: Callable[..., Any]) -> Callable[..., Any]:
     """moto's per-resource update, naming failures and honouring Conditions.
 
@@ -107,7 +126,8 @@ def _naming_update_failures(parse_and_update_resource: Callable[..., Any]) -> Ca
     error), and a type without an in-place update (AWS::Logs::LogGroup) became None, breaking
     every later Ref/GetAtt to it. Here a left-out resource stays left out (the condition
     reconciliation after the update creates or deletes it), a resource that never existed is
-    created, and a type moto cannot update keeps its resource (LogGroup retention is applied).
+    created, a type moto cannot update keeps its resource (LogGroup retention is applied), and a
+    role's trust and inline policies are updated (moto changes its description only).
     """
 
     @functools.wraps(parse_and_update_resource)
@@ -130,6 +150,8 @@ def _naming_update_failures(parse_and_update_resource: Callable[..., Any]) -> Ca
             updated = parse_and_update_resource(
                 logical_id, resource_json, resources_map, account_id, region_name
             )
+            if resource_json.get("Type") == "AWS::IAM::Role":
+                _apply_role_update(updated or existing, resource_json, resources_map)
             if updated is None:
                 if resource_json.get("Type") == "AWS::Logs::LogGroup":
                     _apply_log_group_update(existing, resource_json, resources_map)

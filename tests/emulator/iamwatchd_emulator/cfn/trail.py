@@ -30,6 +30,7 @@ from moto.sns.models import sns_backends
 from moto.utilities.arns import parse_arn
 from moto.utilities.utils import get_partition
 
+from ..organization_trails import organization_of
 from .base import _StackResource
 from .encryption import CLOUDTRAIL_CALLS, key_refuses
 from .errors import ResourceAlreadyExists
@@ -152,9 +153,17 @@ def _check_trail_prerequisites(settings: _TrailSettings, account_id: str, region
     log_object_arn = (
         f"{bucket_arn}/{prefix}AWSLogs/{account_id}/CloudTrail/{region_name}/log.json.gz"
     )
+    log_objects = [log_object_arn]
+    organization = organization_of(account_id, partition) if settings.organization_trail else None
+    if organization is not None:
+        # An organization trail writes the members' files under the organization's ID.
+        org_id = organization[1].org.id
+        log_objects.append(
+            f"{bucket_arn}/{prefix}AWSLogs/{org_id}/{account_id}/CloudTrail/{region_name}/log.json.gz")
     if not bucket.policy or not (
         _policy_allows(bucket.policy, "s3:GetBucketAcl", bucket_arn, CLOUDTRAIL_PRINCIPAL)
-        and _policy_allows(bucket.policy, "s3:PutObject", log_object_arn, CLOUDTRAIL_PRINCIPAL)
+        and all(_policy_allows(bucket.policy, "s3:PutObject", arn, CLOUDTRAIL_PRINCIPAL)
+                for arn in log_objects)
     ):
         raise InsufficientS3BucketPolicyException(settings.bucket_name)
 
