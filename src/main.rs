@@ -287,8 +287,9 @@ struct DeployArgs {
     /// role or user].
     #[arg(long, value_name = "ARN", requires = "member_roles")]
     member_role_principal: Option<String>,
-    /// With --member-roles: the external ID the member role requires (the daemon's
-    /// accounts.external_id); "" for none [default: the StackSet's current one, else none].
+    /// With --member-roles: the external ID the member role requires; "" for none [default:
+    /// accounts.external_id of --config, else the StackSet's current one, else none]. The
+    /// role's name is accounts.member_role of --config [default: iamwatchd-member].
     #[arg(long, value_name = "ID", requires = "member_roles")]
     member_role_external_id: Option<String>,
     /// Give up waiting for CloudFormation after this many minutes.
@@ -510,11 +511,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 if args.delete {
                     deploy::delete_member_roles(&target.region, args.timeout()).await?;
                 } else {
+                    // The role the daemon will assume, as its configuration names it.
+                    let accounts = args.config.as_ref().map(|_| &target.accounts);
                     deploy::deploy_member_roles(&deploy::MemberRolesRequest {
                         region: target.region.clone(),
                         ous: args.member_role_ous.clone(),
                         principal: args.member_role_principal.clone(),
-                        external_id: args.member_role_external_id.clone(),
+                        external_id: args
+                            .member_role_external_id
+                            .clone()
+                            .or_else(|| accounts?.external_id.clone()),
+                        role_name: accounts.map(|a| a.member_role.clone()),
                         timeout: args.timeout(),
                     })
                     .await?;

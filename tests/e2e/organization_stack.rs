@@ -259,7 +259,10 @@ async fn an_organization_gets_its_trail_and_a_member_role_in_every_account_of_th
         .await
         .expect("the member role may call LookupEvents");
 
-    // Deployed again with an external ID: the StackSet is updated, and so is every role.
+    // Deployed again with the daemon's configuration, which asks for an external ID: the
+    // StackSet is updated, and so is every role.
+    let daemon_config = home.path().join("iamwatchd.toml");
+    std::fs::write(&daemon_config, "[accounts]\nexternal_id = \"org-secret-1\"\n").unwrap();
     let updated = iamwatchd(
         endpoint,
         home.path(),
@@ -268,8 +271,8 @@ async fn an_organization_gets_its_trail_and_a_member_role_in_every_account_of_th
             "--member-roles",
             "--member-role-ous",
             &workloads,
-            "--member-role-external-id",
-            "org-secret-1",
+            "--config",
+            daemon_config.to_str().unwrap(),
         ],
     );
     updated.assert_success();

@@ -34,6 +34,9 @@ pub struct DeployTarget {
     pub region: String,
     /// The stack's parameters, `None` where nothing set them.
     pub settings: DeployConfig,
+    /// The file's `[accounts]` (the member role's name and external ID, for
+    /// `deploy --member-roles`); the defaults without a file.
+    pub accounts: crate::accounts::config::AccountsConfig,
     /// Things that work but deserve a second look.
     pub warnings: Vec<Problem>,
 }
@@ -85,6 +88,7 @@ impl DeployFlags {
             flags: &deploy_flags,
         };
         let settings = raw.deploy.validate(&deploy_names, &mut problems);
+        let accounts = raw.accounts.validate(&mut problems);
         if let Some(key) = settings
             .kms_key
             .as_deref()
@@ -106,6 +110,7 @@ impl DeployFlags {
             stack_name: aws.stack_name,
             region: aws.region,
             settings,
+            accounts,
             warnings: problems.warnings.clone(),
         };
         let validated = if problems.errors.is_empty() {

@@ -346,6 +346,7 @@ mod tests {
                     emails: vec!["admin@example.com".to_owned()],
                     ..crate::config::DeployConfig::default()
                 },
+                accounts: crate::accounts::config::AccountsConfig::default(),
                 warnings: Vec::new(),
             },
             dry_run: false,

@@ -22,7 +22,7 @@ use super::checked_config;
 use super::error::{sdk_error, DeployError};
 use super::organization::caller;
 use crate::aws::errors::{AwsError, Kind};
-use crate::stack::names::{member_param, MEMBER_ROLES_STACK_SET};
+use crate::stack::names::{member_param, MEMBER_ROLES_STACK_SET, MEMBER_ROLE_NAME};
 use crate::stack::template::member_role_template_json;
 
 /// The AWS actions this file calls (see `src/aws/actions.rs`).
@@ -57,6 +57,9 @@ pub struct MemberRolesRequest {
     /// The external ID the role requires; `None`: the current one on an update, else none;
     /// `Some("")`: none.
     pub external_id: Option<String>,
+    /// The role's name (the daemon's `accounts.member_role`); `None`: the current one on an
+    /// update, else `iamwatchd-member`.
+    pub role_name: Option<String>,
     /// Give up waiting for CloudFormation after this long.
     pub timeout: Duration,
 }
@@ -219,18 +222,24 @@ pub async fn deploy_member_roles(request: &MemberRolesRequest) -> Result<(), Dep
         .clone()
         .or_else(|| previous(existing.as_ref(), member_param::EXTERNAL_ID).map(str::to_owned))
         .unwrap_or_default();
+    let role_name = request
+        .role_name
+        .clone()
+        .or_else(|| previous(existing.as_ref(), member_param::ROLE_NAME).map(str::to_owned))
+        .unwrap_or_else(|| MEMBER_ROLE_NAME.to_owned());
     let ous = if request.ous.is_empty() {
         vec![organization_root(&config).await?]
     } else {
         request.ous.clone()
     };
     let parameters = vec![
+        parameter(member_param::ROLE_NAME, &role_name),
         parameter(member_param::PRINCIPAL, &principal),
         parameter(member_param::EXTERNAL_ID, &external_id),
     ];
     crate::outln!(
-        "StackSet {MEMBER_ROLES_STACK_SET} in {region}: member role trusting {principal}{}, in \
-         the accounts of {}",
+        "StackSet {MEMBER_ROLES_STACK_SET} in {region}: member role {role_name} trusting \
+         {principal}{}, in the accounts of {}",
         if external_id.is_empty() {
             String::new()
         } else {
