@@ -260,7 +260,7 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// The value of one sample line of the exposition, e.g. `name{label="x"}`.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
