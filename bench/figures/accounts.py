@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import json
 import re
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from figures.drain_latency import percentile
 from harness.procs import (Daemon, Emulator, aws, free_port, fresh, log, mail_ms, poller_config,
                            proc_cpu_s, proc_rss_kb, wait_for)
 from harness.settings import ACCOUNT, API_RATE, WORK, Mode
-from harness.sinks import mail_text, scrape
+from harness.sinks import UUID, mail_text, scrape
 
 POLL_INTERVAL = 10.0  # seconds, the issue's
 MEMBER_ROLE = "iamwatchd-member"  # accounts.member_role's default
@@ -112,9 +113,25 @@ def rss(pid: int) -> dict[str, float]:
             "file_backed_mb": round((now - anonymous) / 1024, 1)}
 
 
-def latency_phase(emulator: Emulator, members: list[Member]) -> dict[str, Any]:
+def first_seen(state: Path) -> dict[str, float]:
+    """When the daemon first stored each CreateUser it read (unix seconds), by eventID."""
+    with sqlite3.connect(f"file:{state / 'iamwatchd.sqlite3'}?mode=ro", uri=True, timeout=5) as db:
+        rows = db.execute("SELECT event_id, first_seen_at FROM seen_event "
+                          "WHERE event_name = 'CreateUser'").fetchall()
+    return {event_id: at / 1000 for event_id, at in rows}
+
+
+def spread(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50_s": None, "p99_s": None, "max_s": None}
+    return {"p50_s": round(percentile(values, 0.50), 3), "p99_s": round(percentile(values, 0.99), 3),
+            "max_s": round(max(values), 3)}
+
+
+def latency_phase(emulator: Emulator, daemon: Daemon, members: list[Member]) -> dict[str, Any]:
     """One CreateUser per member, spread over LATENCY_SPREAD_S; each from its call's answer to
-    the daemon's mail naming the user."""
+    the daemon's mail naming the user, split at the moment the daemon stored the event (read
+    from the store) into detection and delivery."""
     answered: dict[str, float] = {}
     gap = LATENCY_SPREAD_S / len(members)
     start = time.time()
@@ -125,6 +142,7 @@ def latency_phase(emulator: Emulator, members: list[Member]) -> dict[str, Any]:
         answered[user] = time.time()
     named = re.compile(r"latency-member-\d{4}")
     arrivals: dict[str, list[float]] = {}
+    event_ids: dict[str, set[str]] = {}
     parsed: set[str] = set()
 
     def all_arrived() -> bool:
@@ -135,7 +153,9 @@ def latency_phase(emulator: Emulator, members: list[Member]) -> dict[str, Any]:
             sender, text = mail_text(path.read_bytes())
             users = set(named.findall(text)) & set(answered)
             if SENDER in sender and len(users) == 1:
-                arrivals.setdefault(users.pop(), []).append(mail_ms(path) / 1000)
+                user = users.pop()
+                arrivals.setdefault(user, []).append(mail_ms(path) / 1000)
+                event_ids.setdefault(user, set()).update(UUID.findall(text))
         return len(arrivals) == len(answered)
 
     deadline = LATENCY_SPREAD_S + 6 * POLL_INTERVAL + 60
@@ -144,17 +164,18 @@ def latency_phase(emulator: Emulator, members: list[Member]) -> dict[str, Any]:
     except TimeoutError:
         log(f"figure 6: {len(answered) - len(arrivals)} of {len(answered)} changes without a mail")
     added = {user: min(times) - answered[user] for user, times in arrivals.items()}
-    values = list(added.values())
-    worst = max(added, key=added.get) if added else None
+    seen = first_seen(daemon.state)
+    stored = {user: min(seen[i] for i in ids & seen.keys())
+              for user, ids in event_ids.items() if ids & seen.keys()}
     return {
         "changes": len(answered),
         "mailed": len(added),
         "repeated": sum(len(t) - 1 for t in arrivals.values()),
-        "p50_s": round(percentile(values, 0.50), 3) if values else None,
-        "p99_s": round(percentile(values, 0.99), 3) if values else None,
-        "max_s": round(max(values), 3) if values else None,
-        "worst": worst,
+        **spread(list(added.values())),
+        "worst": max(added, key=added.get) if added else None,
         "goal_p99_s": POLL_INTERVAL + 0.25,
+        "detected": spread([stored[u] - answered[u] for u in stored]),
+        "delivered": spread([min(arrivals[u]) - stored[u] for u in stored]),
     }
 
 
@@ -201,7 +222,7 @@ enabled = true
         last = snapshot(emulator, daemon)
         memory = rss(daemon.proc.pid)
         log(f"figure 6: latency, one change in each of the {n} members")
-        latency = latency_phase(emulator, members)
+        latency = latency_phase(emulator, daemon, members)
         after_changes = rss(daemon.proc.pid)
         end = snapshot(emulator, daemon)
     finally:
