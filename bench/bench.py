@@ -175,6 +175,9 @@ def accounts_rows(a: dict[str, Any]) -> list[list[str]]:
             [f"{head}: throttles (window; since start)",
              f"{run['throttled_window']} ({run['throttled_since_start']})", "0", "",
              verdict(run["throttled_since_start"] == 0)],
+            [f"{head}: stopped by SIGTERM", f"exit {run['exit_status']}"
+             + (", panicked" if run["panicked"] else ""), "exit 0, no panic", "",
+             verdict(run["exit_status"] == 0 and not run["panicked"])],
         ]
     for streams, cost in a["per_member"].items():
         small, large = cost["sizes"]
