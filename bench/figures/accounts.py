@@ -271,8 +271,15 @@ def per_member(small: dict[str, Any], large: dict[str, Any], key: str) -> float:
 
 def accounts(args: argparse.Namespace, mode: Mode) -> dict[str, Any]:
     target = args.accounts
-    sizes = sorted({max(2, target // 5), target})
-    runs = [run(args, mode, n, streams) for streams in ("iam", "all") for n in sizes]
+    sizes = sorted({max(2, target // 5), target}, reverse=True)
+    runs = []
+    # The goal's size first; each run's figures are kept beside its work directory as soon as
+    # they are measured, so an interrupted half hour leaves what it measured.
+    for n in sizes:
+        for streams in ("iam", "all"):
+            runs.append(run(args, mode, n, streams))
+            (WORK / f"accounts-{streams}-{n}" / "result.json").write_text(json.dumps(runs[-1], indent=1))
+    runs.sort(key=lambda r: (r["streams"] != "iam", r["accounts"]))
     out: dict[str, Any] = {"target_accounts": target, "poll_interval_s": POLL_INTERVAL,
                            "window_s": mode.accounts_window, "runs": runs, "per_member": {}}
     for streams in ("iam", "all"):
