@@ -174,6 +174,7 @@ def latency_phase(emulator: Emulator, daemon: Daemon, members: list[Member]) -> 
         **spread(list(added.values())),
         "worst": max(added, key=added.get) if added else None,
         "goal_p99_s": POLL_INTERVAL + 0.25,
+        "over_goal": sum(1 for v in added.values() if v > POLL_INTERVAL + 0.25),
         "detected": spread([stored[u] - answered[u] for u in stored]),
         "delivered": spread([min(arrivals[u]) - stored[u] for u in stored]),
     }
