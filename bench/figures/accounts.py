@@ -298,7 +298,9 @@ def accounts(args: argparse.Namespace, mode: Mode) -> dict[str, Any]:
             "cpu_percent": round(cpu, 4),
             f"projected_{PROJECTED}_rss_mb": round(large["rss_mb"] + (PROJECTED - large["accounts"]) * rss_mb, 1),
             f"projected_{PROJECTED}_cpu_percent": round(large["cpu_percent"] + (PROJECTED - large["accounts"]) * cpu, 2),
-            f"projected_{PROJECTED}_assume_role_per_hour": round(
-                large["assume_role_per_hour"] * PROJECTED / large["accounts"]),
+            # A window shorter than the credentials' hour sees no refresh: at least one
+            # AssumeRole per member per hour, whatever the window measured.
+            f"projected_{PROJECTED}_assume_role_per_hour": max(PROJECTED, round(
+                large["assume_role_per_hour"] * PROJECTED / large["accounts"])),
         }
     return out
