@@ -19,6 +19,12 @@ Figures (each against its goal):
    first and polling on core 1 while the other figures run (figure 3 pinned to core 0), sampled
    after 10 minutes (1 in quick mode); RSS with a store of 1,000,000 seen eventIDs, and that
    store's size on disk.
+5. Burst digests: a synthetic apply through the library's digest plan on a simulated clock.
+6. Accounts (only with ``--only accounts``: about 35 minutes): one daemon watching an
+   organization of N member accounts (and N / 5) at a 10 s poll interval, with
+   ``[accounts] streams`` "iam" and "all": CPU, RSS, added latency per account, AssumeRole
+   calls and LookupEvents requests per member, throttles; the cost per member and a projection
+   to 1,000 accounts.
 
 Everything it generates lives under ``bench/work/`` (git-ignored); results go to
 ``bench/results/<date>-<mode>.json``.
@@ -43,6 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from figures.accounts import accounts
 from figures.digests import digests
 from figures.drain_latency import drain, latency
 from figures.footprint import footprint, footprint_idle_start
@@ -133,6 +140,54 @@ def table(r: dict[str, Any]) -> list[list[str]]:
              f"p99 <= {g['max_delay_s']} s (max_delay)", f"{g['held']} held",
              verdict(g["held_delay_p99_s"] <= g["max_delay_s"])],
         ]
+    a = r.get("accounts")
+    if a:
+        rows += accounts_rows(a)
+    return rows
+
+
+def accounts_rows(a: dict[str, Any]) -> list[list[str]]:
+    """Figure 6: per run its figures, the goals held at the target size; per stream choice the
+    cost of one more member and the projection."""
+    rows = []
+    for run in a["runs"]:
+        at_target = run["accounts"] == a["target_accounts"]
+        head = f"6 {run['accounts']} accounts, streams {run['streams']}"
+        lat = run["latency"]
+        p99 = lat["p99_s"] if lat["p99_s"] is not None else float("inf")
+        rows += [
+            [f"{head}: RSS (anon / file)",
+             f"{run['rss_mb']} MB ({run['anonymous_mb']} / {run['file_backed_mb']})",
+             "<= 25 MB" if at_target else "", f"{run['rss_mb'] / 25:.2f}x goal" if at_target else "",
+             verdict(run["rss_mb"] <= 25) if at_target else ""],
+            [f"{head}: CPU over {run['window_s']:.0f} s", f"{run['cpu_percent']} % of a core",
+             "<= 2 %" if at_target else "", f"load {run['loadavg_window_end'][0]}",
+             verdict(run["cpu_percent"] <= 2) if at_target else ""],
+            [f"{head}: added latency p50/p99/max ({lat['mailed']}/{lat['changes']} mailed)",
+             f"{lat['p50_s']}/{lat['p99_s']}/{lat['max_s']} s", f"p99 <= {lat['goal_p99_s']} s",
+             f"p99 stored {lat['detected']['p99_s']} s, mailed +{lat['delivered']['p99_s']} s",
+             verdict(p99 <= lat["goal_p99_s"] and lat["mailed"] == lat["changes"])],
+            [f"{head}: AssumeRole / h (window; since start)",
+             f"{run['assume_role_per_hour']:,} ({run['assume_role_calls_since_start']:,})", "", "", ""],
+            [f"{head}: LookupEvents / min per member (min-max)",
+             f"{run['lookup_per_min_per_member']} ({run['lookup_per_min_member_min']}-"
+             f"{run['lookup_per_min_member_max']})", "", "", ""],
+            [f"{head}: throttles (window; since start)",
+             f"{run['throttled_window']} ({run['throttled_since_start']})", "0", "",
+             verdict(run["throttled_since_start"] == 0)],
+            [f"{head}: stopped by SIGTERM", f"exit {run['exit_status']}"
+             + (", panicked" if run["panicked"] else ""), "exit 0, no panic", "",
+             verdict(run["exit_status"] == 0 and not run["panicked"])],
+        ]
+    for streams, cost in a["per_member"].items():
+        small, large = cost["sizes"]
+        rows += [
+            [f"6 per member ({streams}, slope {small} to {large})",
+             f"{cost['rss_kb']} KB RSS, {cost['cpu_percent']} % CPU", "", "", ""],
+            [f"6 projected to 1,000 accounts ({streams})",
+             f"{cost['projected_1000_rss_mb']} MB, {cost['projected_1000_cpu_percent']} % CPU",
+             "", "", ""],
+        ]
     return rows
 
 
@@ -152,10 +207,16 @@ def main() -> int:
     parser.add_argument("--records", type=Path, default=DEFAULT_RECORDS,
                         help="public CloudTrail records to resample (default: %(default)s)")
     parser.add_argument("--digest-sim", type=Path, help="release digest_sim tool (bench/digest_sim.rs)")
-    parser.add_argument("--only", choices=["drain", "latency", "scan", "footprint", "digests"], action="append",
-                        help="run only these figures (repeatable; the result file name says which)")
+    parser.add_argument("--only", choices=["drain", "latency", "scan", "footprint", "digests", "accounts"],
+                        action="append",
+                        help="run only these figures (repeatable; the result file name says which); "
+                             "figure 6, accounts, runs only when named here")
     parser.add_argument("--mutations", type=int, help="figure 1's N (default: 200 quick, 3000 full)")
     parser.add_argument("--corpus-mb", type=int, help="figure 3's corpus size (default: 200 / 1024)")
+    parser.add_argument("--accounts", type=int, default=100,
+                        help="figure 6's member accounts (default: %(default)s; also run at a fifth of it)")
+    parser.add_argument("--accounts-window", type=int,
+                        help="figure 6's quiet window per run, seconds (default: 300 quick, 600 full)")
     args = parser.parse_args()
     if not args.records.is_file():
         raise SystemExit(f"bench: {args.records} is missing; pass --records with a records.jsonl(.gz)")
@@ -164,6 +225,8 @@ def main() -> int:
         mode = dataclasses.replace(mode, mutations=args.mutations)
     if args.corpus_mb:
         mode = dataclasses.replace(mode, corpus_bytes=args.corpus_mb << 20)
+    if args.accounts_window:
+        mode = dataclasses.replace(mode, accounts_window=args.accounts_window)
     only = set(args.only or ["drain", "latency", "scan", "footprint", "digests"])
     rules = catalogue()
     templates = load_templates(args.records, rules["iam"]["readPrefixes"])
@@ -189,6 +252,8 @@ def main() -> int:
             result["scan"] = scan(args, mode, rules)
         if "digests" in only and args.digest_sim:
             result["digests"] = digests(args)
+        if "accounts" in only:
+            result["accounts"] = accounts(args, mode)
         if idle:
             result["footprint"] = footprint(args, mode, *idle, warmed_at, cpu_at_warm)
     finally:
@@ -208,6 +273,8 @@ def main() -> int:
         name += "-" + "-".join(sorted(only))
     if args.mutations:
         name += f"-n{args.mutations}"
+    if "accounts" in only and (args.accounts != 100 or args.accounts_window):
+        name += f"-a{args.accounts}" + (f"-w{args.accounts_window}" if args.accounts_window else "")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")

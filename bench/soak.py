@@ -37,21 +37,18 @@ import dataclasses
 import datetime
 import json
 import random
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from bench import machine
 from harness.chaos import Fault, Injector, Sizes, StateDisk, schedule, unmount
-from harness.procs import Daemon, Emulator, aws_env, fresh, log, poller_config, wait_for
+from harness.procs import (Daemon, Emulator, aws, aws_env, free_port, fresh, log, poller_config,
+                           wait_for)
 from harness.records import catalogue, event_time, load_templates, resample
-from harness.settings import ACCESS_KEY, ACCOUNT, DEFAULT_RECORDS, RESULTS, ROOT, WORK
+from harness.settings import ACCOUNT, DEFAULT_RECORDS, RESULTS, ROOT, WORK
 from harness.sinks import (Delivery, HttpReader, MailReader, QueueReader, per_notifier,
                            scrape, total)
 
@@ -132,19 +129,6 @@ class Life:
 
 
 # --- setting up
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def aws(emulator: Emulator, service: str) -> Any:
-    return boto3.client(service, region_name="us-east-1", endpoint_url=emulator.endpoint,
-                        aws_access_key_id=ACCESS_KEY, aws_secret_access_key="secret",
-                        config=Config(retries={"total_max_attempts": 5, "mode": "standard"},
-                                      read_timeout=300))  # a loaded emulator answers slowly
 
 
 def deploy(binary: Path, emulator: Emulator, work: Path) -> dict[str, str]:

@@ -9,6 +9,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,9 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable
+
+import boto3
+from botocore.config import Config
 
 from harness.settings import ACCESS_KEY, ROOT
 
@@ -141,6 +145,24 @@ def aws_env(emulator: Emulator, home: Path) -> dict[str, str]:
         "AWS_EC2_METADATA_DISABLED": "true",
         "NO_COLOR": "1",
     }
+
+
+def aws(emulator: Emulator, service: str, credentials: dict[str, str] | None = None) -> Any:
+    """A boto3 client on the emulator in us-east-1, with the root key or ``credentials`` (the
+    ``Credentials`` of an AssumeRole answer)."""
+    keys = ({"aws_access_key_id": credentials["AccessKeyId"],
+             "aws_secret_access_key": credentials["SecretAccessKey"],
+             "aws_session_token": credentials["SessionToken"]} if credentials else
+            {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": "secret"})
+    return boto3.client(service, region_name="us-east-1", endpoint_url=emulator.endpoint, **keys,
+                        config=Config(retries={"total_max_attempts": 5, "mode": "standard"},
+                                      read_timeout=300))  # a loaded emulator answers slowly
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class Daemon:

@@ -20,6 +20,13 @@ from moto.iam.models import iam_backends
 ORGANIZATION_ROLE = "OrganizationAccountAccessRole"
 
 
+def role_account(params: dict[str, Any]) -> str:
+    """The account of the role an AssumeRole call names (its request parameters), or
+    ``"invalid"`` for an ARN without one."""
+    parts = str(params.get("roleArn", "")).split(":")
+    return parts[4] if len(parts) >= 6 and parts[4] else "invalid"
+
+
 def _role(arn: str) -> Any | None:
     parts = arn.split(":")
     if len(parts) < 6 or not parts[5].startswith("role/"):

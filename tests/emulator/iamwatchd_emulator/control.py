@@ -4,6 +4,10 @@
 |----------------------------|------------------------------------------------------------------|
 | GET  /_iamwatchd/health    | ``{"ok": true}`` once the server answers                         |
 | GET  /_iamwatchd/counters  | LookupEvents calls, throttled calls, records, deliveries, alarms |
+| GET  /_iamwatchd/counters/accounts | per account: ``assume_role_calls`` (by the account of the |
+|                            | role named; refused ones too, also in ``assume_role_refused``), |
+|                            | ``lookup_events_calls`` and ``lookup_events_throttled`` (calls  |
+|                            | made in the account, every region)                              |
 | GET  /_iamwatchd/settings  | the timing knobs; POST a JSON object to change some of them      |
 | POST /_iamwatchd/faults    | ``{"services": ["cloudtrail"], "throttle": true, "fail_next": 2,  |
 |                            | "error_rate": 0.1, "seed": 1, "latency_ms": 200}``; DELETE clears |
@@ -261,6 +265,8 @@ def handle(gateway: "Gateway", environ: dict[str, Any], start_response: Callable
         if (method, name) == ("GET", "counters"):
             with state.lock:
                 return _json(start_response, "200 OK", dict(state.counters))
+        if (method, name) == ("GET", "counters/accounts"):
+            return _json(start_response, "200 OK", state.counters_by_account())
         if name == "settings" and method in ("GET", "POST"):
             if method == "POST":
                 try:

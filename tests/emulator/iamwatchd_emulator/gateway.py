@@ -220,6 +220,9 @@ class Gateway:
             source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
             user_agent=environ.get("HTTP_USER_AGENT", ""),
         )
+        if (service, action) == ("sts", "AssumeRole"):
+            # By the account gone into: what a daemon watching many accounts costs each one.
+            self.state.count_for(accounts.role_account(params), "assume_role_calls")
         if service == "cloudtrail" and action == "LookupEvents":
             status, headers, response = self._lookup_events(call, params)
             record_it = self.state.settings.record_lookups
@@ -227,6 +230,7 @@ class Gateway:
             refusal := accounts.assume_role_refusal(
                 params, user_identity(access_key, call.account)["arn"])
         ):
+            self.state.count_for(accounts.role_account(params), "assume_role_refused")
             status, headers, response = _error_response("sts", "AccessDenied", refusal, 403)
             record_it = True
         else:

@@ -157,8 +157,10 @@ def lookup_events(
     """Answers one LookupEvents call, or raises ApiError."""
     with state.lock:
         state.counters["lookup_events_calls"] += 1
+        state.count_for(account, "lookup_events_calls")
         if not state.limiter.admit((account, region), state.settings.lookup_rate, now):
             state.counters["lookup_events_throttled"] += 1
+            state.count_for(account, "lookup_events_throttled")
             raise ApiError("ThrottlingException", "Rate exceeded")
     key, value, max_results = _validate(params)
     start = _number(params, "StartTime")

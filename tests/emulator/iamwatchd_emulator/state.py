@@ -47,6 +47,13 @@ def format_event_time(epoch: float) -> str:
     return datetime.fromtimestamp(int(epoch), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: What is counted per account: AssumeRole calls by the account of the role they name
+#: (refused ones included, and also counted as refused), LookupEvents calls in the caller's
+#: account (all regions) and those of them answered ThrottlingException.
+ACCOUNT_COUNTERS = ("assume_role_calls", "assume_role_refused", "lookup_events_calls",
+                    "lookup_events_throttled")
+
+
 @dataclass
 class Settings:
     """Timing knobs, settable at start-up (command line) and at run time (control endpoint)."""
@@ -156,6 +163,9 @@ class EmulatorState:
         #: name); the first one that answers a request in its scope wins, in name order.
         self.faults: dict[str, Faults] = {}
         self.counters: Counter[str] = Counter()
+        #: Counters per account (``ACCOUNT_COUNTERS``): what one daemon watching many accounts
+        #: costs each of them.
+        self.account_counters: dict[str, Counter[str]] = {}
         self.limiter = RateLimiter()
         self._seq = itertools.count()
         # Per (account, region): events sorted by (event_time, seq).
@@ -163,6 +173,18 @@ class EmulatorState:
         self._keys: dict[tuple[str, str], list[tuple[float, int]]] = {}
         # Events not yet delivered to log groups, in arrival order.
         self._undelivered: list[StoredEvent] = []
+
+    def count_for(self, account: str, name: str) -> None:
+        """Adds one to ``name`` (one of ``ACCOUNT_COUNTERS``) of ``account``."""
+        with self.lock:
+            self.account_counters.setdefault(account, Counter())[name] += 1
+
+    def counters_by_account(self) -> dict[str, dict[str, int]]:
+        """Every account that any counter of ``ACCOUNT_COUNTERS`` moved for, with all of them
+        (0 where it did not move)."""
+        with self.lock:
+            return {account: {name: counts[name] for name in ACCOUNT_COUNTERS}
+                    for account, counts in sorted(self.account_counters.items())}
 
     # -- the event history -------------------------------------------------------------------
 
@@ -228,6 +250,7 @@ class EmulatorState:
             self._keys.clear()
             self._undelivered.clear()
             self.counters.clear()
+            self.account_counters.clear()
             self.limiter.reset()
             self.faults = {}
             self.settings = dataclasses.replace(self._initial_settings)

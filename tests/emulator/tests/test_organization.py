@@ -371,3 +371,56 @@ def test_stack_set_skips_the_management_account_and_a_failing_account_fails_the_
     assert results[taken]["Status"] == "FAILED"
     assert "already exists" in results[taken]["StatusReason"], results[taken]
     assert _role_trust(emulator, fine) is not None
+
+
+def test_assume_role_calls_are_counted_by_the_account_gone_into(emulator):
+    emulator.client("organizations").create_organization(FeatureSet="ALL")
+    prod, dev = member_account(emulator, "prod"), member_account(emulator, "dev")
+    assert emulator.control("GET", "counters/accounts") == (200, {})
+    as_account(emulator, "iam", prod)
+    as_account(emulator, "iam", prod)
+    as_account(emulator, "iam", dev)
+    with pytest.raises(ClientError):
+        as_account(emulator, "iam", dev, role="iamwatchd-member")  # no such role: refused
+    status, counted = emulator.control("GET", "counters/accounts")
+    assert status == 200
+    zero = {"lookup_events_calls": 0, "lookup_events_throttled": 0}
+    assert counted == {
+        prod: {"assume_role_calls": 2, "assume_role_refused": 0, **zero},
+        dev: {"assume_role_calls": 2, "assume_role_refused": 1, **zero},
+    }
+    # The management account, whose credentials made every call, went into none of them.
+    assert MANAGEMENT not in counted
+
+
+def test_lookup_events_calls_and_throttles_are_counted_per_account(emulator):
+    emulator.client("organizations").create_organization(FeatureSet="ALL")
+    prod = member_account(emulator, "prod")
+    theirs = as_account(emulator, "cloudtrail", prod)
+    emulator.settings(lookup_rate=1)
+    mine = emulator.client("cloudtrail")
+    outcomes = []
+    for _ in range(3):
+        try:
+            mine.lookup_events(MaxResults=1)
+            outcomes.append("ok")
+        except ClientError as error:
+            outcomes.append(error.response["Error"]["Code"])
+    assert outcomes == ["ok", "ThrottlingException", "ThrottlingException"]
+    theirs.lookup_events(MaxResults=1)
+    # Another region has a budget of its own; its calls count in the same account.
+    emulator.client("cloudtrail", "us-west-2").lookup_events(MaxResults=1)
+    counted = emulator.control("GET", "counters/accounts")[1]
+    assert counted[MANAGEMENT]["lookup_events_calls"] == 4
+    assert counted[MANAGEMENT]["lookup_events_throttled"] == 2
+    assert counted[prod]["lookup_events_calls"] == 1
+    assert counted[prod]["lookup_events_throttled"] == 0
+    assert counted[prod]["assume_role_calls"] == 1
+    # The per-account counts add up to the emulator's totals.
+    totals = emulator.counters()
+    assert sum(c["lookup_events_calls"] for c in counted.values()) == totals["lookup_events_calls"]
+    assert (sum(c["lookup_events_throttled"] for c in counted.values())
+            == totals["lookup_events_throttled"])
+    # A reset forgets them.
+    emulator.control("POST", "reset")
+    assert emulator.control("GET", "counters/accounts") == (200, {})
