@@ -262,7 +262,11 @@ async fn an_organization_gets_its_trail_and_a_member_role_in_every_account_of_th
     // Deployed again with the daemon's configuration, which asks for an external ID: the
     // StackSet is updated, and so is every role.
     let daemon_config = home.path().join("iamwatchd.toml");
-    std::fs::write(&daemon_config, "[accounts]\nexternal_id = \"org-secret-1\"\n").unwrap();
+    std::fs::write(
+        &daemon_config,
+        "[accounts]\nexternal_id = \"org-secret-1\"\n",
+    )
+    .unwrap();
     let updated = iamwatchd(
         endpoint,
         home.path(),
