@@ -347,13 +347,21 @@ class Run:
 # --- the account
 
 
-def crashes(lives: list[Life]) -> list[tuple[float, float, str]]:
-    """(down, back up, how) of every life that did not end at the end of the run."""
-    return [(life.ended, after.started, life.how) for life, after in zip(lives, lives[1:])]
+def crashes(lives: list[Life], disk_full_from: float | None) -> list[tuple[float, float, float, str]]:
+    """(explains from, down, back up, how) of every life that did not end at the end of the run.
+
+    A kill explains a copy whose first one arrived up to CRASH_WINDOW_S before it. The kill that
+    starts the read-only stretch ("remount") follows the disk-full stretch, in which no send
+    can be recorded as sent: the daemon holds each such send (and sends nothing again) until it
+    can record it, and the kill loses what it held, so that kill explains copies from the start
+    of the disk-full stretch (seen in the full run of 2026-12-02: a send 50 s before it)."""
+    return [(min(life.ended - CRASH_WINDOW_S, disk_full_from or life.ended)
+             if life.how == "remount" else life.ended - CRASH_WINDOW_S,
+             life.ended, after.started, life.how) for life, after in zip(lives, lives[1:])]
 
 
 def account(name: str, deliveries: list[Delivery], expected: set[str], mutation_ids: set[str],
-            read_ids: set[str], interruptions: list[tuple[float, float, str]],
+            read_ids: set[str], interruptions: list[tuple[float, float, float, str]],
             lives: list[Life], final: dict | None) -> dict[str, Any]:
     times: dict[str, list[float]] = collections.defaultdict(list)
     reads = other = 0
@@ -374,8 +382,8 @@ def account(name: str, deliveries: list[Delivery], expected: set[str], mutation_
     for event_id, arrivals in times.items():
         arrivals.sort()
         for first, second in zip(arrivals, arrivals[1:]):
-            cause = next((i for i, (down, back, _) in enumerate(interruptions)
-                          if down - CRASH_WINDOW_S <= first <= down + AFTER_KILL_S and second >= back),
+            cause = next((i for i, (since, down, back, _) in enumerate(interruptions)
+                          if since <= first <= down + AFTER_KILL_S and second >= back),
                          None)
             if cause is None:
                 unexplained.append({"eventID": event_id, "first": first, "second": second})
@@ -414,7 +422,7 @@ def account(name: str, deliveries: list[Delivery], expected: set[str], mutation_
         "duplicates_unexplained": unexplained[:20],
         "duplicates_unexplained_count": len(unexplained),
         "max_duplicates_per_interruption": max(per_interruption.values(), default=0),
-        "duplicates_by_interruption": {interruptions[i][2] + f"@{interruptions[i][0]:.1f}": n
+        "duplicates_by_interruption": {interruptions[i][3] + f"@{interruptions[i][1]:.1f}": n
                                        for i, n in sorted(per_interruption.items())},
         "read_messages": reads,
         "other_messages": other,
@@ -561,8 +569,10 @@ def main() -> int:
         deliveries = {"smtp": mail.deliveries(), "sns": queue_reader.stop()}
         for name, path in HTTP_PATHS.items():
             deliveries[name] = http.deliveries(path)
-        interruptions = crashes(run.lives)
-        pause_times = [(t0 + f.start, t0 + f.end, "smtp-down") for f in faults if f.kind == "smtp-down"]
+        disk_full_from = next((t0 + f.start for f in faults if f.kind == "disk-full"), None)
+        interruptions = crashes(run.lives, disk_full_from)
+        pause_times = [(t0 + f.start - CRASH_WINDOW_S, t0 + f.start, t0 + f.end, "smtp-down")
+                       for f in faults if f.kind == "smtp-down"]
         final = run.lives[-1].scrape
         notifiers = {name: account(name, deliveries[name], expected[name], mutation_ids, read_ids,
                                    interruptions + (pause_times if name == "smtp" else []),
