@@ -208,8 +208,9 @@ impl Budget {
         self.changed.notify_waiters();
     }
 
-    /// Whether starting one request now would make a request wanted at `at` wait (the poller
-    /// asks before spending the budget on something less urgent than its next IAM poll).
+    /// Whether asking for one request now would make a request wanted at `at` wait (the poller
+    /// asks before spending the budget on something less urgent than its next IAM poll). The
+    /// request asked for now starts when the budget lets it, which may be a window from now.
     pub(crate) fn would_delay(&self, at: Instant) -> bool {
         let state = self.lock();
         let now = Instant::now();
@@ -222,9 +223,10 @@ impl Budget {
                 answered: Some(r.answered.unwrap_or(now + state.latency * 2)),
             })
             .collect();
+        let starts = self.earliest(&state, &recent, now).unwrap_or(now);
         recent.push_back(Request {
             id: u64::MAX,
-            answered: Some(now + state.latency * 2),
+            answered: Some(starts + state.latency * 2),
         });
         while recent.len() > self.per_window {
             recent.pop_front();
@@ -322,10 +324,12 @@ mod tests {
         let budget = Budget::new(1.0);
         request(&budget, Duration::from_millis(100), Outcome::Answered).await;
         let now = Instant::now();
-        // One request per second: a request now pushes the next one past 500 ms from now...
+        // One request per second: a request now waits for its window (1 s after the last
+        // answer) and is answered about 200 ms later, which pushes the next one past 2 s...
         assert!(budget.would_delay(now + Duration::from_millis(500)));
-        // ...but not past 2 s.
-        assert!(!budget.would_delay(now + Duration::from_secs(2)));
+        assert!(budget.would_delay(now + Duration::from_secs(2)));
+        // ...but not past 2.5 s.
+        assert!(!budget.would_delay(now + Duration::from_millis(2500)));
     }
 
     #[tokio::test(start_paused = true)]

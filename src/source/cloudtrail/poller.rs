@@ -7,13 +7,20 @@
 //! A region's streams are polled by one loop that spends the budget a page at a time. The
 //! streams are in priority order (the IAM stream first): the loop always reads the next page of
 //! the most urgent stream that has work. A less urgent stream (a tampering lookup) only gets a
-//! page when that page will not make the first stream's next poll wait ([`Budget::would_delay`]),
-//! so the tampering lookups fill the gaps between IAM polls instead of delaying them. A stream
-//! held back longer than its own poll interval (the IAM polls leave no gap: a short poll
-//! interval on a small budget) goes anyway. While the first stream catches up on a backlog (a
-//! long sweep), the others wait up to [`super::region::STARVATION_LIMIT`] and then get their
-//! pass in between,
-//! so catching up on hours of IAM history never blinds the daemon to tampering for longer.
+//! page when that page will not make the first stream's next poll wait ([`Budget::would_delay`],
+//! which counts the wait for the page's own window), so the tampering lookups fill the gaps
+//! between IAM polls instead of delaying them; among them the one that has waited longest goes
+//! first. When they want more than the gaps hold (forty listed lookups of a member account at
+//! one request a second come close), they poll less often than asked, all alike, and the IAM
+//! poll stays on time. A stream held back longer than its own poll interval goes before the
+//! IAM stream only while the others had less than half of the recent pages, that is when the
+//! IAM polls leave no gap (a short poll interval on a small budget); while the first stream
+//! catches up on a backlog (a long sweep), the others wait up to
+//! [`super::region::STARVATION_LIMIT`] and then get their pass in between, so catching up on
+//! hours of IAM history never blinds the daemon to tampering for longer.
+//!
+//! A complete sweep read up to when it began, so it is also that stream's fast pass: the next
+//! fast pass comes one poll interval after the sweep began.
 //!
 //! Every page is handed to the intake as soon as it is read, so a long sweep reports what it has
 //! found while it goes on; the sweep's cursor update comes with its last page.

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,8 @@ use crate::source::{Accepted, Batch, CursorUpdate, Intake, Pass};
 /// A pass in progress: its pager, and what it has stored so far.
 struct ActivePass {
     pass: Pass,
+    /// When it began: a sweep reads up to then, so the next fast pass is one interval later.
+    began: Instant,
     pager: Pager,
     cursor: Option<CursorUpdate>,
     accepted: Accepted,
@@ -56,10 +58,17 @@ impl StreamState {
 /// catching up before it gets a pass in between.
 pub(crate) const STARVATION_LIMIT: Duration = Duration::from_secs(5 * 60);
 
+/// How many of the last pages [`RegionRunner::choose`] remembers the owners of, to keep the
+/// first stream's share of the budget.
+const SHARE_OF: u32 = 16;
+
 /// One region's streams, their budget and client.
 pub(super) struct RegionRunner {
     region: String,
     streams: Vec<StreamState>,
+    /// The last [`SHARE_OF`] pages read, newest in the lowest bit: 1 for a page of a lesser
+    /// stream, 0 for one of the first.
+    lesser_pages: u16,
     client: aws_sdk_cloudtrail::Client,
     budget: Budget,
     schedule: Schedule,
@@ -90,6 +99,7 @@ impl RegionRunner {
                     active: None,
                 })
                 .collect(),
+            lesser_pages: 0,
             region,
             client,
             budget,
@@ -108,32 +118,52 @@ impl RegionRunner {
                     }
                 }
                 None => {
-                    let next = self
-                        .streams
-                        .iter()
-                        .map(|s| s.next_due(now))
-                        .min()
-                        .unwrap_or(now + self.schedule.poll_interval);
-                    // A stream held back for the first one's poll is due already: wait for
-                    // that poll, not for it.
-                    let next = if next <= now {
-                        self.streams[0]
-                            .next_due(now)
-                            .max(now + Duration::from_millis(10))
-                    } else {
-                        next
-                    };
                     tokio::select! {
                         _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep_until(next) => {}
+                        _ = tokio::time::sleep_until(self.idle_until(now)) => {}
                     }
                 }
             }
         }
     }
 
+    /// When to look again after [`RegionRunner::choose`] found nothing to read at `now`.
+    fn idle_until(&self, now: Instant) -> Instant {
+        let next = self
+            .streams
+            .iter()
+            .map(|s| s.next_due(now))
+            .min()
+            .unwrap_or(now + self.schedule.poll_interval);
+        // A stream held back for the first one's poll is due already: wait for that poll,
+        // not for it.
+        if next <= now {
+            self.streams[0]
+                .next_due(now)
+                .max(now + Duration::from_millis(10))
+        } else {
+            next
+        }
+    }
+
     /// The stream whose page to read now, if any (see the module documentation).
     fn choose(&mut self, now: Instant) -> Option<usize> {
+        let index = self.pick(now)?;
+        self.lesser_pages = (self.lesser_pages << 1) | u16::from(index > 0);
+        Some(index)
+    }
+
+    /// [`RegionRunner::choose`]'s decision.
+    ///
+    /// A lesser stream held back longer than its limit goes before the first stream, but only
+    /// while the lesser streams had less than half of the last [`SHARE_OF`] pages: then it is
+    /// the first stream that leaves no gap (a short poll interval on a small budget, a long
+    /// catch-up), and the others get half the budget. When the lesser streams already have
+    /// more (they want more than the gaps between the first stream's polls hold), they wait
+    /// for gaps and poll less often than asked; the first stream is never made late for them.
+    /// Among the lesser streams, the one that has waited longest goes first, so all of them
+    /// stretch alike instead of the last ones never getting a page.
+    fn pick(&mut self, now: Instant) -> Option<usize> {
         for state in &mut self.streams {
             if state.next_due(now) <= now {
                 state.due_since.get_or_insert(now);
@@ -154,21 +184,35 @@ impl RegionRunner {
             s.due_since
                 .is_some_and(|since| now.duration_since(since) >= limit)
         };
-        // A starved stream goes first, until its pass is done.
-        if let Some(index) = self.streams.iter().skip(1).position(starved) {
-            return Some(index + 1);
+        let longest_waiting = |wanted: &dyn Fn(&StreamState) -> bool| {
+            self.streams
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, s)| wanted(s))
+                .min_by_key(|(_, s)| s.due_since)
+                .map(|(index, _)| index)
+        };
+        // A starved stream goes first, until its pass is done (an active pass is never
+        // starved of the pages it has left: it finishes once started).
+        if self.lesser_pages.count_ones() < SHARE_OF / 2 {
+            if let Some(index) = longest_waiting(&starved) {
+                return Some(index);
+            }
         }
         let first_next = self.streams[0].next_due(now);
         if first_next <= now {
             return Some(0);
         }
-        let index = self.streams.iter().position(|s| s.next_due(now) <= now)?;
-        // A page now must not make the first stream's next poll wait; an active pass of a
-        // lesser stream finishes once started (usually it is a single page).
-        if self.streams[index].active.is_none() && self.budget.would_delay(first_next) {
+        // An active pass of a lesser stream finishes once started (usually it is a single
+        // page); otherwise a page now must not make the first stream's next poll wait.
+        if let Some(index) = longest_waiting(&|s| s.active.is_some() && s.next_due(now) <= now) {
+            return Some(index);
+        }
+        if self.budget.would_delay(first_next) {
             return None;
         }
-        Some(index)
+        longest_waiting(&|s| s.next_due(now) <= now)
     }
 
     /// Reads and stores one page of stream `index`, starting its pass if none is active.
@@ -180,45 +224,25 @@ impl RegionRunner {
         cancel: &CancellationToken,
     ) -> bool {
         let now = Instant::now();
-        let state = &mut self.streams[index];
-        if state.active.is_none() {
-            let sweep = now >= state.next_sweep;
-            let (pass, window, cursor) = if sweep {
-                let key = state.stream.cursor_key();
-                let cursor = match intake.cursor(&key).await {
-                    Ok(cursor) => cursor,
+        if self.streams[index].active.is_none() {
+            let sweep = if now >= self.streams[index].next_sweep {
+                let key = self.streams[index].stream.cursor_key();
+                match intake.cursor(&key).await {
+                    Ok(cursor) => Some((key, cursor)),
                     Err(error) => {
                         tracing::error!(stream = %key, %error, "cannot read the cursor; sweep skipped");
+                        let state = &mut self.streams[index];
                         state.next_sweep = Instant::now() + self.schedule.sweep_interval;
                         state.due_since = None;
                         return true;
                     }
-                };
-                let window = self.schedule.sweep_window(cursor, Utc::now());
-                let update = CursorUpdate {
-                    key,
-                    value: self.schedule.cursor_after_sweep(cursor, window.end),
-                };
-                (Pass::Sweep, window, Some(update))
+                }
             } else {
-                // Start to start: a pass that took a while does not push the next one back (but
-                // a stream that fell far behind does not make up for the passes it missed).
-                let next = state.next_fast + state.stream.poll_interval;
-                state.next_fast = if next < now {
-                    now + state.stream.poll_interval
-                } else {
-                    next
-                };
-                (Pass::Fast, self.schedule.fast_window(Utc::now()), None)
+                None
             };
-            state.active = Some(ActivePass {
-                pass,
-                pager: Pager::new(state.stream.lookup.clone(), window),
-                cursor,
-                accepted: Accepted::default(),
-                retry_at: None,
-            });
+            self.begin(index, now, sweep);
         }
+        let state = &mut self.streams[index];
         let label = state.stream.lookup.label();
         let active = state.active.as_mut().expect("started above");
         let page = active
@@ -296,6 +320,47 @@ impl RegionRunner {
         true
     }
 
+    /// Opens stream `index`'s next pass at `now`: with `sweep` (the cursor's key and stored
+    /// value) the sweep from that cursor, else the fast pass.
+    fn begin(
+        &mut self,
+        index: usize,
+        now: Instant,
+        sweep: Option<(String, Option<DateTime<Utc>>)>,
+    ) {
+        let schedule = self.schedule;
+        let state = &mut self.streams[index];
+        let (pass, window, cursor) = match sweep {
+            Some((key, cursor)) => {
+                let window = schedule.sweep_window(cursor, Utc::now());
+                let update = CursorUpdate {
+                    key,
+                    value: schedule.cursor_after_sweep(cursor, window.end),
+                };
+                (Pass::Sweep, window, Some(update))
+            }
+            None => {
+                // Start to start: a pass that took a while does not push the next one back (but
+                // a stream that fell far behind does not make up for the passes it missed).
+                let next = state.next_fast + state.stream.poll_interval;
+                state.next_fast = if next < now {
+                    now + state.stream.poll_interval
+                } else {
+                    next
+                };
+                (Pass::Fast, schedule.fast_window(Utc::now()), None)
+            }
+        };
+        state.active = Some(ActivePass {
+            pass,
+            began: now,
+            pager: Pager::new(state.stream.lookup.clone(), window),
+            cursor,
+            accepted: Accepted::default(),
+            retry_at: None,
+        });
+    }
+
     /// Closes stream `index`'s pass and schedules what comes next.
     fn end_pass(&mut self, index: usize, complete: bool) {
         let now = Instant::now();
@@ -307,8 +372,11 @@ impl RegionRunner {
         if active.pass == Pass::Sweep {
             state.swept_once |= complete;
             state.next_sweep = now + self.schedule.sweep_interval;
-            if state.next_fast < now {
-                // The sweep read up to its start; the fast pass picks up from there at once.
+            if complete {
+                // The sweep read up to when it began, so it was this stream's fast pass too:
+                // the next one comes a poll interval after that (at once after a long sweep).
+                state.next_fast = active.began + state.stream.poll_interval;
+            } else if state.next_fast < now {
                 state.next_fast = now;
             }
         }
@@ -346,6 +414,7 @@ mod tests {
         };
         RegionRunner {
             region: "us-east-1".into(),
+            lesser_pages: 0,
             streams: vec![
                 state(Lookup::EventSource("iam.amazonaws.com".into())),
                 state(Lookup::EventName("StopLogging".into())),
@@ -406,6 +475,7 @@ mod tests {
         let now = Instant::now();
         runner.streams[0].active = Some(ActivePass {
             pass: Pass::Sweep,
+            began: now,
             pager: Pager::new(
                 runner.streams[0].stream.lookup.clone(),
                 runner.schedule.fast_window(Utc::now()),
@@ -441,6 +511,7 @@ mod tests {
         // The IAM stream is in the middle of a long sweep; StopLogging is due.
         runner.streams[0].active = Some(ActivePass {
             pass: Pass::Sweep,
+            began: now,
             pager: Pager::new(
                 runner.streams[0].stream.lookup.clone(),
                 runner.schedule.fast_window(Utc::now()),
@@ -461,5 +532,145 @@ mod tests {
         assert_eq!(runner.choose(Instant::now()), Some(1), "but not for ever");
         runner.end_pass(1, true);
         assert_eq!(runner.choose(Instant::now()), Some(0));
+    }
+
+    /// What [`simulate`] saw of each stream.
+    #[derive(Debug, Default)]
+    struct Seen {
+        /// How late each fast pass of the first stream began after it was due (after the
+        /// first minute's sweeps).
+        first_late: Vec<Duration>,
+        /// The longest time between two passes of each lesser stream, and their number.
+        lesser_gap: Vec<Duration>,
+        lesser_passes: Vec<u32>,
+        pages: u32,
+    }
+
+    /// Runs the loop's decisions for `minutes` of paused time: the IAM stream every 10 s and
+    /// `lesser` listed streams every 60 s at 1 request/s, each pass one page answered in
+    /// 50 ms, the daemon's own sweep schedule; the budget is the real one.
+    async fn simulate(lesser: usize, minutes: u64) -> Seen {
+        let mut runner = runner(1.0);
+        runner.schedule = Schedule {
+            poll_interval: Duration::from_secs(10),
+            fast_window: Duration::from_secs(120),
+            sweep_interval: Duration::from_secs(300),
+            sweep_horizon: Duration::from_secs(900),
+            start_from: Duration::from_secs(900),
+        };
+        runner.streams.pop();
+        let start = Instant::now();
+        for i in 0..lesser {
+            let mut stream = stream(Lookup::EventName(format!("Call{i}")));
+            stream.poll_interval = Duration::from_secs(60);
+            runner.streams.push(StreamState {
+                stream,
+                next_sweep: start,
+                next_fast: start,
+                swept_once: false,
+                due_since: Some(start),
+                active: None,
+            });
+        }
+        let first = &mut runner.streams[0];
+        first.stream.poll_interval = Duration::from_secs(10);
+        (first.next_sweep, first.next_fast, first.swept_once) = (start, start, false);
+        let mut seen = Seen {
+            lesser_gap: vec![Duration::ZERO; lesser],
+            lesser_passes: vec![0; lesser],
+            ..Seen::default()
+        };
+        let mut last_pass = vec![start; lesser];
+        let end = start + Duration::from_secs(60 * minutes);
+        while Instant::now() < end {
+            let now = Instant::now();
+            let Some(index) = runner.choose(now) else {
+                tokio::time::sleep_until(runner.idle_until(now)).await;
+                continue;
+            };
+            let state = &runner.streams[index];
+            let sweep = now >= state.next_sweep;
+            let due = state.next_fast;
+            runner.begin(index, now, sweep.then(|| (String::new(), None)));
+            let permit = runner.budget.acquire().await;
+            let sent = Instant::now();
+            if index == 0 && !sweep && sent - start > Duration::from_secs(60) {
+                seen.first_late.push(sent.saturating_duration_since(due));
+            }
+            if index > 0 {
+                let gap = sent - last_pass[index - 1];
+                seen.lesser_gap[index - 1] = seen.lesser_gap[index - 1].max(gap);
+                seen.lesser_passes[index - 1] += 1;
+                last_pass[index - 1] = sent;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            permit.finish(super::super::budget::Outcome::Answered);
+            runner.end_pass(index, true);
+            seen.pages += 1;
+        }
+        seen
+    }
+
+    /// The daemon's default streams in a member account (40 listed lookups beside IAM's):
+    /// the IAM poll is never late for them, and each of them is polled at its interval.
+    #[tokio::test(start_paused = true)]
+    async fn forty_listed_streams_never_make_the_iam_poll_late() {
+        let seen = simulate(40, 30).await;
+        let worst = seen.first_late.iter().max().copied().unwrap_or_default();
+        assert!(
+            seen.first_late.len() >= 170,
+            "{} IAM polls",
+            seen.first_late.len()
+        );
+        assert!(
+            worst <= Duration::from_millis(100),
+            "an IAM poll began {worst:?} late"
+        );
+        let gap = seen.lesser_gap.iter().max().copied().unwrap_or_default();
+        assert!(
+            gap <= Duration::from_secs(65),
+            "a listed stream waited {gap:?}"
+        );
+        // A sweep is also that stream's fast pass: 30 passes in 30 minutes, not 36.
+        let passes: u32 = seen.lesser_passes.iter().sum();
+        assert!(passes <= 40 * 31, "{passes} listed passes");
+    }
+
+    /// More listed streams than the budget holds beside the IAM polls: they poll less often
+    /// than asked, all of them alike, and the IAM poll is still never late.
+    #[tokio::test(start_paused = true)]
+    async fn listed_streams_beyond_the_budget_stretch_instead_of_delaying_iam() {
+        let seen = simulate(80, 30).await;
+        let worst = seen.first_late.iter().max().copied().unwrap_or_default();
+        assert!(
+            worst <= Duration::from_millis(100),
+            "an IAM poll began {worst:?} late"
+        );
+        // 80 a minute wanted, about 48 left beside the IAM polls: each stream gets its turn
+        // about every 100 s (16 to 21 passes in the 30 minutes), none is left behind.
+        let gap = seen.lesser_gap.iter().max().copied().unwrap_or_default();
+        assert!(
+            gap <= Duration::from_secs(150),
+            "a listed stream waited {gap:?}"
+        );
+        let fewest = seen.lesser_passes.iter().min().copied().unwrap_or_default();
+        assert!(fewest >= 15, "a listed stream had only {fewest} passes");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_complete_sweep_is_also_the_fast_pass() {
+        let mut runner = runner(1.0);
+        let now = Instant::now();
+        runner.streams[1].next_sweep = now;
+        runner.begin(1, now, Some((String::new(), None)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        runner.end_pass(1, true);
+        assert_eq!(runner.streams[1].next_fast, now + Duration::from_secs(5));
+        // A long sweep: the fast pass follows at once.
+        let now = Instant::now();
+        runner.begin(1, now, Some((String::new(), None)));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        runner.end_pass(1, true);
+        assert!(runner.streams[1].next_due(Instant::now()) <= Instant::now());
     }
 }
