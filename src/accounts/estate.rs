@@ -187,12 +187,14 @@ impl<I: Intake> Estate<I> {
         let external_id = self.config.external_id.as_deref();
         let mut wait = RETRY_FIRST;
         loop {
-            match self.get_in(&role_arn, external_id).await {
+            // The SDK calls of getting in are boxed: this task lives as long as the account is
+            // watched, and would otherwise hold room for their state all that time.
+            match Box::pin(self.get_in(&role_arn, external_id)).await {
                 Ok(sdk) => {
                     wait = RETRY_FIRST;
                     self.incident_over(&account).await;
                     if self.roster.name(&account).is_none() {
-                        if let Some(alias) = discovery::alias(&sdk).await {
+                        if let Some(alias) = Box::pin(discovery::alias(&sdk)).await {
                             self.roster.set_name(&account, &alias);
                         }
                     }

@@ -113,7 +113,10 @@ impl RegionRunner {
             let now = Instant::now();
             match self.choose(now) {
                 Some(index) => {
-                    if !self.step(index, &*intake, &cancel).await {
+                    // Boxed: a page's SDK call is the largest state of this loop, and the loop
+                    // spends nearly all its time waiting between pages; unboxed, every idle
+                    // account would hold room for one.
+                    if !Box::pin(self.step(index, &*intake, &cancel)).await {
                         return;
                     }
                 }
