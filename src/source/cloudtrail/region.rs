@@ -196,8 +196,8 @@ impl RegionRunner {
                 .min_by_key(|(_, s)| s.due_since)
                 .map(|(index, _)| index)
         };
-        // A starved stream goes first, until its pass is done (an active pass is never
-        // starved of the pages it has left: it finishes once started).
+        // A starved stream goes first while the lesser streams are under their half; past
+        // it, an active pass of a starved stream goes on in the gaps (below).
         if self.lesser_pages.count_ones() < SHARE_OF / 2 {
             if let Some(index) = longest_waiting(&starved) {
                 return Some(index);
@@ -546,7 +546,18 @@ mod tests {
         /// The longest time between two passes of each lesser stream, and their number.
         lesser_gap: Vec<Duration>,
         lesser_passes: Vec<u32>,
-        pages: u32,
+    }
+
+    impl Seen {
+        /// The latest the first stream's fast pass began after it was due.
+        fn latest_first_pass(&self) -> Duration {
+            self.first_late.iter().max().copied().unwrap_or_default()
+        }
+
+        /// The longest any lesser stream waited between two passes.
+        fn longest_lesser_gap(&self) -> Duration {
+            self.lesser_gap.iter().max().copied().unwrap_or_default()
+        }
     }
 
     /// Runs the loop's decisions for `minutes` of paused time: the IAM stream every 10 s and
@@ -609,7 +620,6 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
             permit.finish(super::super::budget::Outcome::Answered);
             runner.end_pass(index, true);
-            seen.pages += 1;
         }
         seen
     }
@@ -619,7 +629,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn forty_listed_streams_never_make_the_iam_poll_late() {
         let seen = simulate(40, 30).await;
-        let worst = seen.first_late.iter().max().copied().unwrap_or_default();
+        let worst = seen.latest_first_pass();
         assert!(
             seen.first_late.len() >= 170,
             "{} IAM polls",
@@ -629,7 +639,7 @@ mod tests {
             worst <= Duration::from_millis(100),
             "an IAM poll began {worst:?} late"
         );
-        let gap = seen.lesser_gap.iter().max().copied().unwrap_or_default();
+        let gap = seen.longest_lesser_gap();
         assert!(
             gap <= Duration::from_secs(65),
             "a listed stream waited {gap:?}"
@@ -644,14 +654,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn listed_streams_beyond_the_budget_stretch_instead_of_delaying_iam() {
         let seen = simulate(80, 30).await;
-        let worst = seen.first_late.iter().max().copied().unwrap_or_default();
+        let worst = seen.latest_first_pass();
         assert!(
             worst <= Duration::from_millis(100),
             "an IAM poll began {worst:?} late"
         );
         // 80 a minute wanted, about 48 left beside the IAM polls: each stream gets its turn
         // about every 100 s (16 to 21 passes in the 30 minutes), none is left behind.
-        let gap = seen.lesser_gap.iter().max().copied().unwrap_or_default();
+        let gap = seen.longest_lesser_gap();
         assert!(
             gap <= Duration::from_secs(150),
             "a listed stream waited {gap:?}"
