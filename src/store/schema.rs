@@ -236,6 +236,15 @@ mod tests {
             .pragma_query_value(None, "synchronous", |r| r.get(0))
             .unwrap();
         assert_eq!(sync, 2, "synchronous=FULL");
+        let cache: i64 = store
+            .conn
+            .pragma_query_value(None, "cache_size", |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            cache,
+            -crate::store::PAGE_CACHE_KIB,
+            "the page cache in KiB"
+        );
         drop(store);
         // Opening again does not re-run the migration.
         Store::open(dir.path()).unwrap();
