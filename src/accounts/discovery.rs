@@ -41,7 +41,10 @@ pub(crate) async fn client(
         .region(aws_config::Region::new(crate::aws::IAM_EVENTS_REGION))
         .build();
     let sdk = match role_arn {
-        Some(arn) => super::credentials::member_sdk(&home, arn, None).await,
+        Some(arn) => {
+            let sts = aws_sdk_sts::Client::new(&home);
+            super::credentials::member_sdk(&home, &sts, arn, None, None)
+        }
         None => home,
     };
     aws_sdk_organizations::Client::new(&sdk)

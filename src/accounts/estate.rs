@@ -25,6 +25,7 @@ use super::config::AccountsConfig;
 use super::credentials::{self, Refusal};
 use super::discovery::{self, Discovered};
 use super::{AccountState, Roster};
+use crate::source::cloudtrail::lookup::Reader;
 use crate::source::cloudtrail::poller::Poller;
 use crate::source::cloudtrail::schedule::Schedule;
 use crate::source::cloudtrail::stream::{Counters, Stream};
@@ -48,6 +49,11 @@ pub(crate) struct Estate<I> {
     pub config: AccountsConfig,
     /// The daemon's own SDK configuration (its credentials assume the member roles).
     pub home: SdkConfig,
+    /// STS with the daemon's own credentials: every member role is assumed through it.
+    pub sts: aws_sdk_sts::Client,
+    /// One CloudTrail client per region of the streams, without credentials: each member's
+    /// reader adds the member's ([`member_clients`]).
+    pub cloudtrail: HashMap<String, aws_sdk_cloudtrail::Client>,
     /// The streams of the daemon's own account; each member gets the same in its account.
     pub streams: Vec<Stream>,
     /// The LookupEvents budget per account and region.
@@ -187,12 +193,13 @@ impl<I: Intake> Estate<I> {
         let external_id = self.config.external_id.as_deref();
         let mut wait = RETRY_FIRST;
         loop {
-            // The SDK calls of getting in are boxed: this task lives as long as the account is
-            // watched, and would otherwise hold room for their state all that time.
+            // Every call but the poll is boxed: this task lives as long as the account is
+            // watched, and would otherwise hold room for the largest of their states all that
+            // time (the store's, through the intake, made it 13 KB in a release build).
             match Box::pin(self.get_in(&role_arn, external_id)).await {
                 Ok(sdk) => {
                     wait = RETRY_FIRST;
-                    self.incident_over(&account).await;
+                    Box::pin(self.incident_over(&account)).await;
                     if self.roster.name(&account).is_none() {
                         if let Some(alias) = Box::pin(discovery::alias(&sdk)).await {
                             self.roster.set_name(&account, &alias);
@@ -216,7 +223,7 @@ impl<I: Intake> Estate<I> {
                         tracing::warn!(account = %self.roster.display(&account),
                             error = %refusal.error, "cannot get into the account yet; retrying");
                     } else {
-                        self.incident(&account, &role_arn, &refusal).await;
+                        Box::pin(self.incident(&account, &role_arn, &refusal)).await;
                     }
                     tokio::select! {
                         _ = stop.cancelled() => return,
@@ -235,8 +242,9 @@ impl<I: Intake> Estate<I> {
         role_arn: &str,
         external_id: Option<&str>,
     ) -> Result<SdkConfig, Refusal> {
-        credentials::probe(&self.home, role_arn, external_id).await?;
-        let sdk = credentials::member_sdk(&self.home, role_arn, external_id).await;
+        let first = credentials::probe(&self.sts, role_arn, external_id).await?;
+        let sdk =
+            credentials::member_sdk(&self.home, &self.sts, role_arn, external_id, Some(first));
         credentials::readable(&sdk, role_arn).await?;
         Ok(sdk)
     }
@@ -252,18 +260,12 @@ impl<I: Intake> Estate<I> {
                 stream
             })
             .collect();
-        let mut clients = HashMap::new();
-        for stream in &streams {
-            clients.entry(stream.region.clone()).or_insert_with(|| {
-                // One attempt per call: the poller retries within its budget itself.
-                let config = aws_sdk_cloudtrail::config::Builder::from(sdk)
-                    .region(Region::new(stream.region.clone()))
-                    .retry_config(RetryConfig::standard().with_max_attempts(1))
-                    .build();
-                aws_sdk_cloudtrail::Client::from_conf(config)
-            });
-        }
-        let poller = Poller::new(streams, clients, self.requests_per_second, self.schedule);
+        let readers = self
+            .cloudtrail
+            .iter()
+            .map(|(region, client)| (region.clone(), Reader::member(client.clone(), sdk)))
+            .collect();
+        let poller = Poller::new(streams, readers, self.requests_per_second, self.schedule);
         let counters = poller.counters();
         self.roster.set_counters(account, counters.clone());
         let polling = stop.child_token();
@@ -333,6 +335,30 @@ impl<I: Intake> Estate<I> {
             tracing::warn!(key, %error, "cannot record the account's incident");
         }
     }
+}
+
+/// The CloudTrail clients every member shares, one per region of `streams`: `home`'s
+/// configuration without its credentials, so that a request without a member's fails
+/// instead of reading the daemon's own account.
+pub(crate) fn member_clients(
+    home: &SdkConfig,
+    streams: &[Stream],
+) -> HashMap<String, aws_sdk_cloudtrail::Client> {
+    let mut anonymous = home.to_builder();
+    anonymous.set_credentials_provider(None);
+    let anonymous = anonymous.build();
+    let mut clients = HashMap::new();
+    for stream in streams {
+        clients.entry(stream.region.clone()).or_insert_with(|| {
+            // One attempt per call: the poller retries within its budget itself.
+            let config = aws_sdk_cloudtrail::config::Builder::from(&anonymous)
+                .region(Region::new(stream.region.clone()))
+                .retry_config(RetryConfig::standard().with_max_attempts(1))
+                .build();
+            aws_sdk_cloudtrail::Client::from_conf(config)
+        });
+    }
+    clients
 }
 
 /// The accounts to watch: the static list and the organization's active accounts,
@@ -443,6 +469,57 @@ fn why_dropped(id: &str, found: &[Discovered], discovering: bool) -> &'static st
 mod tests {
     use super::*;
     use crate::accounts::config::Selector;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+
+    #[tokio::test]
+    async fn the_shared_clients_read_with_the_members_credentials_only() {
+        // Nothing listens on port 1: a request that gets as far as sending fails to connect.
+        let home = SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:1")
+            .credentials_provider(SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::for_tests(),
+            ))
+            .build();
+        let stream = |region: &str, name: &str| Stream {
+            account: None,
+            region: region.to_owned(),
+            lookup: crate::source::cloudtrail::lookup::Lookup::EventName(name.to_owned()),
+            poll_interval: Duration::from_secs(10),
+        };
+        let streams = [
+            stream("us-east-1", "CreateUser"),
+            stream("eu-west-1", "StopLogging"),
+            stream("us-east-1", "DeleteTrail"),
+        ];
+        let clients = member_clients(&home, &streams);
+        let mut regions: Vec<&str> = clients.keys().map(String::as_str).collect();
+        regions.sort_unstable();
+        assert_eq!(regions, ["eu-west-1", "us-east-1"], "one client per region");
+
+        let client = &clients["us-east-1"];
+        let lookup = crate::source::cloudtrail::lookup::Lookup::EventName("CreateUser".into());
+        let now = Utc::now();
+        let window = crate::source::cloudtrail::lookup::Window {
+            start: now - chrono::TimeDelta::hours(1),
+            end: now,
+        };
+        let own = Reader::own(client.clone());
+        let error = own.page(&lookup, window, None).await.unwrap_err();
+        let shown = format!("{error:?}");
+        assert!(
+            shown.contains("NoIdentityResolver") && !shown.contains("Connection refused"),
+            "without a member's credentials nothing is sent (not even with the daemon's): {shown}"
+        );
+        let member = Reader::member(client.clone(), &home);
+        let error = member.page(&lookup, window, None).await.unwrap_err();
+        let shown = format!("{error:?}");
+        assert!(
+            shown.contains("Connection refused"),
+            "signed and sent: {shown}"
+        );
+    }
 
     fn found(id: &str, name: &str, active: bool, parents: &[&str]) -> Discovered {
         Discovered {

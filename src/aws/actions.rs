@@ -152,8 +152,10 @@ fn operation_before(code: &str, mut pos: usize) -> Option<String> {
             if start == 0 || bytes[start - 1] != b'.' {
                 return None;
             }
-            // `.into_paginator()` wraps the operation's builder: the operation comes before.
-            if code[open + 1..close].trim().is_empty() && &code[start..open] != "into_paginator" {
+            // `.into_paginator()` and `.customize()` wrap the operation's builder: the
+            // operation comes before.
+            let wrapper = matches!(&code[start..open], "into_paginator" | "customize");
+            if code[open + 1..close].trim().is_empty() && !wrapper {
                 return Some(code[start..open].to_owned());
             }
             pos = start - 1;
@@ -228,13 +230,16 @@ fn the_scanner_finds_chained_and_bound_builders() {
         let mut request = client.lookup_events().max_results(PAGE_SIZE);
         match request.send().await {}
         sts.get_caller_identity().send().await;
+        let listing = org.list_accounts().max_results(20);
+        listing.customize().config_override(member.clone()).send().await;
     "#;
     assert_eq!(
         sdk_operations(code),
         BTreeSet::from([
             "publish".into(),
             "lookup_events".into(),
-            "get_caller_identity".into()
+            "get_caller_identity".into(),
+            "list_accounts".into()
         ])
     );
     assert_eq!(

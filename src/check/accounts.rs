@@ -64,18 +64,22 @@ pub(super) async fn accounts(
             members.len()
         ));
     }
+    let sts = aws_sdk_sts::Client::new(sdk);
     for member in &members[..tried] {
         let shown = crate::accounts::shown(&member.id, member.name.as_deref());
         let role = accounts.member_role_arn(&member.id);
         let external_id = accounts.external_id.as_deref();
-        if let Err(refusal) = credentials::probe(sdk, &role, external_id).await {
-            report.fail(
-                format!("account {shown}: cannot assume {role}: {}", refusal.error),
-                refusal.fix,
-            );
-            continue;
-        }
-        let member_sdk = credentials::member_sdk(sdk, &role, external_id).await;
+        let first = match credentials::probe(&sts, &role, external_id).await {
+            Ok(first) => first,
+            Err(refusal) => {
+                report.fail(
+                    format!("account {shown}: cannot assume {role}: {}", refusal.error),
+                    refusal.fix,
+                );
+                continue;
+            }
+        };
+        let member_sdk = credentials::member_sdk(sdk, &sts, &role, external_id, Some(first));
         match credentials::readable(&member_sdk, &role).await {
             Ok(()) => report.ok(format!(
                 "account {shown}: role assumed, event history readable"

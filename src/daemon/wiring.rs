@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::DaemonError;
 use crate::accounts::config::MemberStreams;
-use crate::accounts::estate::Estate;
+use crate::accounts::estate::{member_clients, Estate};
 use crate::accounts::Roster;
 use crate::analysis::cross_check::AccessAnalyzer;
 use crate::analysis::lookup::Iam;
@@ -22,7 +22,7 @@ use crate::pipeline::housekeeping::Housekeeping;
 use crate::pipeline::Reporter;
 use crate::rules::{self, Recorded};
 use crate::source::alarm::AlarmPath;
-use crate::source::cloudtrail::lookup::Lookup;
+use crate::source::cloudtrail::lookup::{Lookup, Reader};
 use crate::source::cloudtrail::poller::Poller;
 use crate::source::cloudtrail::stream::{Counters, Stream};
 use crate::store::{SharedStore, Store, StoreError};
@@ -181,7 +181,8 @@ pub(crate) async fn poller(config: &Config) -> Poller {
         if !clients.contains_key(&stream.region) {
             // One attempt per call: the poller retries within its budget itself.
             let sdk = crate::aws::loader(&stream.region, 1).load().await;
-            clients.insert(stream.region.clone(), aws_sdk_cloudtrail::Client::new(&sdk));
+            let client = aws_sdk_cloudtrail::Client::new(&sdk);
+            clients.insert(stream.region.clone(), Reader::own(client));
         }
     }
     Poller::new(
@@ -211,6 +212,8 @@ pub(crate) async fn estate(
     }
     Some(Estate {
         config: config.accounts.clone(),
+        sts: aws_sdk_sts::Client::new(&home),
+        cloudtrail: member_clients(&home, &streams),
         home,
         streams,
         requests_per_second: config.poller.requests_per_second,

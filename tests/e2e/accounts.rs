@@ -155,6 +155,16 @@ async fn an_organization_is_watched_account_by_account_with_names() {
     assert!(mail.contains(&format!("{late} (new-team)")), "{mail}");
 
     assert!(daemon.stop().success());
+    // Into each account once: the credentials of the probe are the poller's (they last an
+    // hour). The other AssumeRole is this test's own, as the account's administrator.
+    let (_, counted) = emulator.control("GET", "counters/accounts", "");
+    for (name, id, _) in &members {
+        assert_eq!(counted[id]["assume_role_calls"], 2, "{name}: {counted}");
+    }
+    assert_eq!(
+        counted[&late]["assume_role_calls"], 2,
+        "new-team: {counted}"
+    );
     // Each change once, the account without its role once: nothing repeated.
     for (name, _, _) in &members {
         assert_eq!(

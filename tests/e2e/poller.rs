@@ -2,7 +2,7 @@
 
 use chrono::{TimeDelta, Utc};
 use iamwatchd::source::cloudtrail::budget::Budget;
-use iamwatchd::source::cloudtrail::lookup::{fetch_window, Lookup, LookupError, Window};
+use iamwatchd::source::cloudtrail::lookup::{fetch_window, Lookup, LookupError, Reader, Window};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -56,7 +56,8 @@ async fn read_last_hour(
     budget: &Budget,
     cancel: &CancellationToken,
 ) -> Result<iamwatchd::source::cloudtrail::lookup::Fetched, LookupError> {
-    fetch_window(trail, "us-east-1", budget, &iam(), last_hour(), cancel).await
+    let reader = Reader::own(trail.clone());
+    fetch_window(&reader, "us-east-1", budget, &iam(), last_hour(), cancel).await
 }
 
 #[tokio::test]
@@ -211,7 +212,7 @@ mod streams {
     use std::time::{Duration, Instant};
 
     use chrono::{DateTime, TimeDelta, Utc};
-    use iamwatchd::source::cloudtrail::lookup::Lookup;
+    use iamwatchd::source::cloudtrail::lookup::{Lookup, Reader};
     use iamwatchd::source::cloudtrail::poller::Poller;
     use iamwatchd::source::cloudtrail::schedule::Schedule;
     use iamwatchd::source::cloudtrail::stream::Stream;
@@ -287,7 +288,7 @@ mod streams {
         };
         Poller::new(
             vec![stream],
-            HashMap::from([("us-east-1".to_owned(), client)]),
+            HashMap::from([("us-east-1".to_owned(), Reader::own(client))]),
             2.0,
             schedule(),
         )

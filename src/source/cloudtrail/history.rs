@@ -6,7 +6,7 @@ use chrono::{TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
-use super::lookup::{fetch_window, Lookup, LookupError, Window};
+use super::lookup::{fetch_window, Lookup, LookupError, Reader, Window};
 use crate::event::Record;
 
 /// Every record of the last `since` in `region` that the catalogue could report (IAM and every
@@ -18,7 +18,7 @@ pub async fn history(
     requests_per_second: f64,
 ) -> Result<Vec<Record>, LookupError> {
     let sdk = crate::aws::loader(region, 1).load().await;
-    let client = aws_sdk_cloudtrail::Client::new(&sdk);
+    let reader = Reader::own(aws_sdk_cloudtrail::Client::new(&sdk));
     let budget = Budget::new(requests_per_second);
     let now = Utc::now();
     let window = Window {
@@ -36,7 +36,7 @@ pub async fn history(
     let never = CancellationToken::new();
     let mut records = Vec::new();
     for lookup in lookups {
-        let fetched = fetch_window(&client, region, &budget, &lookup, window, &never).await?;
+        let fetched = fetch_window(&reader, region, &budget, &lookup, window, &never).await?;
         records.extend(fetched.records);
     }
     // A record two lookups find (the root user's IAM call) is one record.

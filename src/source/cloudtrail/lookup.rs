@@ -7,9 +7,12 @@
 
 use std::time::Duration;
 
+use aws_sdk_cloudtrail::error::SdkError;
+use aws_sdk_cloudtrail::operation::lookup_events::{LookupEventsError, LookupEventsOutput};
 use aws_sdk_cloudtrail::primitives::DateTime as SmithyTime;
 use aws_sdk_cloudtrail::types::{Event, LookupAttribute, LookupAttributeKey};
 use aws_sdk_cloudtrail::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +40,70 @@ const TRANSIENT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// The longest backoff after transient failures of one page.
 const MAX_TRANSIENT_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Where pages are read: a CloudTrail client and, for a member account, the account's
+/// credentials and their cache, applied to each request. One client per region then serves
+/// every member account (a client's runtime plugins and configuration are 15 KB; a hundred
+/// accounts held one each per region).
+#[derive(Debug, Clone)]
+pub struct Reader {
+    client: Client,
+    member: Option<aws_sdk_cloudtrail::config::Builder>,
+}
+
+impl Reader {
+    /// Reads with `client` and its own credentials.
+    pub fn own(client: Client) -> Reader {
+        Reader {
+            client,
+            member: None,
+        }
+    }
+
+    /// Reads with `client` (made without credentials, so that nothing is read without the
+    /// member's) and the credentials and identity cache of the member account's `sdk`.
+    /// Without its own identity cache the SDK would give every request a fresh one, and
+    /// assume the role each time.
+    pub fn member(client: Client, sdk: &aws_config::SdkConfig) -> Reader {
+        let mut member = aws_sdk_cloudtrail::config::Builder::default();
+        member.set_credentials_provider(sdk.credentials_provider());
+        if let Some(cache) = sdk.identity_cache() {
+            member.set_identity_cache(cache);
+        }
+        Reader {
+            client,
+            member: Some(member),
+        }
+    }
+
+    /// One page of `lookup` in `window` (the first, or the one `token` names), read with
+    /// the member's credentials.
+    pub(crate) async fn page(
+        &self,
+        lookup: &Lookup,
+        window: Window,
+        token: Option<String>,
+    ) -> Result<LookupEventsOutput, SdkError<LookupEventsError, HttpResponse>> {
+        let request = self
+            .client
+            .lookup_events()
+            .lookup_attributes(lookup.attribute())
+            .start_time(to_smithy(window.start))
+            .end_time(to_smithy(window.end))
+            .max_results(PAGE_SIZE)
+            .set_next_token(token);
+        match &self.member {
+            Some(member) => {
+                request
+                    .customize()
+                    .config_override(member.clone())
+                    .send()
+                    .await
+            }
+            None => request.send().await,
+        }
+    }
+}
 
 /// What one stream asks LookupEvents for (exactly one lookup attribute, as the API demands).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,7 +396,7 @@ impl Pager {
     /// the next call tries the same page again.
     pub(crate) async fn next_page(
         &mut self,
-        client: &Client,
+        reader: &Reader,
         region: &str,
         budget: &Budget,
         cancel: &CancellationToken,
@@ -340,16 +407,9 @@ impl Pager {
             _ = cancel.cancelled() => return Err(cancelled()),
             permit = budget.acquire() => permit,
         };
-        let request = client
-            .lookup_events()
-            .lookup_attributes(self.lookup.attribute())
-            .start_time(to_smithy(self.window.start))
-            .end_time(to_smithy(self.window.end))
-            .max_results(PAGE_SIZE)
-            .set_next_token(self.token.clone());
         let sent = tokio::select! {
             _ = cancel.cancelled() => return Err(cancelled()),
-            sent = request.send() => sent,
+            sent = reader.page(&self.lookup, self.window, self.token.clone()) => sent,
         };
         let page = match sent {
             Ok(page) => {
@@ -414,7 +474,7 @@ impl Pager {
 /// Throttling is waited out for as long as it lasts; a page that fails transiently
 /// [`TRANSIENT_ATTEMPTS`] times in a row ends the read with [`LookupError::Unavailable`].
 pub async fn fetch_window(
-    client: &Client,
+    reader: &Reader,
     region: &str,
     budget: &Budget,
     lookup: &Lookup,
@@ -424,7 +484,7 @@ pub async fn fetch_window(
     let mut pager = Pager::new(lookup.clone(), window);
     let mut pages = Vec::new();
     while !pager.is_done() {
-        match pager.next_page(client, region, budget, cancel).await {
+        match pager.next_page(reader, region, budget, cancel).await {
             Ok((records, _)) => pages.push(records),
             Err(PageError::Failed(error)) => return Err(error),
             Err(PageError::Retry {

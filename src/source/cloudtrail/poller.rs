@@ -35,34 +35,35 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
+use super::lookup::Reader;
 use super::region::RegionRunner;
 use super::schedule::Schedule;
 use crate::source::Intake;
 
 use super::stream::{Counters, Stream};
 
-/// The streams, their clients and budgets, and the schedule.
+/// The streams, their readers and budgets, and the schedule.
 pub struct Poller {
     streams: Vec<Stream>,
-    clients: HashMap<String, aws_sdk_cloudtrail::Client>,
+    readers: HashMap<String, Reader>,
     requests_per_second: f64,
     schedule: Schedule,
     counters: Arc<Counters>,
 }
 
 impl Poller {
-    /// `clients` must hold a CloudTrail client for every stream's region; each region gets one
+    /// `readers` must hold a reader for every stream's region; each region gets one
     /// budget of `requests_per_second`, shared by its streams. Within a region, earlier streams
     /// in `streams` are more urgent than later ones.
     pub fn new(
         streams: Vec<Stream>,
-        clients: HashMap<String, aws_sdk_cloudtrail::Client>,
+        readers: HashMap<String, Reader>,
         requests_per_second: f64,
         schedule: Schedule,
     ) -> Poller {
         Poller {
             streams,
-            clients,
+            readers,
             requests_per_second,
             schedule,
             counters: Arc::new(Counters::default()),
@@ -88,14 +89,14 @@ impl Poller {
         }
         let mut tasks = tokio::task::JoinSet::new();
         for (region, streams) in regions {
-            let Some(client) = self.clients.get(&region).cloned() else {
+            let Some(reader) = self.readers.get(&region).cloned() else {
                 tracing::error!(%region, "no CloudTrail client for this region; its streams are not polled");
                 continue;
             };
             let runner = RegionRunner::new(
                 region,
                 streams,
-                client,
+                reader,
                 Budget::new(self.requests_per_second),
                 self.schedule,
                 self.counters.clone(),

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::budget::Budget;
-use super::lookup::{log_retry, LookupError, PageError, Pager};
+use super::lookup::{log_retry, LookupError, PageError, Pager, Reader};
 use super::schedule::Schedule;
 use super::stream::{Counters, Stream};
 use crate::event::SeenBy;
@@ -62,14 +62,14 @@ pub(crate) const STARVATION_LIMIT: Duration = Duration::from_secs(5 * 60);
 /// first stream's share of the budget.
 const SHARE_OF: u32 = 16;
 
-/// One region's streams, their budget and client.
+/// One region's streams, their budget and reader.
 pub(super) struct RegionRunner {
     region: String,
     streams: Vec<StreamState>,
     /// The last [`SHARE_OF`] pages read, newest in the lowest bit: 1 for a page of a lesser
     /// stream, 0 for one of the first.
     lesser_pages: u16,
-    client: aws_sdk_cloudtrail::Client,
+    reader: Reader,
     budget: Budget,
     schedule: Schedule,
     counters: Arc<Counters>,
@@ -81,7 +81,7 @@ impl RegionRunner {
     pub(super) fn new(
         region: String,
         streams: Vec<Stream>,
-        client: aws_sdk_cloudtrail::Client,
+        reader: Reader,
         budget: Budget,
         schedule: Schedule,
         counters: Arc<Counters>,
@@ -101,7 +101,7 @@ impl RegionRunner {
                 .collect(),
             lesser_pages: 0,
             region,
-            client,
+            reader,
             budget,
             schedule,
             counters,
@@ -250,7 +250,7 @@ impl RegionRunner {
         let active = state.active.as_mut().expect("started above");
         let page = active
             .pager
-            .next_page(&self.client, &self.region, &self.budget, cancel)
+            .next_page(&self.reader, &self.region, &self.budget, cancel)
             .await;
         active.retry_at = None;
         let (records, stats) = match page {
@@ -422,7 +422,7 @@ mod tests {
                 state(Lookup::EventSource("iam.amazonaws.com".into())),
                 state(Lookup::EventName("StopLogging".into())),
             ],
-            client: aws_sdk_cloudtrail::Client::from_conf(config),
+            reader: Reader::own(aws_sdk_cloudtrail::Client::from_conf(config)),
             budget: Budget::new(requests_per_second),
             schedule: Schedule::default(),
             counters: Arc::default(),
