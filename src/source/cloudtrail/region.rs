@@ -378,7 +378,14 @@ impl RegionRunner {
             if complete {
                 // The sweep read up to when it began, so it was this stream's fast pass too:
                 // the next one comes a poll interval after that (at once after a long sweep).
-                state.next_fast = active.began + state.stream.poll_interval;
+                // A stream polled no more often than it is swept (a member's listed streams
+                // at `listed_interval = sweep_interval`) is read by its sweeps alone: its fast
+                // pass would come due just before the next sweep and read the same.
+                state.next_fast = if state.stream.poll_interval >= self.schedule.sweep_interval {
+                    state.next_sweep
+                } else {
+                    active.began + state.stream.poll_interval
+                };
             } else if state.next_fast < now {
                 state.next_fast = now;
             }
@@ -685,5 +692,32 @@ mod tests {
         tokio::time::advance(Duration::from_secs(60)).await;
         runner.end_pass(1, true);
         assert!(runner.streams[1].next_due(Instant::now()) <= Instant::now());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_polled_as_seldom_as_it_is_swept_is_read_by_its_sweeps_alone() {
+        let mut runner = runner(1.0);
+        runner.streams[1].stream.poll_interval = runner.schedule.sweep_interval;
+        let start = Instant::now();
+        runner.streams[1].next_sweep = start;
+        let mut passes = Vec::new();
+        while Instant::now() < start + Duration::from_secs(30 * 60) {
+            let now = Instant::now();
+            if runner.streams[1].next_due(now) <= now {
+                let sweep = (now >= runner.streams[1].next_sweep).then(|| (String::new(), None));
+                passes.push(sweep.is_some());
+                runner.begin(1, now, sweep);
+                tokio::time::advance(Duration::from_millis(300)).await;
+                runner.end_pass(1, true);
+            }
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        let sweeps = (30 * 60) / runner.schedule.sweep_interval.as_secs();
+        assert_eq!(
+            passes.len() as u64,
+            sweeps,
+            "one pass per sweep interval: {passes:?}"
+        );
+        assert!(passes.iter().all(|&sweep| sweep), "{passes:?}");
     }
 }
