@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::config::problem::{join, quote_key, Problems};
 use crate::config::shapes::is_account_id;
 use crate::config::values;
+use crate::source::cloudtrail::LISTED_POLL_INTERVAL;
 
 /// The role every member account holds for the daemon, unless `accounts.member_role` says
 /// otherwise (the member-role template creates it under this name).
@@ -121,6 +122,10 @@ pub struct AccountsConfig {
     pub organizations: Option<OrganizationsConfig>,
     /// What is read in each member account.
     pub streams: MemberStreams,
+    /// How often each member account's listed streams (everything but IAM) have a fast pass:
+    /// at least [`LISTED_POLL_INTERVAL`], at most `poller.sweep_interval` (each stream's sweep
+    /// reads it then anyway).
+    pub listed_interval: Duration,
 }
 
 impl AccountsConfig {
@@ -203,6 +208,9 @@ pub(crate) struct RawAccounts {
     exclude: Vec<String>,
     /// `"all"` (the daemon's own streams) or `"iam"` in each member account.
     streams: MemberStreams,
+    /// How often the listed streams are read in each member account.
+    #[serde(deserialize_with = "values::duration")]
+    listed_interval: Duration,
     /// Discovery through AWS Organizations.
     pub(crate) organizations: RawOrganizations,
 }
@@ -217,6 +225,7 @@ impl Default for RawAccounts {
             include: Vec::new(),
             exclude: Vec::new(),
             streams: MemberStreams::All,
+            listed_interval: LISTED_POLL_INTERVAL,
             organizations: RawOrganizations::default(),
         }
     }
@@ -245,8 +254,12 @@ fn selectors(key: &str, texts: &[String], problems: &mut Problems) -> Vec<Select
 }
 
 impl RawAccounts {
-    /// Validates `[accounts]`.
-    pub(crate) fn validate(&self, problems: &mut Problems) -> AccountsConfig {
+    /// Validates `[accounts]`; `sweep_interval` is `[poller]`'s.
+    pub(crate) fn validate(
+        &self,
+        sweep_interval: Duration,
+        problems: &mut Problems,
+    ) -> AccountsConfig {
         let mut ids = Vec::new();
         for (index, id) in self.ids.iter().enumerate() {
             let id = id.trim();
@@ -338,6 +351,7 @@ impl RawAccounts {
                  [accounts.organizations] enabled = true, or list account IDs",
             );
         }
+        self.validate_listed_interval(sweep_interval, problems);
         AccountsConfig {
             ids,
             names: self
@@ -351,6 +365,33 @@ impl RawAccounts {
             exclude,
             organizations,
             streams: self.streams,
+            listed_interval: self.listed_interval,
+        }
+    }
+
+    /// `listed_interval` between the daemon's own pace and the sweeps' (past which it would
+    /// change nothing: a complete sweep is also a stream's fast pass).
+    fn validate_listed_interval(&self, sweep_interval: Duration, problems: &mut Problems) {
+        let interval = self.listed_interval;
+        let longest = sweep_interval.max(LISTED_POLL_INTERVAL);
+        if interval < LISTED_POLL_INTERVAL || interval > longest {
+            problems.error(
+                "accounts.listed_interval",
+                format!(
+                    "must be between {} (the daemon's own account's pace) and \
+                     poller.sweep_interval ({}: each listed stream's sweep reads it then \
+                     anyway), got {}",
+                    values::show(LISTED_POLL_INTERVAL),
+                    values::show(longest),
+                    values::show(interval)
+                ),
+            );
+        } else if self.streams == MemberStreams::Iam && interval != LISTED_POLL_INTERVAL {
+            problems.warn(
+                "accounts.listed_interval",
+                "has no effect with accounts.streams = \"iam\" (members read no listed \
+                 stream): remove it, or set streams = \"all\"",
+            );
         }
     }
 }
@@ -442,6 +483,32 @@ mod tests {
         assert!(problem_at(&found, "accounts.organizations.refresh_rate")
             .message
             .contains("known keys here: enabled, role_arn, refresh"));
+    }
+
+    #[test]
+    fn members_may_read_their_listed_streams_less_often_never_more() {
+        let load = |text: &str| load_str(&format!("{MINIMAL}{text}"), &[]).unwrap();
+        assert_eq!(load("").accounts.listed_interval, LISTED_POLL_INTERVAL);
+        let slower = load("[accounts]\nlisted_interval = \"5m\"\n");
+        assert_eq!(slower.accounts.listed_interval, Duration::from_secs(300));
+        assert!(slower.warnings.is_empty(), "{:?}", slower.warnings);
+        let longer_sweeps =
+            load("[poller]\nsweep_interval = \"10m\"\n[accounts]\nlisted_interval = \"10m\"\n");
+        assert_eq!(
+            longer_sweeps.accounts.listed_interval,
+            Duration::from_secs(600)
+        );
+        for (text, bound) in [("30s", "got 30s"), ("6m", "poller.sweep_interval (5m")] {
+            let found = problems(&format!(
+                "{MINIMAL}[accounts]\nlisted_interval = \"{text}\"\n"
+            ));
+            let message = &problem_at(&found, "accounts.listed_interval").message;
+            assert!(message.contains(bound), "{message}");
+            assert!(message.contains("between 1m"), "{message}");
+        }
+        let unused = load("[accounts]\nstreams = \"iam\"\nlisted_interval = \"5m\"\n");
+        assert_eq!(unused.warnings.len(), 1);
+        assert!(unused.warnings[0].message.contains("no effect"));
     }
 
     #[test]

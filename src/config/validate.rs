@@ -104,7 +104,7 @@ impl RawConfig {
         let metrics = validate_metrics(&self.metrics, &mut problems);
         let delivery = self.delivery.validate(&mut problems);
         let analysis = self.analysis.validate(&mut problems);
-        let accounts = self.accounts.validate(&mut problems);
+        let accounts = self.accounts.validate(poller.sweep_interval, &mut problems);
 
         if !problems.errors.is_empty() {
             return Err((problems.errors, problems.warnings));

@@ -25,12 +25,8 @@ use crate::source::alarm::AlarmPath;
 use crate::source::cloudtrail::lookup::{Lookup, Reader};
 use crate::source::cloudtrail::poller::Poller;
 use crate::source::cloudtrail::stream::{Counters, Stream};
+use crate::source::cloudtrail::LISTED_POLL_INTERVAL;
 use crate::store::{SharedStore, Store, StoreError};
-
-/// The catalogue's listed calls are few and each group needs its own lookups (one attribute per
-/// call), so their fast passes run at most once a minute: 1 request a minute per stream while
-/// idle, plus its sweep (see the README's cost per stream).
-const LISTED_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How often a daemon whose store opens read-only tries again.
 const READ_ONLY_RETRY: Duration = Duration::from_secs(5);
@@ -206,10 +202,7 @@ pub(crate) async fn estate(
     let home = crate::aws::loader(&config.aws.region, config.aws.max_attempts)
         .load()
         .await;
-    let mut streams = streams(config);
-    if config.accounts.streams == MemberStreams::Iam {
-        streams.truncate(1);
-    }
+    let streams = member_streams(config);
     Some(Estate {
         config: config.accounts.clone(),
         sts: aws_sdk_sts::Client::new(&home),
@@ -260,6 +253,19 @@ fn streams(config: &Config) -> Vec<Stream> {
                 }
             }
         }
+    }
+    streams
+}
+
+/// What each member account reads: the daemon's own streams (only IAM with `streams = "iam"`),
+/// the listed ones at `accounts.listed_interval`.
+fn member_streams(config: &Config) -> Vec<Stream> {
+    let mut streams = streams(config);
+    if config.accounts.streams == MemberStreams::Iam {
+        streams.truncate(1);
+    }
+    for listed in streams.iter_mut().skip(1) {
+        listed.poll_interval = listed.poll_interval.max(config.accounts.listed_interval);
     }
     streams
 }
@@ -390,5 +396,25 @@ mod tests {
 
     fn streams_of_default() -> Vec<Stream> {
         streams(&load_str(MINIMAL, &[]).unwrap())
+    }
+
+    #[test]
+    fn members_read_the_same_streams_and_the_listed_ones_at_their_own_pace() {
+        let members = |accounts: &str| {
+            member_streams(&load_str(&format!("{MINIMAL}[accounts]\n{accounts}"), &[]).unwrap())
+        };
+        assert_eq!(members(""), streams_of_default());
+        let slower = members("listed_interval = \"5m\"\n");
+        assert_eq!(slower.len(), 41);
+        assert_eq!(
+            slower[0].poll_interval,
+            Duration::from_secs(10),
+            "IAM keeps its pace"
+        );
+        assert!(slower[1..]
+            .iter()
+            .all(|s| s.poll_interval == Duration::from_secs(300)));
+        let iam = members("streams = \"iam\"\nlisted_interval = \"5m\"\n");
+        assert_eq!(iam, streams_of_default()[..1]);
     }
 }

@@ -88,7 +88,9 @@ impl DeployFlags {
             flags: &deploy_flags,
         };
         let settings = raw.deploy.validate(&deploy_names, &mut problems);
-        let accounts = raw.accounts.validate(&mut problems);
+        let accounts = raw
+            .accounts
+            .validate(raw.poller.sweep_interval(), &mut problems);
         if let Some(key) = settings
             .kms_key
             .as_deref()

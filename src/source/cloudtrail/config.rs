@@ -8,6 +8,12 @@ use super::schedule::Schedule;
 use crate::config::problem::Problems;
 use crate::config::{defaults, values};
 
+/// The catalogue's listed calls are few and each group needs its own lookups (one attribute per
+/// call), so their fast passes run at most once a minute: 1 request a minute per stream while
+/// idle, plus its sweep (see the README's cost per stream). Member accounts may read them less
+/// often (`accounts.listed_interval`), never more often.
+pub const LISTED_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Where the poller starts when it has no stored cursor yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartFrom {
@@ -93,6 +99,12 @@ impl Default for RawPoller {
 }
 
 impl RawPoller {
+    /// `sweep_interval` as written, for the sections checked against it without `[poller]`'s
+    /// own validation (`deploy` reads `[accounts]`).
+    pub(crate) fn sweep_interval(&self) -> Duration {
+        self.sweep_interval
+    }
+
     /// Validates `[poller]`: a budget within the API's limit, windows that leave no gap.
     pub(crate) fn validate(&self, problems: &mut Problems) -> PollerConfig {
         let raw = self;

@@ -35,5 +35,5 @@ pub mod schedule;
 pub mod stream;
 
 pub(crate) use config::RawPoller;
-pub use config::{PollerConfig, StartFrom};
+pub use config::{PollerConfig, StartFrom, LISTED_POLL_INTERVAL};
 pub use history::history;
