@@ -20,9 +20,9 @@ Figures (each against its goal):
    after 10 minutes (1 in quick mode); RSS with a store of 1,000,000 seen eventIDs, and that
    store's size on disk.
 5. Burst digests: a synthetic apply through the library's digest plan on a simulated clock.
-6. Accounts (only with ``--only accounts``: about 35 minutes): one daemon watching an
+6. Accounts (only with ``--only accounts``: about 40 minutes): one daemon watching an
    organization of N member accounts (and N / 5) at a 10 s poll interval, with
-   ``[accounts] streams`` "iam" and "all": CPU, RSS, added latency per account, AssumeRole
+   ``[accounts] streams`` "iam", "all", and "all" with ``listed_interval = "5m"``: CPU, RSS, added latency per account, AssumeRole
    calls and LookupEvents requests per member, throttles; the cost per member and a projection
    to 1,000 accounts.
 
@@ -152,7 +152,7 @@ def accounts_rows(a: dict[str, Any]) -> list[list[str]]:
     rows = []
     for run in a["runs"]:
         at_target = run["accounts"] == a["target_accounts"]
-        head = f"6 {run['accounts']} accounts, streams {run['streams']}"
+        head = f"6 {run['accounts']} accounts, streams {run.get('choice', run['streams'])}"
         lat = run["latency"]
         p99 = lat["p99_s"] if lat["p99_s"] is not None else float("inf")
         rows += [

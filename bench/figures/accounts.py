@@ -4,7 +4,8 @@ The emulator gets an organization of N member accounts (``CreateAccount``), each
 member role ``iamwatchd-member`` trusting the management account, as the member-role template
 makes it. ``iamwatchd run`` discovers them through Organizations and reads each through its
 role, at a 10 s poll interval and the shipped budget of 1 LookupEvents request/s per account,
-with ``[accounts] streams`` "iam" or "all". Once every member is watched and has polled, and
+with ``[accounts] streams`` "iam" or "all", and "all" once more with ``listed_interval = "5m"``
+(the listed streams read once per sweep). Once every member is watched and has polled, and
 ``SETTLE_S`` more, a quiet window measures what watching costs: the daemon's CPU-seconds
 (``/proc/<pid>/stat``) over the window, its RSS (VmRSS, anonymous and file-backed) at the end,
 and from the emulator's per-account counters the AssumeRole calls and the LookupEvents requests
@@ -42,6 +43,8 @@ SETTLE_S = 30  # after every member's first pass: the first sweeps and alias loo
 LATENCY_SPREAD_S = 60.0  # the changes of the latency phase, one per member, over this long
 SENDER = "iamwatchd@example.com"
 PROJECTED = 1000  # accounts
+# What the members read: (label, accounts.streams, accounts.listed_interval or the default).
+CHOICES = [("iam", "iam", None), ("all", "all", None), ("all, listed 5m", "all", "5m")]
 
 
 @dataclasses.dataclass
@@ -180,14 +183,19 @@ def latency_phase(emulator: Emulator, daemon: Daemon, members: list[Member]) -> 
     }
 
 
-def run(args: argparse.Namespace, mode: Mode, n: int, streams: str) -> dict[str, Any]:
-    """One daemon watching ``n`` members with ``streams``: its settle time, the quiet window's
+def work_dir(label: str, n: int) -> Path:
+    return WORK / f"accounts-{re.sub(r'[^a-z0-9]+', '-', label)}-{n}"
+
+
+def run(args: argparse.Namespace, mode: Mode, n: int, choice: tuple[str, str, str | None]) -> dict[str, Any]:
+    """One daemon watching ``n`` members with ``choice``: its settle time, the quiet window's
     figures and the latency phase's."""
-    work = fresh(WORK / f"accounts-{streams}-{n}")
+    label, streams, listed = choice
+    work = fresh(work_dir(label, n))
     emulator = Emulator(work, lookup_rate=API_RATE)
     daemon = None
     try:
-        log(f"figure 6: an organization of {n} members ({streams})")
+        log(f"figure 6: an organization of {n} members ({label})")
         members = organization(emulator, n)
         ids = [m.id for m in members]
         port = free_port()
@@ -205,6 +213,7 @@ listen = "127.0.0.1:{port}"
 [accounts]
 member_role = "{MEMBER_ROLE}"
 streams = "{streams}"
+{f'listed_interval = "{listed}"' if listed else ""}
 
 [accounts.organizations]
 enabled = true
@@ -241,6 +250,8 @@ enabled = true
     return {
         "accounts": n,
         "streams": streams,
+        "listed_interval": listed or "1m",
+        "choice": label,
         "settled_s": round(settled_s, 1),
         "window_s": round(window, 1),
         "cpu_s": round(last["cpu_s"] - first["cpu_s"], 2),
@@ -277,21 +288,22 @@ def accounts(args: argparse.Namespace, mode: Mode) -> dict[str, Any]:
     # The goal's size first; each run's figures are kept beside its work directory as soon as
     # they are measured, so an interrupted half hour leaves what it measured.
     for n in sizes:
-        for streams in ("iam", "all"):
-            runs.append(run(args, mode, n, streams))
-            (WORK / f"accounts-{streams}-{n}" / "result.json").write_text(json.dumps(runs[-1], indent=1))
-    runs.sort(key=lambda r: (r["streams"] != "iam", r["accounts"]))
+        for choice in CHOICES:
+            runs.append(run(args, mode, n, choice))
+            (work_dir(choice[0], n) / "result.json").write_text(json.dumps(runs[-1], indent=1))
+    order = [label for label, _, _ in CHOICES]
+    runs.sort(key=lambda r: (order.index(r["choice"]), r["accounts"]))
     out: dict[str, Any] = {"target_accounts": target, "poll_interval_s": POLL_INTERVAL,
                            "window_s": mode.accounts_window, "runs": runs, "per_member": {}}
-    for streams in ("iam", "all"):
-        measured = [r for r in runs if r["streams"] == streams]
+    for label in order:
+        measured = [r for r in runs if r["choice"] == label]
         if len(measured) < 2:
             continue
         small, large = measured[0], measured[-1]
         rss_mb = per_member(small, large, "rss_mb")
         anon_mb = per_member(small, large, "anonymous_mb")
         cpu = per_member(small, large, "cpu_percent")
-        out["per_member"][streams] = {
+        out["per_member"][label] = {
             "sizes": [small["accounts"], large["accounts"]],
             "rss_kb": round(1024 * rss_mb),
             "anonymous_kb": round(1024 * anon_mb),
