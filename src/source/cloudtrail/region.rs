@@ -52,6 +52,11 @@ impl StreamState {
             self.next_sweep
         }
     }
+
+    /// Whether the pass that starts at `now` is a sweep (else the fast pass).
+    fn sweep_due(&self, now: Instant) -> bool {
+        now >= self.next_sweep
+    }
 }
 
 /// How long a less urgent stream waits at most for the first stream of its region to finish
@@ -228,7 +233,7 @@ impl RegionRunner {
     ) -> bool {
         let now = Instant::now();
         if self.streams[index].active.is_none() {
-            let sweep = if now >= self.streams[index].next_sweep {
+            let sweep = if self.streams[index].sweep_due(now) {
                 let key = self.streams[index].stream.cursor_key();
                 match intake.cursor(&key).await {
                     Ok(cursor) => Some((key, cursor)),
@@ -610,7 +615,7 @@ mod tests {
                 continue;
             };
             let state = &runner.streams[index];
-            let sweep = now >= state.next_sweep;
+            let sweep = state.sweep_due(now);
             let due = state.next_fast;
             runner.begin(index, now, sweep.then(|| (String::new(), None)));
             let permit = runner.budget.acquire().await;
@@ -704,7 +709,9 @@ mod tests {
         while Instant::now() < start + Duration::from_secs(30 * 60) {
             let now = Instant::now();
             if runner.streams[1].next_due(now) <= now {
-                let sweep = (now >= runner.streams[1].next_sweep).then(|| (String::new(), None));
+                let sweep = runner.streams[1]
+                    .sweep_due(now)
+                    .then(|| (String::new(), None));
                 passes.push(sweep.is_some());
                 runner.begin(1, now, sweep);
                 tokio::time::advance(Duration::from_millis(300)).await;
